@@ -1,0 +1,67 @@
+"""Who may ask: the client access list, matched by longest prefix (as Unbound's
+``access-control``)."""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Access(enum.Enum):
+    ALLOW = "allow"  # recursion allowed; RD=0 queries REFUSED
+    ALLOW_SNOOP = "allow_snoop"  # as allow, and RD=0 queries answered too
+    REFUSE = "refuse"  # answer REFUSED
+    DENY = "deny"  # drop silently
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRule:
+    network: IPNetwork
+    access: Access
+
+    @classmethod
+    def parse(cls, text: str) -> AccessRule:
+        """``"CIDR"`` (allow) or ``"CIDR ACTION"``, e.g. ``"10.0.0.0/8 allow_snoop"``."""
+        parts = text.split()
+        if not 1 <= len(parts) <= 2:
+            raise ValueError(f"expected 'CIDR [allow|allow_snoop|refuse|deny]', got {text!r}")
+        network = ipaddress.ip_network(parts[0], strict=False)
+        try:
+            access = Access(parts[1]) if len(parts) == 2 else Access.ALLOW
+        except ValueError:
+            raise ValueError(
+                f"unknown access {parts[1]!r}: one of allow, allow_snoop, refuse, deny"
+            ) from None
+        return cls(network, access)
+
+    def __str__(self) -> str:
+        return f"{self.network} {self.access.value}"
+
+
+LOOPBACK_RULES = (
+    AccessRule(ipaddress.ip_network("127.0.0.0/8"), Access.ALLOW),
+    AccessRule(ipaddress.ip_network("::1/128"), Access.ALLOW),
+)
+
+
+class AccessList:
+    """The most specific matching rule wins; no match is REFUSE (Unbound's default)."""
+
+    def __init__(self, rules: Iterable[AccessRule]) -> None:
+        self._rules = sorted(rules, key=lambda r: r.network.prefixlen, reverse=True)
+
+    def decide(self, client: str) -> Access:
+        try:
+            ip = ipaddress.ip_address(client.split("%", 1)[0])
+        except ValueError:
+            return Access.REFUSE
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        for rule in self._rules:
+            if ip.version == rule.network.version and ip in rule.network:
+                return rule.access
+        return Access.REFUSE

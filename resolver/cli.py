@@ -1,0 +1,204 @@
+"""The command line: ``rootwalk serve | lab | query | check-config``.
+
+Only this module calls ``sys.exit`` (through ``main``'s return value); errors in settings
+exit with status 2 and a message naming the file, line and key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import ipaddress
+import logging
+import os
+import sys
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from resolver.config import ConfigError, Endpoint, Settings, build_settings
+from resolver.core.hints import HintsError
+from resolver.lab.description import LabDescriptionError
+from resolver.paths import lab_description, lab_root_hints
+from resolver.stub import StubError, run_query
+
+LAB_PORT = 10053
+LAB_LISTEN_PORT = 5300
+
+
+def _run(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop when it is installed (faster sockets), else on asyncio's loop."""
+    try:
+        import uvloop  # noqa: PLC0415
+    except ImportError:
+        asyncio.run(coroutine)
+    else:
+        uvloop.run(coroutine)
+
+
+def _add_resolver_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML settings file")
+    parser.add_argument(
+        "--listen",
+        action="append",
+        metavar="ADDR:PORT",
+        help="listen address (repeatable); IPv6 as [::1]:53",
+    )
+    parser.add_argument("--root-hints", metavar="FILE", help="root hints master file")
+    parser.add_argument(
+        "--allow-clients",
+        action="append",
+        metavar="CIDR",
+        help="clients allowed to query, besides loopback (repeatable)",
+    )
+    parser.add_argument(
+        "--outbound-allow",
+        action="append",
+        metavar="CIDR",
+        help="networks the resolver may send queries to (repeatable)",
+    )
+    parser.add_argument("--outbound-port", metavar="N", help="port of upstream servers")
+    parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rootwalk", description="A recursive DNS resolver.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the resolver")
+    _add_resolver_flags(serve)
+
+    lab = commands.add_parser("lab", help="run the lab and a resolver pointed at it")
+    _add_resolver_flags(lab)
+    lab.add_argument(
+        "--lab-port",
+        type=int,
+        default=LAB_PORT,
+        metavar="N",
+        help=f"port of the lab's servers (default {LAB_PORT})",
+    )
+
+    check = commands.add_parser("check-config", help="validate settings and exit")
+    _add_resolver_flags(check)
+
+    query = commands.add_parser("query", help="ask a resolver, applying search list and ndots")
+    query.add_argument("name")
+    query.add_argument("type", nargs="?", default="A")
+    query.add_argument("--server", metavar="ADDR[:PORT]", help="resolver to ask")
+    query.add_argument("--search", action="append", metavar="DOMAIN", help="search domain")
+    query.add_argument("--ndots", type=int, metavar="N", help="dots before trying as-is first")
+    query.add_argument("--tcp", action="store_true", help="ask over TCP")
+    query.add_argument("--timeout", type=float, default=5.0, metavar="S")
+    return parser
+
+
+def _flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "listen": args.listen,
+        "root_hints": args.root_hints,
+        "allow_clients": args.allow_clients,
+        "outbound_allow": args.outbound_allow,
+        "outbound_port": args.outbound_port,
+        "log_level": args.log_level,
+    }
+
+
+def _settings(args: argparse.Namespace, base: Settings | None = None) -> Settings:
+    return build_settings(
+        base=base, config_file=args.config, environ=os.environ, flags=_flag_values(args)
+    )
+
+
+def _lab_base(lab_port: int) -> Settings:
+    """The lab's defaults: its hints, its port, loopback only, listening on :5300."""
+    return Settings(
+        listen=(Endpoint("127.0.0.1", LAB_LISTEN_PORT), Endpoint("::1", LAB_LISTEN_PORT)),
+        root_hints=lab_root_hints(),
+        outbound_allow=(ipaddress.ip_network("127.0.0.0/8"),),
+        outbound_port=lab_port,
+    )
+
+
+def _print_lab_banner(settings: Settings) -> None:
+    endpoint = settings.listen[0]
+    at = f"@{endpoint.host} -p {endpoint.port}"
+    names = [
+        "www.example.lab A",
+        "www.example.lab AAAA",
+        "alias.example.lab A",
+        "chain.example.lab A",
+        "nx.example.lab A",
+        "www.example.lab MX",
+        "big.example.lab TXT",
+        "www.glueless.lab A",
+        "anything.wild.example.lab A",
+        "www.deadns.lab A",
+        "www.lame.lab A",
+        "loop.example.lab A",
+    ]
+    print(f"rootwalk lab: resolver on {', '.join(map(str, settings.listen))}; try:", flush=True)
+    for name in names:
+        print(f"  dig {at} {name}", flush=True)
+
+
+def _command_serve(args: argparse.Namespace) -> int:
+    from resolver.server import serve  # noqa: PLC0415
+
+    settings = _settings(args)
+    _setup_logging(settings.log_level)
+    _run(serve(settings))
+    return 0
+
+
+def _command_lab(args: argparse.Namespace) -> int:
+    from resolver.lab.server import Lab  # noqa: PLC0415
+    from resolver.server import serve_lab  # noqa: PLC0415
+
+    if not 1 <= args.lab_port <= 65535:
+        raise ConfigError(f"--lab-port: port out of range: {args.lab_port}")
+    settings = _settings(args, _lab_base(args.lab_port))
+    settings = dataclasses.replace(settings, outbound_port=args.lab_port)
+    _setup_logging(settings.log_level)
+    lab = Lab.from_file(lab_description(), args.lab_port)
+    _run(serve_lab(settings, lab, lambda: _print_lab_banner(settings)))
+    return 0
+
+
+def _command_check_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    for field in dataclasses.fields(settings):
+        print(f"{field.name} = {getattr(settings, field.name)}")
+    return 0
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        match args.command:
+            case "serve":
+                return _command_serve(args)
+            case "lab":
+                return _command_lab(args)
+            case "check-config":
+                return _command_check_config(args)
+            case "query":
+                return run_query(args)
+    except (ConfigError, HintsError, LabDescriptionError) as exc:
+        print(f"rootwalk: {exc}", file=sys.stderr)
+        return 2
+    except StubError as exc:
+        print(f"rootwalk query: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"rootwalk: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 2

@@ -1,0 +1,249 @@
+"""One frozen Settings object, built from defaults, a TOML file, ``ROOTWALK_*`` environment
+variables and command-line flags, in rising precedence.
+
+Every value from every source goes through the same converter, so a bad value reads the
+same wherever it came from: ``FILE: line N: key 'listen': ...`` for the file (the line when
+the key can be found, or the TOML parser's line for syntax errors), ``ROOTWALK_LISTEN: ...``
+for the environment, ``--listen: ...`` for flags. Names in the file are absolute or
+relative to the root (see :mod:`resolver.names`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from resolver.access import AccessRule
+from resolver.paths import real_root_hints
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(ValueError):
+    """A setting is wrong; the message names the source, the key, and the line if known."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """An address and port; IPv6 is written ``[::1]:5300``."""
+
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str, default_port: int | None = None) -> Endpoint:
+        match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d+))?|([0-9.]+)(?::(\d+))?", text.strip())
+        if match is None:
+            raise ValueError(f"not ADDR:PORT or [V6ADDR]:PORT: {text!r}")
+        host = match.group(1) or match.group(3)
+        port_text = match.group(2) or match.group(4)
+        if port_text is None and default_port is None:
+            raise ValueError(f"no port in {text!r}")
+        port = int(port_text) if port_text is not None else default_port
+        assert port is not None
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port out of range in {text!r}")
+        return cls(str(ipaddress.ip_address(host)), port)
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _default_listen(port: int) -> tuple[Endpoint, ...]:
+    return (Endpoint("127.0.0.1", port), Endpoint("::1", port))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the resolver can be told. Timeouts are settings so tests can shrink them."""
+
+    listen: tuple[Endpoint, ...] = _default_listen(53)
+    root_hints: Path = field(default_factory=real_root_hints)
+    allow_clients: tuple[AccessRule, ...] = ()
+    """Added to the built-in rules (loopback allowed, everything else REFUSED)."""
+    outbound_allow: tuple[IPNetwork, ...] = (
+        ipaddress.ip_network("0.0.0.0/0"),
+        ipaddress.ip_network("::/0"),
+    )
+    outbound_port: int = 53
+    log_level: str = "INFO"
+    upstream_timeout_s: float = 1.0
+    client_deadline_s: float = 4.0
+    tcp_idle_timeout_s: float = 10.0
+    max_tcp_connections: int = 256
+
+
+# --- converters: raw value (TOML value, or a string from env/flags) -> typed value --------
+
+
+def _split_list(raw: Any) -> list[str]:
+    """A list from TOML, or a comma-separated string from the environment or a flag."""
+    if isinstance(raw, str):
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+        return list(raw)
+    raise ValueError("expected a list of strings")
+
+
+def _endpoints(raw: Any) -> tuple[Endpoint, ...]:
+    values = tuple(Endpoint.parse(item) for item in _split_list(raw))
+    if not values:
+        raise ValueError("at least one listen address is needed")
+    return values
+
+
+def _networks(raw: Any) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(item, strict=False) for item in _split_list(raw))
+
+
+def _access_rules(raw: Any) -> tuple[AccessRule, ...]:
+    return tuple(AccessRule.parse(item) for item in _split_list(raw))
+
+
+def _path(raw: Any) -> Path:
+    if not isinstance(raw, str) or not raw:
+        raise ValueError("expected a file name")
+    return Path(raw)
+
+
+def _port(raw: Any) -> int:
+    value = _integer(raw)
+    if not 1 <= value <= 65535:
+        raise ValueError(f"port out of range: {value}")
+    return value
+
+
+def _integer(raw: Any) -> int:
+    if isinstance(raw, bool):
+        raise ValueError("expected a whole number")
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str) and raw.strip().isdigit():
+        return int(raw)
+    raise ValueError(f"expected a whole number, got {raw!r}")
+
+
+def _positive_int(raw: Any) -> int:
+    value = _integer(raw)
+    if value < 1:
+        raise ValueError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seconds(raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise ValueError("expected seconds")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected seconds, got {raw!r}") from None
+    if not 0 < value <= 3600:
+        raise ValueError(f"must be more than 0 and at most 3600 seconds, got {value:g}")
+    return value
+
+
+def _log_level(raw: Any) -> str:
+    if not isinstance(raw, str) or raw.upper() not in logging.getLevelNamesMapping():
+        raise ValueError(f"unknown log level {raw!r}: DEBUG, INFO, WARNING or ERROR")
+    return raw.upper()
+
+
+CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "listen": _endpoints,
+    "root_hints": _path,
+    "allow_clients": _access_rules,
+    "outbound_allow": _networks,
+    "outbound_port": _port,
+    "log_level": _log_level,
+    "upstream_timeout_s": _seconds,
+    "client_deadline_s": _seconds,
+    "tcp_idle_timeout_s": _seconds,
+    "max_tcp_connections": _positive_int,
+}
+assert set(CONVERTERS) == {f.name for f in dataclasses.fields(Settings)}
+
+ENV_PREFIX = "ROOTWALK_"
+
+
+def _key_line(text: str, key: str) -> int | None:
+    """The line where ``key = ...`` stands in a TOML text (1-based), if it can be found."""
+    pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.match(line):
+            return number
+    return None
+
+
+def _convert(key: str, raw: Any, where: str) -> Any:
+    try:
+        return CONVERTERS[key](raw)
+    except ValueError as exc:
+        raise ConfigError(f"{where}key '{key}': {exc}") from None
+
+
+def values_from_file(path: Path) -> dict[str, Any]:
+    """The settings a TOML file gives, converted; errors name the file, line and key."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        line = _key_line(text, key)
+        where = f"{path}: line {line}: " if line else f"{path}: "
+        if key not in CONVERTERS:
+            raise ConfigError(
+                f"{where}key '{key}': unknown setting (known: {', '.join(CONVERTERS)})"
+            )
+        values[key] = _convert(key, raw, where)
+    if "root_hints" in values and not values["root_hints"].is_absolute():
+        values["root_hints"] = path.parent / values["root_hints"]
+    return values
+
+
+def values_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Settings from ``ROOTWALK_<KEY>`` variables (lists comma-separated)."""
+    values: dict[str, Any] = {}
+    for key in CONVERTERS:
+        name = ENV_PREFIX + key.upper()
+        if name in environ:
+            values[key] = _convert(key, environ[name], f"{name}: ")
+    return values
+
+
+def values_from_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings from command-line flags already split by argparse (None = not given)."""
+    values: dict[str, Any] = {}
+    for key, raw in flags.items():
+        if raw is None or key not in CONVERTERS:
+            continue
+        text = ",".join(raw) if isinstance(raw, list) else str(raw)
+        values[key] = _convert(key, text, f"--{key.replace('_', '-')}: ")
+    return values
+
+
+def build_settings(
+    *,
+    base: Settings | None = None,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Defaults (or ``base``) < file < environment < flags."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        values.update(values_from_file(config_file))
+    values.update(values_from_env(environ or {}))
+    values.update(values_from_flags(flags or {}))
+    return dataclasses.replace(base or Settings(), **values)

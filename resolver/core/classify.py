@@ -1,0 +1,143 @@
+"""Classifying a scrubbed reply: answer, CNAME, NXDOMAIN, NODATA, referral or lame.
+
+The categories follow RFC 1034 §5.3.3 step 4 and RFC 2308 §2 (negative answers), with
+Unbound's names where they help (``iter_utils``/``response_type``).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+from resolver.core.scrub import ScrubbedReply, scrub_reply
+from resolver.core.zonecut import ZoneCut, cut_from_ns
+
+
+class ReplyKind(enum.Enum):
+    ANSWER = "answer"
+    CNAME = "cname"  # the chain leaves the zone asked: restart at the new name
+    NXDOMAIN = "nxdomain"
+    NODATA = "nodata"
+    REFERRAL = "referral"
+    LAME = "lame"  # the server does not serve the zone it was asked about
+    SERVER_ERROR = "server error"  # SERVFAIL, REFUSED, NOTIMP, FORMERR without EDNS...
+    EDNS_UNSUPPORTED = "edns unsupported"  # FORMERR to a query with EDNS (RFC 6891 §7)
+    CNAME_LOOP = "cname loop"
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifiedReply:
+    kind: ReplyKind
+    chain: tuple[dns.rrset.RRset, ...] = ()
+    """CNAMEs followed inside this reply, then the final RRsets for ANSWER."""
+    next_qname: dns.name.Name | None = None
+    """The name the chain ends at (the name still to resolve for CNAME)."""
+    soa: dns.rrset.RRset | None = None
+    referral: ZoneCut | None = None
+    detail: str = ""
+
+
+def negative_soa(rrset: dns.rrset.RRset) -> dns.rrset.RRset:
+    """The SOA of a negative answer with TTL min(SOA TTL, SOA MINIMUM) (RFC 2308 §3, §5)."""
+    return dns.rrset.from_rdata_list(rrset.name, min(rrset.ttl, rrset[0].minimum), list(rrset))
+
+
+def _follow_chain(
+    scrubbed: ScrubbedReply, qname: dns.name.Name, qtype: dns.rdatatype.RdataType
+) -> tuple[list[dns.rrset.RRset], dns.name.Name, bool, bool]:
+    """Follow CNAMEs through the answer section (RFC 1034 §4.3.2 step 3a, §5.3.3 step 4c).
+
+    Returns the RRsets used, the final name, whether the final name was answered, and
+    whether the chain looped.
+    """
+    chain: list[dns.rrset.RRset] = []
+    current = qname
+    seen = {qname}
+    while True:
+        matching = [
+            rrset
+            for rrset in scrubbed.answer
+            if rrset.name == current
+            and (rrset.rdtype == qtype or (qtype == dns.rdatatype.ANY and len(rrset) > 0))
+        ]
+        if matching:
+            chain.extend(matching)
+            return chain, current, True, False
+        cname = next(
+            (
+                rrset
+                for rrset in scrubbed.answer
+                if rrset.name == current and rrset.rdtype == dns.rdatatype.CNAME
+            ),
+            None,
+        )
+        if cname is None:
+            return chain, current, False, False
+        chain.append(cname)
+        current = cname[0].target
+        if current in seen:
+            return chain, current, False, True
+        seen.add(current)
+
+
+def classify_reply(
+    message: dns.message.Message,
+    zone: dns.name.Name,
+    qname: dns.name.Name,
+    qtype: dns.rdatatype.RdataType,
+    *,
+    used_edns: bool,
+) -> ClassifiedReply:
+    """What a reply from a server of ``zone`` to ``qname``/``qtype`` means for the walk."""
+    rcode = message.rcode()
+    if rcode == dns.rcode.FORMERR and used_edns:
+        return ClassifiedReply(ReplyKind.EDNS_UNSUPPORTED, detail="FORMERR to EDNS")
+    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        return ClassifiedReply(ReplyKind.SERVER_ERROR, detail=dns.rcode.to_text(rcode))
+
+    scrubbed = scrub_reply(message, zone)
+    chain, final_name, answered, looped = _follow_chain(scrubbed, qname, qtype)
+    if looped:
+        return ClassifiedReply(ReplyKind.CNAME_LOOP, tuple(chain), final_name)
+    if answered:
+        return ClassifiedReply(ReplyKind.ANSWER, tuple(chain), final_name)
+    if chain and not final_name.is_subdomain(zone):
+        return ClassifiedReply(ReplyKind.CNAME, tuple(chain), final_name)
+
+    soa = next(
+        (
+            rrset
+            for rrset in scrubbed.authority
+            if rrset.rdtype == dns.rdatatype.SOA and final_name.is_subdomain(rrset.name)
+        ),
+        None,
+    )
+    negative = negative_soa(soa) if soa is not None and len(soa) else None
+    if rcode == dns.rcode.NXDOMAIN:
+        return ClassifiedReply(ReplyKind.NXDOMAIN, tuple(chain), final_name, negative)
+
+    delegation = next(
+        (
+            rrset
+            for rrset in scrubbed.authority
+            if rrset.rdtype == dns.rdatatype.NS
+            and rrset.name != zone
+            and final_name.is_subdomain(rrset.name)
+        ),
+        None,
+    )
+    if delegation is not None and negative is None:
+        if chain:  # an in-zone CNAME target that is delegated further down
+            return ClassifiedReply(ReplyKind.CNAME, tuple(chain), final_name)
+        cut = cut_from_ns(delegation, list(scrubbed.additional))
+        return ClassifiedReply(ReplyKind.REFERRAL, referral=cut, next_qname=final_name)
+    if negative is not None or message.flags & dns.flags.AA:
+        return ClassifiedReply(ReplyKind.NODATA, tuple(chain), final_name, negative)
+    return ClassifiedReply(ReplyKind.LAME, detail="no answer, referral or SOA")

@@ -1,0 +1,79 @@
+"""Events fed into a Resolution (past-tense facts) and the actions it returns (commands)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import dns.message
+import dns.name
+import dns.rdatatype
+
+from resolver.model import Question, Result
+
+
+class Failure(enum.Enum):
+    """Why one upstream query produced no usable reply."""
+
+    TIMEOUT = "timed out"
+    NETWORK_ERROR = "network error"
+    MALFORMED = "malformed reply"
+    PROHIBITED = "destination not in the outbound allow-list"
+
+
+# Events -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyReceived:
+    """A reply that matched our query's ID, source and question (RFC 5452 §9.1)."""
+
+    ref: int
+    message: dns.message.Message
+    rtt_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueryFailed:
+    ref: int
+    failure: Failure
+
+
+@dataclass(frozen=True, slots=True)
+class SubqueryDone:
+    ref: int
+    result: Result
+
+
+Event = ReplyReceived | QueryFailed | SubqueryDone
+
+
+# Actions ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendQuery:
+    """Ask ``server`` (an IP address; the transport adds the port) one question."""
+
+    ref: int
+    server: str
+    qname: dns.name.Name
+    qtype: dns.rdatatype.RdataType
+    use_edns: bool
+    zone: dns.name.Name
+
+
+@dataclass(frozen=True, slots=True)
+class StartSubquery:
+    """Resolve ``question`` as a separate resolution and report back with SubqueryDone."""
+
+    ref: int
+    question: Question
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    result: Result
+
+
+Action = SendQuery | StartSubquery | Finished

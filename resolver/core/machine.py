@@ -1,0 +1,323 @@
+"""One question, one state machine: iterative resolution (RFC 1034 §5.3.3).
+
+A :class:`Resolution` starts at the closest known zone cut (the root hints), asks one server
+at a time, follows referrals down, restarts at the target of a CNAME that leaves the zone,
+and finishes with an answer, a negative answer (RFC 2308) or SERVFAIL. Addresses of glueless
+name servers come from separate sub-resolutions (``StartSubquery``), which the mesh runs.
+
+The machine is sans-IO: it never sends, sleeps or reads a clock. ``start`` and ``handle``
+return actions; the driver performs them and feeds the outcomes back as events.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import typing
+from collections import Counter
+
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+from resolver.core.classify import ClassifiedReply, ReplyKind, classify_reply
+from resolver.core.events import (
+    Action,
+    Event,
+    Failure,
+    Finished,
+    QueryFailed,
+    ReplyReceived,
+    SendQuery,
+    StartSubquery,
+    SubqueryDone,
+)
+from resolver.core.zonecut import ZoneCut, addresses_of
+from resolver.limits import Budget
+from resolver.model import ExtendedError, Question, Result, servfail
+
+
+class State(enum.Enum):
+    INIT = "init"  # find the zone cut for the current name
+    QUERY_TARGETS = "query targets"  # pick a server, or find a glueless server's address
+    WAIT_REPLY = "wait reply"
+    WAIT_SUBQUERY = "wait subquery"
+    FINISHED = "finished"
+
+
+class Resolution:
+    """Iterative resolution of one question, as a state machine."""
+
+    def __init__(
+        self,
+        question: Question,
+        *,
+        root: ZoneCut,
+        budget: Budget,
+        rng: random.Random,
+    ) -> None:
+        self.question = question
+        self.state = State.INIT
+        self.qname = question.qname
+        self.chain: list[dns.rrset.RRset] = []
+        self._root = root
+        self._budget = budget
+        self._rng = rng
+        self._cut = root.copy()
+        self._tried: set[str] = set()
+        self._no_edns: set[str] = set()
+        self._outcomes: list[str] = []
+        self._asked_ns: set[dns.name.Name] = set()
+        self._names_seen: set[dns.name.Name] = {question.qname}
+        self._referrals = 0
+        self._next_ref = 0
+        self._pending: SendQuery | None = None
+        self._pending_subquery: tuple[int, dns.name.Name] | None = None
+        self.result: Result | None = None
+
+    @property
+    def zone(self) -> dns.name.Name:
+        """The zone whose servers the machine is asking now."""
+        return self._cut.zone
+
+    # --- entry points ------------------------------------------------------------------------
+
+    def start(self, now: float) -> list[Action]:
+        """Begin the walk; returns the first actions."""
+        del now  # the cache (not yet here) is the only reader of time in the core
+        return self._advance()
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        """Feed one event; returns the next actions (empty while waiting)."""
+        del now
+        if self.state is State.FINISHED:
+            return []
+        match event:
+            case ReplyReceived():
+                if self._pending is None or event.ref != self._pending.ref:
+                    return []
+                return self._on_reply(event)
+            case QueryFailed():
+                if self._pending is None or event.ref != self._pending.ref:
+                    return []
+                return self._on_query_failed(event)
+            case SubqueryDone():
+                if self._pending_subquery is None or event.ref != self._pending_subquery[0]:
+                    return []
+                return self._on_subquery_done(event)
+            case _:
+                typing.assert_never(event)
+
+    # --- the dispatcher and one handler per state ----------------------------------------
+
+    def _advance(self) -> list[Action]:
+        while True:
+            match self.state:
+                case State.INIT:
+                    self._enter_init()
+                case State.QUERY_TARGETS:
+                    return self._query_targets()
+                case State.WAIT_REPLY | State.WAIT_SUBQUERY:
+                    return []
+                case State.FINISHED:
+                    assert self.result is not None
+                    return [Finished(self.result)]
+                case _:
+                    typing.assert_never(self.state)
+
+    def _enter_init(self) -> None:
+        """INIT: the closest known zone cut for the current name (RFC 1034 §5.3.3 step 2)."""
+        self._set_cut(self._root.copy())
+        self.state = State.QUERY_TARGETS
+
+    def _query_targets(self) -> list[Action]:
+        """QUERY_TARGETS: ask the next untried server, or start a glueless lookup."""
+        candidates = [a for a in self._cut.addresses() if a not in self._tried]
+        if candidates:
+            server = self._rng.choice(candidates)
+            return self._send(server)
+        glueless = [
+            ns
+            for ns in self._cut.glueless()
+            if ns not in self._asked_ns and not ns.is_subdomain(self._cut.zone)
+        ]
+        if glueless:
+            ns_name = self._rng.choice(glueless)
+            self._asked_ns.add(ns_name)
+            ref = self._new_ref()
+            self._pending_subquery = (ref, ns_name)
+            self.state = State.WAIT_SUBQUERY
+            return [StartSubquery(ref, Question(ns_name, dns.rdatatype.A))]
+        return self._finish(self._no_server_left())
+
+    def _send(self, server: str) -> list[Action]:
+        if not self._budget.spend_upstream_query():
+            return self._finish(
+                servfail(
+                    f"work limit: {self._budget.limits.max_upstream_queries} upstream queries "
+                    f"spent resolving {self.question}"
+                )
+            )
+        query = SendQuery(
+            ref=self._new_ref(),
+            server=server,
+            qname=self.qname,
+            qtype=self.question.qtype,
+            use_edns=server not in self._no_edns,
+            zone=self._cut.zone,
+        )
+        self._pending = query
+        self.state = State.WAIT_REPLY
+        return [query]
+
+    # --- events --------------------------------------------------------------------------
+
+    def _on_query_failed(self, event: QueryFailed) -> list[Action]:
+        assert self._pending is not None
+        self._server_failed(self._pending.server, event.failure.value)
+        return self._advance()
+
+    def _on_subquery_done(self, event: SubqueryDone) -> list[Action]:
+        assert self._pending_subquery is not None
+        _, ns_name = self._pending_subquery
+        self._pending_subquery = None
+        addresses: list[str] = []
+        for rrset in event.result.answer:
+            addresses.extend(a for a in addresses_of([rrset], rrset.name) if a not in addresses)
+        if ns_name in self._cut.nameservers:
+            self._cut.nameservers[ns_name] = addresses
+        if not addresses:
+            self._outcomes.append(f"no address for {ns_name}")
+        self.state = State.QUERY_TARGETS
+        return self._advance()
+
+    def _on_reply(self, event: ReplyReceived) -> list[Action]:
+        query = self._pending
+        assert query is not None
+        self._pending = None
+        reply = classify_reply(
+            event.message, query.zone, query.qname, query.qtype, used_edns=query.use_edns
+        )
+        return self._on_classified(query, reply)
+
+    def _on_classified(self, query: SendQuery, reply: ClassifiedReply) -> list[Action]:
+        match reply.kind:
+            case ReplyKind.ANSWER:
+                self.chain.extend(reply.chain)
+                return self._finish(Result(dns.rcode.NOERROR, tuple(self.chain)))
+            case ReplyKind.NXDOMAIN | ReplyKind.NODATA:
+                self.chain.extend(reply.chain)
+                rcode = (
+                    dns.rcode.NXDOMAIN if reply.kind is ReplyKind.NXDOMAIN else dns.rcode.NOERROR
+                )
+                authority = (reply.soa,) if reply.soa is not None else ()
+                return self._finish(Result(rcode, tuple(self.chain), authority))
+            case ReplyKind.CNAME | ReplyKind.CNAME_LOOP:
+                return self._follow_cname(reply)
+            case ReplyKind.REFERRAL:
+                return self._follow_referral(reply)
+            case ReplyKind.EDNS_UNSUPPORTED:
+                # RFC 6891 §7: a FORMERR to a query with OPT means retry without EDNS.
+                self._no_edns.add(query.server)
+                self.state = State.QUERY_TARGETS
+                return self._send(query.server)
+            case ReplyKind.SERVER_ERROR:
+                self._server_failed(query.server, f"answered {reply.detail}")
+                return self._advance()
+            case ReplyKind.LAME:
+                self._server_failed(query.server, "is lame")
+                return self._advance()
+            case _:
+                typing.assert_never(reply.kind)
+
+    def _follow_cname(self, reply: ClassifiedReply) -> list[Action]:
+        """Restart at the CNAME target (RFC 1034 §5.3.3 step 4c), detecting loops."""
+        assert reply.next_qname is not None
+        cnames = [r for r in reply.chain if r.rdtype == dns.rdatatype.CNAME]
+        self.chain.extend(reply.chain)
+        target = reply.next_qname
+        if reply.kind is ReplyKind.CNAME_LOOP or target in self._names_seen:
+            return self._finish(servfail(f"CNAME loop at {target}"))
+        hops = sum(1 for r in self.chain if r.rdtype == dns.rdatatype.CNAME)
+        if hops > self._budget.limits.max_cname_hops:
+            return self._finish(
+                servfail(
+                    f"CNAME chain longer than {self._budget.limits.max_cname_hops} at {target}"
+                )
+            )
+        self._names_seen.update(r.name for r in cnames)
+        self._names_seen.add(target)
+        self.qname = target
+        self.state = State.INIT
+        return self._advance()
+
+    def _follow_referral(self, reply: ClassifiedReply) -> list[Action]:
+        """Go down one zone cut (RFC 1034 §5.3.3 step 4b)."""
+        assert reply.referral is not None
+        self._referrals += 1
+        if self._referrals > self._budget.limits.max_referrals:
+            return self._finish(
+                servfail(
+                    f"more than {self._budget.limits.max_referrals} referrals for {self.question}"
+                )
+            )
+        self._set_cut(reply.referral)
+        self.state = State.QUERY_TARGETS
+        return self._advance()
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _set_cut(self, cut: ZoneCut) -> None:
+        self._cut = cut
+        self._tried = set()
+        self._outcomes = []
+        self._asked_ns = set()
+
+    def _server_failed(self, server: str, what: str) -> None:
+        self._tried.add(server)
+        self._outcomes.append(what)
+        self.state = State.QUERY_TARGETS
+
+    def _no_server_left(self) -> Result:
+        """SERVFAIL that says why no server of the current zone gave an answer."""
+        zone = self._cut.zone.to_text()
+        counts = Counter(self._outcomes)
+        if len(counts) == 1:
+            (what,) = counts
+            if what == Failure.TIMEOUT.value:
+                text = f"no server of {zone} answered"
+            elif what.startswith("no address for"):
+                text = f"no address for any name server of {zone}"
+            else:
+                text = f"all servers for {zone} {what}"
+        elif counts:
+            text = f"no usable server for {zone}: " + ", ".join(
+                f"{n} {what}" for what, n in counts.items()
+            )
+        else:
+            text = f"no address for any name server of {zone}"
+        code = (
+            ExtendedError.PROHIBITED
+            if Failure.PROHIBITED.value in counts and len(counts) == 1
+            else ExtendedError.NO_REACHABLE_AUTHORITY
+        )
+        return servfail(text, code)
+
+    def _finish(self, result: Result) -> list[Action]:
+        self.result = Result(
+            result.rcode,
+            result.answer,
+            result.authority,
+            result.reason,
+            result.error_code,
+            upstream_queries=self._budget.upstream_queries,
+        )
+        self.state = State.FINISHED
+        self._pending = None
+        self._pending_subquery = None
+        return [Finished(self.result)]
+
+    def _new_ref(self) -> int:
+        self._next_ref += 1
+        return self._next_ref

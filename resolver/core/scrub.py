@@ -1,0 +1,60 @@
+"""Scrubbing: keep only what a server may speak for (RFC 2181 §5.4.1, RFC 1034 §4.3.2).
+
+A server asked about zone Z is trusted only for names at or below Z. Anything else in its
+reply (an A record for a name in another TLD, NS records for a parent, far-away glue) is
+dropped here, before classification, so it can never be used or cached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dns.message
+import dns.name
+import dns.rdatatype
+import dns.rrset
+
+_ADDRESS_TYPES = (dns.rdatatype.A, dns.rdatatype.AAAA)
+
+
+@dataclass(frozen=True, slots=True)
+class ScrubbedReply:
+    """The parts of a reply that are in bailiwick for the zone asked."""
+
+    answer: tuple[dns.rrset.RRset, ...]
+    authority: tuple[dns.rrset.RRset, ...]
+    additional: tuple[dns.rrset.RRset, ...]
+
+
+def is_in_bailiwick(owner: dns.name.Name, zone: dns.name.Name) -> bool:
+    """True when ``owner`` is ``zone`` or below it (RFC 9499 "in-bailiwick")."""
+    return owner.is_subdomain(zone)
+
+
+def scrub_reply(message: dns.message.Message, zone: dns.name.Name) -> ScrubbedReply:
+    """Drop every RRset the servers of ``zone`` may not speak for.
+
+    * answer: RRsets owned at or below the zone;
+    * authority: NS and SOA RRsets owned at or below the zone (an NS for a parent is a
+      poisoning attempt or an upward referral, never data);
+    * additional: address records owned at or below the zone, for name servers named in
+      the kept authority section (glue, RFC 9499).
+    """
+    answer = tuple(rrset for rrset in message.answer if is_in_bailiwick(rrset.name, zone))
+    authority = tuple(
+        rrset
+        for rrset in message.authority
+        if rrset.rdtype in (dns.rdatatype.NS, dns.rdatatype.SOA)
+        and is_in_bailiwick(rrset.name, zone)
+    )
+    ns_targets = {
+        rdata.target for rrset in authority if rrset.rdtype == dns.rdatatype.NS for rdata in rrset
+    }
+    additional = tuple(
+        rrset
+        for rrset in message.additional
+        if rrset.rdtype in _ADDRESS_TYPES
+        and rrset.name in ns_targets
+        and is_in_bailiwick(rrset.name, zone)
+    )
+    return ScrubbedReply(answer, authority, additional)

@@ -1,0 +1,56 @@
+"""Zone cuts: the zone we are asking about and the servers that serve it (RFC 1034 §4.2.1)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+import dns.name
+import dns.rdatatype
+import dns.rrset
+
+
+@dataclass(slots=True)
+class ZoneCut:
+    """A delegation point: the zone's name, its name servers and what we know of their
+    addresses. A name server without addresses is glueless until a sub-resolution finds them.
+    """
+
+    zone: dns.name.Name
+    nameservers: dict[dns.name.Name, list[str]] = field(default_factory=dict)
+
+    def addresses(self) -> list[str]:
+        """Every known server address, in name-server order, without repeats."""
+        seen: list[str] = []
+        for addresses in self.nameservers.values():
+            for address in addresses:
+                if address not in seen:
+                    seen.append(address)
+        return seen
+
+    def glueless(self) -> list[dns.name.Name]:
+        """Name servers whose addresses we do not know."""
+        return [ns for ns, addresses in self.nameservers.items() if not addresses]
+
+    def copy(self) -> ZoneCut:
+        return ZoneCut(self.zone, {ns: list(a) for ns, a in self.nameservers.items()})
+
+
+def addresses_of(rrsets: list[dns.rrset.RRset], owner: dns.name.Name) -> list[str]:
+    """The A and AAAA addresses that ``rrsets`` hold for ``owner`` (RFC 1035 §3.4.1)."""
+    found: list[str] = []
+    for rrset in rrsets:
+        if rrset.name == owner and rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            for rdata in rrset:
+                address = str(ipaddress.ip_address(rdata.address))
+                if address not in found:
+                    found.append(address)
+    return found
+
+
+def cut_from_ns(ns_rrset: dns.rrset.RRset, address_rrsets: list[dns.rrset.RRset]) -> ZoneCut:
+    """A zone cut from an NS RRset and the address records (glue) that came with it."""
+    nameservers: dict[dns.name.Name, list[str]] = {}
+    for rdata in ns_rrset:
+        nameservers[rdata.target] = addresses_of(address_rrsets, rdata.target)
+    return ZoneCut(ns_rrset.name, nameservers)

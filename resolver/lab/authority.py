@@ -1,0 +1,195 @@
+"""Authoritative answers for the lab, as a pure function (RFC 1034 §4.3.2).
+
+:func:`authoritative_answer` takes the zones a server serves and a query and returns the
+response: referrals with glue, in-zone CNAME chasing (bounded), wildcards (RFC 4592),
+empty non-terminals, NXDOMAIN and NODATA with the zone's SOA (RFC 2308 §3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdataset
+import dns.rdatatype
+import dns.rrset
+import dns.zone
+
+from resolver.limits import MAX_CNAME_IN_ZONE
+
+_WILDCARD = dns.name.Name([b"*"])
+
+
+@dataclass(slots=True)
+class ServedZone:
+    """One zone with the names it holds, including empty non-terminals (RFC 4592 §2.2.2)."""
+
+    zone: dns.zone.Zone
+    names: set[dns.name.Name] = field(default_factory=set)
+
+    @classmethod
+    def from_zone(cls, zone: dns.zone.Zone) -> ServedZone:
+        origin = zone.origin
+        assert origin is not None
+        names: set[dns.name.Name] = set()
+        for name in zone.nodes:
+            absolute = name.derelativize(origin)
+            while absolute.is_subdomain(origin) and absolute not in names:
+                names.add(absolute)
+                if absolute == origin:
+                    break
+                absolute = absolute.parent()
+        return cls(zone, names)
+
+    @property
+    def origin(self) -> dns.name.Name:
+        assert self.zone.origin is not None
+        return self.zone.origin
+
+    def rrset(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> dns.rrset.RRset | None:
+        node = self.zone.get_node(name)
+        if node is None:
+            return None
+        rdataset = node.get_rdataset(dns.rdataclass.IN, rdtype)
+        if rdataset is None:
+            return None
+        return dns.rrset.from_rdata_list(name, rdataset.ttl, list(rdataset))
+
+    def rrsets_at(self, name: dns.name.Name) -> list[dns.rrset.RRset]:
+        node = self.zone.get_node(name)
+        if node is None:
+            return []
+        return [
+            dns.rrset.from_rdata_list(name, rdataset.ttl, list(rdataset))
+            for rdataset in node.rdatasets
+        ]
+
+
+def load_zone(path: str, origin: dns.name.Name) -> ServedZone:
+    """Parse a master file (RFC 1035 §5) with names relative to ``origin``."""
+    zone = dns.zone.from_file(path, origin=origin, relativize=False)
+    return ServedZone.from_zone(zone)
+
+
+def closest_zone(
+    zones: Mapping[dns.name.Name, ServedZone], qname: dns.name.Name
+) -> ServedZone | None:
+    """The served zone nearest above ``qname`` (RFC 1034 §4.3.2 step 2)."""
+    name = qname
+    while True:
+        if name in zones:
+            return zones[name]
+        if name == dns.name.root:
+            return None
+        name = name.parent()
+
+
+def _delegation(
+    served: ServedZone, qname: dns.name.Name, qtype: dns.rdatatype.RdataType
+) -> dns.rrset.RRset | None:
+    """The highest NS RRset between the apex (exclusive) and ``qname``: a zone cut."""
+    below_apex: list[dns.name.Name] = []
+    name = qname
+    while name != served.origin:
+        below_apex.append(name)
+        name = name.parent()
+    for name in reversed(below_apex):
+        if name == qname and qtype == dns.rdatatype.DS:
+            continue  # DS lives on the parent side of the cut (RFC 4035 §3.1.4.1)
+        ns = served.rrset(name, dns.rdatatype.NS)
+        if ns is not None:
+            return ns
+    return None
+
+
+def _glue(served: ServedZone, ns: dns.rrset.RRset) -> list[dns.rrset.RRset]:
+    glue = []
+    for rdata in ns:
+        for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            rrset = served.rrset(rdata.target, rdtype)
+            if rrset is not None:
+                glue.append(rrset)
+    return glue
+
+
+def _negative_soa(served: ServedZone) -> dns.rrset.RRset:
+    soa = served.rrset(served.origin, dns.rdatatype.SOA)
+    assert soa is not None, f"zone {served.origin} has no SOA"
+    soa.ttl = min(soa.ttl, soa[0].minimum)  # RFC 2308 §3
+    return soa
+
+
+def _synthesised(served: ServedZone, qname: dns.name.Name) -> dns.name.Name | None:
+    """The wildcard owner that synthesises ``qname`` (RFC 4592 §3.3.1), if any."""
+    encloser = qname.parent()
+    while encloser.is_subdomain(served.origin):
+        if encloser in served.names:
+            source = _WILDCARD.concatenate(encloser)
+            return source if served.zone.get_node(source) is not None else None
+        encloser = encloser.parent()
+    return None
+
+
+def _answer_at(
+    served: ServedZone, owner: dns.name.Name, source: dns.name.Name, qtype: dns.rdatatype.RdataType
+) -> list[dns.rrset.RRset]:
+    """RRsets at ``source`` for ``qtype`` (or all for ANY), re-owned as ``owner``."""
+    rrsets = served.rrsets_at(source)
+    if qtype != dns.rdatatype.ANY:
+        rrsets = [r for r in rrsets if r.rdtype == qtype]
+    return [dns.rrset.from_rdata_list(owner, rrset.ttl, list(rrset)) for rrset in rrsets]
+
+
+def authoritative_answer(
+    zones: Mapping[dns.name.Name, ServedZone], query: dns.message.Message
+) -> dns.message.Message:
+    """The response an authoritative server for ``zones`` gives to ``query``."""
+    response = dns.message.make_response(query)
+    response.flags &= ~dns.flags.RA
+    if len(query.question) != 1:
+        response.set_rcode(dns.rcode.FORMERR)
+        return response
+    question = query.question[0]
+    qname = question.name
+    qtype = question.rdtype
+    served = closest_zone(zones, qname)
+    if served is None or question.rdclass != dns.rdataclass.IN:
+        response.set_rcode(dns.rcode.REFUSED)
+        return response
+
+    for _hop in range(MAX_CNAME_IN_ZONE + 1):
+        delegation = _delegation(served, qname, qtype)
+        if delegation is not None:
+            if not response.answer:
+                response.flags &= ~dns.flags.AA
+            response.authority.append(delegation)
+            response.additional.extend(_glue(served, delegation))
+            return response
+        response.flags |= dns.flags.AA
+        source: dns.name.Name | None = qname
+        if qname not in served.names:
+            source = _synthesised(served, qname)
+            if source is None:
+                response.set_rcode(dns.rcode.NXDOMAIN)
+                response.authority.append(_negative_soa(served))
+                return response
+        assert source is not None
+        found = _answer_at(served, qname, source, qtype)
+        if found:
+            response.answer.extend(found)
+            return response
+        cname = _answer_at(served, qname, source, dns.rdatatype.CNAME)
+        if not cname:
+            response.authority.append(_negative_soa(served))  # NODATA (RFC 2308 §2.2)
+            return response
+        response.answer.extend(cname)
+        target = cname[0][0].target
+        if not target.is_subdomain(served.origin) or any(r.name == target for r in response.answer):
+            return response
+        qname = target
+    return response

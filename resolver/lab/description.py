@@ -1,0 +1,92 @@
+"""The lab's description file (``zones/lab/lab.toml``): zones, servers and their faults."""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dns.name
+import dns.rcode
+
+from resolver.names import InvalidNameError, parse_name
+
+
+class LabDescriptionError(ValueError):
+    """The lab description names a bad key or value; the message names file and key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """What a lab server does wrong, on purpose."""
+
+    drop: float = 0.0
+    delay_s: float = 0.0
+    rcode: dns.rcode.Rcode | None = None
+    formerr_edns: bool = False
+    truncate: bool = False
+    wrong_id: bool = False
+    garbage: bool = False
+    tcp: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSpec:
+    name: dns.name.Name
+    address: str
+    zones: tuple[dns.name.Name, ...]
+    faults: Faults = field(default_factory=Faults)
+
+
+@dataclass(frozen=True, slots=True)
+class LabDescription:
+    zone_files: dict[dns.name.Name, Path]
+    servers: tuple[ServerSpec, ...]
+
+
+def _faults(raw: dict[str, Any], where: str) -> Faults:
+    known = set(Faults.__dataclass_fields__)
+    for key in raw:
+        if key not in known:
+            raise LabDescriptionError(f"{where}.faults.{key}: unknown fault")
+    values = dict(raw)
+    if "rcode" in values:
+        try:
+            values["rcode"] = dns.rcode.from_text(str(values["rcode"]))
+        except dns.rcode.UnknownRcode as exc:
+            raise LabDescriptionError(f"{where}.faults.rcode: unknown rcode") from exc
+    drop = values.get("drop", 0.0)
+    if not isinstance(drop, int | float) or not 0.0 <= drop <= 1.0:
+        raise LabDescriptionError(f"{where}.faults.drop: a probability from 0 to 1")
+    return Faults(**values)
+
+
+def parse_lab_description(text: str, base: Path, source: str = "lab.toml") -> LabDescription:
+    """Parse the description; zone file names are relative to ``base``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise LabDescriptionError(f"{source}: {exc}") from exc
+    try:
+        zone_files = {parse_name(zone): base / file for zone, file in data.get("zones", {}).items()}
+        servers = []
+        for name_text, raw in data.get("servers", {}).items():
+            where = f"{source}: servers.{name_text!r}"
+            address = str(ipaddress.ip_address(raw["address"]))
+            zones = tuple(parse_name(z) for z in raw["zones"])
+            for zone in zones:
+                if zone not in zone_files:
+                    raise LabDescriptionError(f"{where}.zones: no zone file for {zone}")
+            faults = _faults(raw.get("faults", {}), where)
+            servers.append(ServerSpec(parse_name(name_text), address, zones, faults))
+    except (KeyError, ValueError, TypeError, InvalidNameError) as exc:
+        if isinstance(exc, LabDescriptionError):
+            raise
+        raise LabDescriptionError(f"{source}: {exc}") from exc
+    return LabDescription(zone_files, tuple(servers))
+
+
+def load_lab_description(path: Path) -> LabDescription:
+    return parse_lab_description(path.read_text(), path.parent, str(path))

@@ -1,0 +1,67 @@
+"""Small frozen value types shared by every layer."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """One question: owner name, type and class (RFC 1035 §4.1.2)."""
+
+    qname: dns.name.Name
+    qtype: dns.rdatatype.RdataType
+    qclass: dns.rdataclass.RdataClass = dns.rdataclass.IN
+
+    def __str__(self) -> str:
+        return f"{self.qname} {dns.rdatatype.to_text(self.qtype)}"
+
+
+class Transport(enum.Enum):
+    """How a client reached us, or how we reach an upstream server."""
+
+    UDP = "udp"
+    TCP = "tcp"
+
+
+class ExtendedError(enum.IntEnum):
+    """Extended DNS Error codes we use (RFC 8914 §4)."""
+
+    OTHER = 0
+    STALE_ANSWER = 3
+    PROHIBITED = 18
+    NO_REACHABLE_AUTHORITY = 22
+    NETWORK_ERROR = 23
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The outcome of resolving one question, ready to be composed into a response.
+
+    ``answer`` holds the CNAME chain followed by the final RRsets (RFC 1034 §4.3.2 step 3a);
+    ``authority`` holds the SOA of a negative answer (RFC 2308 §3). ``reason`` is a sentence
+    saying what failed, sent as Extended DNS Error text on SERVFAIL (RFC 8914).
+    """
+
+    rcode: dns.rcode.Rcode
+    answer: tuple[dns.rrset.RRset, ...] = ()
+    authority: tuple[dns.rrset.RRset, ...] = ()
+    reason: str = ""
+    error_code: ExtendedError | None = None
+    upstream_queries: int = field(default=0, compare=False)
+
+    @property
+    def is_failure(self) -> bool:
+        return self.rcode == dns.rcode.SERVFAIL
+
+
+def servfail(reason: str, code: ExtendedError = ExtendedError.OTHER) -> Result:
+    """A SERVFAIL result that says why."""
+    return Result(rcode=dns.rcode.SERVFAIL, reason=reason, error_code=code)

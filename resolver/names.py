@@ -1,0 +1,63 @@
+"""The one rule for names that people type, and the stub resolver's search list.
+
+The rule (used by the command line, the config file and the zone files alike):
+
+* a name that ends with a dot is **absolute**: ``example.com.`` is exactly that name;
+* a name without a trailing dot is **relative** to an origin and the origin is appended:
+  in a zone file the origin is ``$ORIGIN`` (or the zone's name), in the config file and on
+  the ``serve``/``lab`` command lines it is the root, so ``example.com`` there means
+  ``example.com.``.
+
+The ``query`` command is a stub client, so like glibc reading resolv.conf (resolv.conf(5))
+it treats a relative name as a candidate for the search list: see :func:`search_candidates`.
+"""
+
+from __future__ import annotations
+
+import dns.exception
+import dns.name
+
+
+class InvalidNameError(ValueError):
+    """A name a person typed is not a valid domain name."""
+
+
+def parse_name(text: str, origin: dns.name.Name = dns.name.root) -> dns.name.Name:
+    """Turn typed text into an absolute name (RFC 1035 §5.1 presentation rules).
+
+    A trailing dot makes the text absolute; otherwise ``origin`` is appended.
+    """
+    if not text or text.strip() != text:
+        raise InvalidNameError(f"not a domain name: {text!r}")
+    try:
+        return dns.name.from_text(text, origin=origin)
+    except dns.exception.DNSException as exc:  # EmptyLabel, LabelTooLong, NameTooLong...
+        raise InvalidNameError(f"not a domain name: {text!r} ({exc})") from exc
+
+
+def is_absolute_text(text: str) -> bool:
+    """True when typed text names an absolute name (ends with an unescaped dot)."""
+    return dns.name.from_text(text, origin=None).is_absolute()
+
+
+def search_candidates(
+    text: str, search: list[dns.name.Name] | tuple[dns.name.Name, ...], ndots: int
+) -> list[dns.name.Name]:
+    """The names a stub tries for ``text``, in order, as glibc applies resolv.conf.
+
+    * an absolute name (trailing dot) is tried alone;
+    * a name with at least ``ndots`` dots is tried as-is first, then with each search domain;
+    * a name with fewer dots is tried with each search domain first, then as-is.
+    """
+    relative = dns.name.from_text(text, origin=None)
+    if relative.is_absolute():
+        return [relative]
+    as_is = relative.derelativize(dns.name.root)
+    with_search = [relative.derelativize(domain) for domain in search]
+    dots = text.rstrip(".").count(".")
+    ordered = [as_is, *with_search] if dots >= ndots else [*with_search, as_is]
+    unique: list[dns.name.Name] = []
+    for name in ordered:
+        if name not in unique:
+            unique.append(name)
+    return unique

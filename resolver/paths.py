@@ -1,0 +1,29 @@
+"""Where the bundled zone files are: the source tree, or ``share/rootwalk`` when installed."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def zones_dir() -> Path:
+    """``$ROOTWALK_ZONES``, else ``zones/`` beside the package, else the installed copy."""
+    if env := os.environ.get("ROOTWALK_ZONES"):
+        return Path(env)
+    beside = Path(__file__).resolve().parent.parent / "zones"
+    if (beside / "lab" / "lab.toml").exists():
+        return beside
+    return Path(sys.prefix) / "share" / "rootwalk" / "zones"
+
+
+def real_root_hints() -> Path:
+    return zones_dir() / "root.hints"
+
+
+def lab_root_hints() -> Path:
+    return zones_dir() / "lab" / "root.hints"
+
+
+def lab_description() -> Path:
+    return zones_dir() / "lab" / "lab.toml"

@@ -1,0 +1,125 @@
+"""Startup, signals and graceful shutdown of the resolver (and of the lab beside it)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import random
+import signal
+import time
+from collections.abc import Callable
+
+from resolver.access import LOOPBACK_RULES, AccessList
+from resolver.config import Endpoint, Settings
+from resolver.core.hints import load_root_hints
+from resolver.core.zonecut import ZoneCut
+from resolver.driver import Driver
+from resolver.frontend import Frontend
+from resolver.lab.server import Lab
+from resolver.limits import Limits
+from resolver.mesh import Mesh
+from resolver.transport.listeners import Listeners, TcpLimits
+from resolver.transport.upstream import Upstream
+
+log = logging.getLogger(__name__)
+
+
+class ResolverService:
+    """The resolver's parts, built from Settings at start (never in config)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        limits: Limits | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.limits = limits or Limits()
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.root: ZoneCut | None = None
+        self.upstream: Upstream | None = None
+        self.driver: Driver | None = None
+        self.frontend: Frontend | None = None
+        self.listeners: Listeners | None = None
+
+    async def start(self) -> None:
+        settings = self.settings
+        self.root = load_root_hints(settings.root_hints)
+        self.upstream = Upstream(
+            port=settings.outbound_port,
+            allow=settings.outbound_allow,
+            timeout_s=settings.upstream_timeout_s,
+        )
+        mesh = Mesh(root=self.root, limits=self.limits, rng=self.rng)
+        self.driver = Driver(
+            mesh, self.upstream, deadline_s=settings.client_deadline_s, clock=self.clock
+        )
+        access = AccessList([*LOOPBACK_RULES, *settings.allow_clients])
+        self.frontend = Frontend(self.driver, access)
+        self.listeners = Listeners(
+            self.frontend.handle,
+            TcpLimits(settings.tcp_idle_timeout_s, settings.max_tcp_connections),
+        )
+        for endpoint in settings.listen:
+            await self._listen(endpoint)
+        if not self.listeners.bound:
+            raise OSError(errno.EADDRNOTAVAIL, "could not listen on any address")
+
+    async def _listen(self, endpoint: Endpoint) -> None:
+        assert self.listeners is not None
+        try:
+            await self.listeners.listen_udp(endpoint.host, endpoint.port)
+            await self.listeners.listen_tcp(endpoint.host, endpoint.port)
+        except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL and ":" in endpoint.host:
+                log.warning("not listening on %s: %s", endpoint, exc.strerror)
+                return
+            raise OSError(exc.errno, f"cannot listen on {endpoint}: {exc.strerror}") from exc
+        log.info("listening on %s (UDP and TCP)", endpoint)
+
+    async def close(self) -> None:
+        if self.listeners is not None:
+            await self.listeners.close()
+        if self.driver is not None:
+            await self.driver.close()
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+
+
+async def serve(settings: Settings) -> None:
+    """Run the resolver until SIGTERM or SIGINT, then shut down gracefully."""
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    service = ResolverService(settings)
+    await service.start()
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await service.close()
+
+
+async def serve_lab(settings: Settings, lab: Lab, on_ready: Callable[[], None]) -> None:
+    """Run the lab's servers and the resolver pointed at them until a signal."""
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    await lab.start()
+    service = ResolverService(settings)
+    try:
+        await service.start()
+        on_ready()
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await service.close()
+        await lab.close()

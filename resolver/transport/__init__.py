@@ -1,0 +1,1 @@
+"""The asyncio edge: sockets to clients (listeners) and to upstream servers."""

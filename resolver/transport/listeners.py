@@ -1,0 +1,206 @@
+"""UDP and TCP listeners that hand each query to an async handler (RFC 1035 §4.2, RFC 7766).
+
+The same listeners serve the resolver's clients and the lab's authoritative servers; only
+the handler differs. TCP connections carry several queries, answered as each finishes (out of
+order, RFC 7766 §6.2.1.1), close after an idle timeout, and are limited in number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from resolver.model import Transport
+from resolver.transport.framing import frame, split_frames
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[bytes, str, Transport], Awaitable[bytes | None]]
+"""Takes (query bytes, client IP address, transport); returns the reply, or None to drop."""
+
+
+@dataclass(frozen=True, slots=True)
+class TcpLimits:
+    idle_timeout_s: float = 10.0
+    max_connections: int = 256
+
+
+def _socket(host: str, port: int, kind: socket.SocketKind, reuse_port: bool) -> socket.socket:
+    """A bound socket; IPv6 sockets are IPv6-only so v4 and v6 listen separately."""
+    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    sock = socket.socket(family, kind)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+        self._transport: asyncio.DatagramTransport | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = typing.cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        task = asyncio.get_running_loop().create_task(self._answer(data, addr))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        try:
+            reply = await self._handler(data, str(addr[0]), Transport.UDP)
+        except Exception:
+            log.exception("handler failed for a UDP query from %s", addr[0])
+            return
+        if reply is not None and self._transport is not None:
+            self._transport.sendto(reply, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("UDP socket error: %s", exc)
+
+
+class _TcpConnection(asyncio.Protocol):
+    def __init__(self, server: TcpServerState) -> None:
+        self._server = server
+        self._buffer = bytearray()
+        self._transport: asyncio.Transport | None = None
+        self._client = ""
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = typing.cast(asyncio.Transport, transport)
+        self._transport = transport
+        if self._server.connections >= self._server.limits.max_connections:
+            self._server.rejected += 1
+            transport.abort()
+            return
+        self._server.connections += 1
+        self._server.open.add(self)
+        peer = transport.get_extra_info("peername")
+        self._client = str(peer[0]) if peer else ""
+        self._arm_idle_timer()
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer.extend(data)
+        try:
+            messages = split_frames(self._buffer)
+        except ValueError:
+            self.close()
+            return
+        for message in messages:
+            task = asyncio.get_running_loop().create_task(self._answer(message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._arm_idle_timer()
+
+    async def _answer(self, message: bytes) -> None:
+        try:
+            reply = await self._server.handler(message, self._client, Transport.TCP)
+        except Exception:
+            log.exception("handler failed for a TCP query from %s", self._client)
+            return
+        if reply is not None and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(frame(reply))
+
+    def _arm_idle_timer(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        loop = asyncio.get_running_loop()
+        self._idle = loop.call_later(self._server.limits.idle_timeout_s, self._on_idle)
+
+    def _on_idle(self) -> None:
+        if self._tasks:  # queries still being answered: not idle (RFC 7766 §6.2.3)
+            self._arm_idle_timer()
+            return
+        self.close()
+
+    def close(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        if self in self._server.open:
+            self._server.open.discard(self)
+            self._server.connections -= 1
+        for task in self._tasks:
+            task.cancel()
+        self._transport = None
+
+
+@dataclass(slots=True)
+class TcpServerState:
+    handler: Handler
+    limits: TcpLimits
+    connections: int = 0
+    rejected: int = 0
+    open: set[_TcpConnection] = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        self.open = set()
+
+
+class Listeners:
+    """The bound sockets of one service, and how to close them."""
+
+    def __init__(self, handler: Handler, tcp_limits: TcpLimits | None = None) -> None:
+        self.handler = handler
+        self.tcp = TcpServerState(handler, tcp_limits or TcpLimits())
+        self._udp: list[asyncio.DatagramTransport] = []
+        self._servers: list[asyncio.Server] = []
+        self.bound: list[tuple[str, int, Transport]] = []
+
+    async def listen_udp(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        """Listen for UDP on host:port; returns the port (useful with port 0)."""
+        loop = asyncio.get_running_loop()
+        sock = _socket(host, port, socket.SOCK_DGRAM, reuse_port)
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _UdpProtocol(self.handler), sock=sock
+        )
+        self._udp.append(transport)
+        bound_port = int(sock.getsockname()[1])
+        self.bound.append((host, bound_port, Transport.UDP))
+        return bound_port
+
+    async def listen_tcp(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        """Listen for TCP on host:port; returns the port."""
+        loop = asyncio.get_running_loop()
+        sock = _socket(host, port, socket.SOCK_STREAM, reuse_port)
+        server = await loop.create_server(lambda: _TcpConnection(self.tcp), sock=sock, backlog=1024)
+        self._servers.append(server)
+        bound_port = int(sock.getsockname()[1])
+        self.bound.append((host, bound_port, Transport.TCP))
+        return bound_port
+
+    async def close(self) -> None:
+        for transport in self._udp:
+            transport.close()
+        for server in self._servers:
+            server.close()
+        for connection in list(self.tcp.open):
+            connection.close()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 2.0)
+        self._udp.clear()
+        self._servers.clear()

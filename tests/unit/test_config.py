@@ -1,0 +1,100 @@
+"""Settings: layering (flags > environment > file > defaults) and errors naming file/line/key."""
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from resolver.access import Access
+from resolver.config import ConfigError, Endpoint, Settings, build_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "rootwalk.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_listen_on_loopback_port_53() -> None:
+    settings = Settings()
+    assert settings.listen == (Endpoint("127.0.0.1", 53), Endpoint("::1", 53))
+    assert settings.upstream_timeout_s == 1.0
+    assert settings.client_deadline_s == 4.0
+    assert settings.tcp_idle_timeout_s == 10.0
+    assert settings.max_tcp_connections >= 256
+
+
+def test_endpoint_parsing() -> None:
+    assert Endpoint.parse("[::1]:5300") == Endpoint("::1", 5300)
+    assert Endpoint.parse("127.0.0.1:53") == Endpoint("127.0.0.1", 53)
+    assert str(Endpoint("::1", 5300)) == "[::1]:5300"
+    for bad in ["::1:53", "localhost:53", "127.0.0.1:70000", "127.0.0.1"]:
+        with pytest.raises(ValueError):
+            Endpoint.parse(bad)
+
+
+def test_file_environment_and_flags_layer_in_order(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        'listen = ["127.0.0.1:5301"]\noutbound_port = 10053\nupstream_timeout_s = 0.5\n'
+        'allow_clients = ["10.0.0.0/8 allow_snoop"]\n',
+    )
+    settings = build_settings(
+        config_file=path,
+        environ={"ROOTWALK_OUTBOUND_PORT": "20053", "ROOTWALK_LISTEN": "127.0.0.1:5302"},
+        flags={"listen": ["[::1]:5303", "127.0.0.1:5304"], "log_level": None},
+    )
+    assert settings.listen == (Endpoint("::1", 5303), Endpoint("127.0.0.1", 5304))
+    assert settings.outbound_port == 20053
+    assert settings.upstream_timeout_s == 0.5
+    assert settings.allow_clients[0].network == ipaddress.ip_network("10.0.0.0/8")
+    assert settings.allow_clients[0].access is Access.ALLOW_SNOOP
+
+
+def test_relative_hints_path_is_relative_to_the_file(tmp_path: Path) -> None:
+    settings = build_settings(config_file=write(tmp_path, 'root_hints = "hints.txt"\n'))
+    assert settings.root_hints == tmp_path / "hints.txt"
+
+
+def test_bad_value_names_file_line_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path, '# settings\nlog_level = "INFO"\nlisten = ["nowhere:53"]\n')
+    with pytest.raises(ConfigError) as caught:
+        build_settings(config_file=path)
+    message = str(caught.value)
+    assert str(path) in message
+    assert "line 3" in message
+    assert "'listen'" in message
+    assert "nowhere:53" in message
+
+
+def test_unknown_key_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"line 1: key 'listen_on': unknown setting"):
+        build_settings(config_file=write(tmp_path, 'listen_on = ["127.0.0.1:53"]\n'))
+
+
+def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, 'outbound_port = 53\nlisten = = 3\n')
+    with pytest.raises(ConfigError, match=r"rootwalk.toml: .*line 2"):
+        build_settings(config_file=path)
+
+
+def test_wrong_type_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"key 'outbound_port': expected a whole number"):
+        build_settings(config_file=write(tmp_path, 'outbound_port = "fifty"\n'))
+    with pytest.raises(ConfigError, match=r"key 'upstream_timeout_s'"):
+        build_settings(config_file=write(tmp_path, "upstream_timeout_s = -1\n"))
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="ROOTWALK_OUTBOUND_ALLOW: key 'outbound_allow'"):
+        build_settings(environ={"ROOTWALK_OUTBOUND_ALLOW": "not-a-network"})
+
+
+def test_bad_flag_names_the_flag() -> None:
+    with pytest.raises(ConfigError, match="--allow-clients: key 'allow_clients'"):
+        build_settings(flags={"allow_clients": ["10.0.0.0/8 sometimes"]})
+
+
+def test_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        build_settings(config_file=tmp_path / "absent.toml")

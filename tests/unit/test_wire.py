@@ -1,0 +1,74 @@
+"""Byte-level helpers: whole, cut short byte by byte, and with trailing junk."""
+
+import dns.message
+import dns.rcode
+from hypothesis import given
+from hypothesis import strategies as st
+
+from resolver.wire import (
+    FLAG_QR,
+    FLAG_RD,
+    HEADER_LENGTH,
+    error_reply,
+    question_end,
+    read_header,
+    set_id,
+)
+
+QUERY = dns.message.make_query("www.Example.lab.", "A", id=0x1234).to_wire()
+
+
+def test_header_fields() -> None:
+    header = read_header(QUERY)
+    assert header is not None
+    assert header.id == 0x1234
+    assert header.qdcount == 1
+    assert header.wants_recursion
+    assert not header.is_response
+    assert header.opcode == 0
+
+
+def test_header_cut_short_is_none() -> None:
+    for length in range(HEADER_LENGTH):
+        assert read_header(QUERY[:length]) is None
+
+
+def test_question_end_whole_and_with_trailing_junk() -> None:
+    end = question_end(QUERY)
+    assert end == len(QUERY)
+    assert question_end(QUERY + b"\x00junk") == end
+
+
+def test_question_end_cut_short_byte_by_byte() -> None:
+    for length in range(len(QUERY)):
+        assert question_end(QUERY[:length]) is None
+
+
+def test_question_end_refuses_pointers() -> None:
+    pointer = QUERY[:HEADER_LENGTH] + b"\xc0\x0c" + b"\x00\x01\x00\x01"
+    assert question_end(pointer) is None
+
+
+def test_error_reply_copies_id_opcode_rd_and_sets_rcode() -> None:
+    reply = error_reply(QUERY, dns.rcode.FORMERR)
+    header = read_header(reply)
+    assert header is not None
+    assert header.id == 0x1234
+    assert header.flags & FLAG_QR
+    assert header.flags & FLAG_RD
+    assert header.flags & 0xF == dns.rcode.FORMERR
+    assert (header.qdcount, header.ancount, header.nscount, header.arcount) == (0, 0, 0, 0)
+    assert dns.message.from_wire(reply).rcode() == dns.rcode.FORMERR
+
+
+@given(st.integers(0, 0xFFFF))
+def test_set_id_round_trips(message_id: int) -> None:
+    patched = set_id(QUERY, message_id)
+    assert dns.message.from_wire(patched).id == message_id
+    assert patched[2:] == QUERY[2:]
+
+
+@given(st.binary(max_size=64))
+def test_random_bytes_never_raise(data: bytes) -> None:
+    read_header(data)
+    question_end(data)
