@@ -226,7 +226,7 @@ class Resolution:
                 self._server_failed(query.server, f"answered {reply.detail}")
                 return self._advance()
             case ReplyKind.LAME:
-                self._server_failed(query.server, "is lame")
+                self._server_failed(query.server, "sent a lame reply")
                 return self._advance()
             case _:
                 typing.assert_never(reply.kind)

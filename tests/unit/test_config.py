@@ -73,7 +73,7 @@ def test_unknown_key_is_an_error(tmp_path: Path) -> None:
 
 
 def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
-    path = write(tmp_path, 'outbound_port = 53\nlisten = = 3\n')
+    path = write(tmp_path, "outbound_port = 53\nlisten = = 3\n")
     with pytest.raises(ConfigError, match=r"rootwalk.toml: .*line 2"):
         build_settings(config_file=path)
 

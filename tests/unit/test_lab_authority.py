@@ -1,0 +1,113 @@
+"""The lab's authoritative answer function (RFC 1034 §4.3.2, RFC 4592, RFC 2308)."""
+
+from __future__ import annotations
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.zone
+import pytest
+
+from resolver.lab.authority import ServedZone, authoritative_answer, load_zone
+from resolver.lab.description import LabDescriptionError, parse_lab_description
+from tests.helpers import LAB_DIR, lab_with
+
+DESCRIPTION = lab_with()
+ZONES = {z: load_zone(str(p), z) for z, p in DESCRIPTION.zone_files.items()}
+
+
+def ask(zones: list[str], qname: str, qtype: str = "A") -> dns.message.Message:
+    served: dict[dns.name.Name, ServedZone] = {
+        dns.name.from_text(z): ZONES[dns.name.from_text(z)] for z in zones
+    }
+    return authoritative_answer(served, dns.message.make_query(qname, qtype))
+
+
+def test_root_refers_to_the_tld_with_glue() -> None:
+    reply = ask(["."], "www.example.lab.")
+    assert not reply.flags & dns.flags.AA
+    assert reply.answer == []
+    assert reply.authority[0].name == dns.name.from_text("lab.")
+    glue = {r.name.to_text() for r in reply.additional}
+    assert glue == {"ns1.nic.lab.", "ns2.nic.lab."}
+
+
+def test_referral_without_glue_for_a_glueless_delegation() -> None:
+    reply = ask(["lab."], "www.glueless.lab.")
+    assert reply.authority[0].name == dns.name.from_text("glueless.lab.")
+    assert reply.additional == []
+
+
+def test_authoritative_answer() -> None:
+    reply = ask(["example.lab."], "www.example.lab.")
+    assert reply.flags & dns.flags.AA
+    assert reply.answer[0][0].to_text() == "192.0.2.10"
+
+
+def test_in_zone_cname_is_chased_out_of_zone_is_not() -> None:
+    inzone = ask(["example.lab."], "inzone.example.lab.")
+    assert [r.rdtype for r in inzone.answer] == [dns.rdatatype.CNAME, dns.rdatatype.A]
+    alias = ask(["example.lab."], "alias.example.lab.")
+    assert [r.rdtype for r in alias.answer] == [dns.rdatatype.CNAME]
+
+
+def test_nxdomain_and_nodata_carry_the_soa() -> None:
+    nx = ask(["example.lab."], "nx.example.lab.")
+    assert nx.rcode() == dns.rcode.NXDOMAIN
+    assert nx.authority[0].rdtype == dns.rdatatype.SOA
+    assert nx.authority[0].ttl == 60
+    nodata = ask(["example.lab."], "www.example.lab.", "MX")
+    assert nodata.rcode() == dns.rcode.NOERROR
+    assert nodata.answer == []
+    assert nodata.authority[0].rdtype == dns.rdatatype.SOA
+
+
+def test_wildcard_synthesis_and_its_limits() -> None:
+    reply = ask(["example.lab."], "a.b.wild.example.lab.")
+    assert reply.answer[0].name == dns.name.from_text("a.b.wild.example.lab.")
+    assert reply.answer[0][0].to_text() == "192.0.2.50"
+    # RFC 4592 §2.2.1: the wildcard does not match its own parent.
+    parent = ask(["example.lab."], "wild.example.lab.")
+    assert parent.rcode() == dns.rcode.NOERROR
+    assert parent.answer == []
+
+
+def test_empty_non_terminal_is_nodata() -> None:
+    reply = ask(["example.lab."], "ent.example.lab.")
+    assert reply.rcode() == dns.rcode.NOERROR
+    assert reply.answer == []
+
+
+def test_any_returns_every_rrset() -> None:
+    reply = ask(["example.lab."], "www.example.lab.", "ANY")
+    assert {r.rdtype for r in reply.answer} == {dns.rdatatype.A, dns.rdatatype.AAAA}
+
+
+def test_names_outside_the_served_zones_are_refused() -> None:
+    assert ask(["example.lab."], "www.other.example.").rcode() == dns.rcode.REFUSED
+
+
+def test_cname_loop_in_one_zone_is_bounded() -> None:
+    zone = dns.name.from_text("loop.test.")
+    text = (
+        "$ORIGIN loop.test.\n@ 300 SOA ns hm 1 1 1 1 1\n@ 300 NS ns\na 300 CNAME b\nb 300 CNAME a\n"
+    )
+    served = ServedZone.from_zone(dns.zone.from_text(text, origin=zone, relativize=False))
+    reply = authoritative_answer({zone: served}, dns.message.make_query("a.loop.test.", "A"))
+    assert [r.name.to_text() for r in reply.answer] == ["a.loop.test.", "b.loop.test."]
+
+
+def test_description_errors_name_the_key() -> None:
+    text = '[zones]\n"lab." = "lab.zone"\n[servers."x."]\naddress = "127.53.0.9"\nzones = ["lab."]\nfaults = { explode = true }\n'
+    with pytest.raises(LabDescriptionError, match=r"servers.'x.'.faults.explode: unknown fault"):
+        parse_lab_description(text, LAB_DIR)
+    missing = '[servers."x."]\naddress = "127.53.0.9"\nzones = ["nowhere."]\n'
+    with pytest.raises(LabDescriptionError, match=r"no zone file for nowhere\."):
+        parse_lab_description(missing, LAB_DIR)
+
+
+def test_every_lab_server_address_is_on_loopback() -> None:
+    for spec in DESCRIPTION.servers:
+        assert spec.address.startswith("127.53.")

@@ -1,0 +1,100 @@
+"""Local answers (RFC 6761), TCP framing (RFC 7766), hints, composing responses."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import dns.edns
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import pytest
+
+from resolver.core.compose import client_udp_limit, compose_response, render
+from resolver.core.hints import HintsError, root_cut_from_hints
+from resolver.core.local import local_answer
+from resolver.model import ExtendedError, Question, Result, servfail
+from resolver.transport.framing import frame, split_frames
+from resolver.transport.upstream import is_allowed
+
+
+def q(name: str, rdtype: str) -> Question:
+    return Question(dns.name.from_text(name), dns.rdatatype.from_text(rdtype))
+
+
+def test_localhost_and_loopback_reverse_are_local() -> None:
+    a = local_answer(q("localhost.", "A"))
+    assert a is not None and a.answer[0][0].to_text() == "127.0.0.1"
+    aaaa = local_answer(q("www.localhost.", "AAAA"))
+    assert aaaa is not None and aaaa.answer[0][0].to_text() == "::1"
+    mx = local_answer(q("localhost.", "MX"))
+    assert mx is not None and mx.rcode == dns.rcode.NOERROR and mx.answer == ()
+    ptr = local_answer(q("1.0.0.127.in-addr.arpa.", "PTR"))
+    assert ptr is not None and ptr.answer[0][0].to_text() == "localhost."
+    v6 = local_answer(
+        q("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa.", "PTR")
+    )
+    assert v6 is not None and v6.answer
+    too_deep = local_answer(q("9.1.0.0.127.in-addr.arpa.", "PTR"))
+    assert too_deep is not None and too_deep.rcode == dns.rcode.NXDOMAIN
+    assert local_answer(q("www.example.lab.", "A")) is None
+
+
+def test_framing_splits_complete_messages_only() -> None:
+    buffer = bytearray(frame(b"one") + frame(b"three") + frame(b"partial")[:4])
+    assert split_frames(buffer) == [b"one", b"three"]
+    assert len(buffer) == 4
+    with pytest.raises(ValueError):
+        split_frames(bytearray(b"\x00\x00"))
+
+
+def test_hints_parse_and_reject_empty() -> None:
+    cut = root_cut_from_hints(". 3600 NS a.root.lab.\na.root.lab. 3600 A 127.53.0.1\n")
+    assert cut.zone == dns.name.root
+    assert cut.addresses() == ["127.53.0.1"]
+    with pytest.raises(HintsError, match="no addresses"):
+        root_cut_from_hints(". 3600 NS a.root.lab.\n")
+    with pytest.raises(HintsError, match="no NS"):
+        root_cut_from_hints("a.root.lab. 3600 A 127.53.0.1\n")
+
+
+def test_servfail_carries_extended_error_only_with_edns() -> None:
+    failure = servfail(
+        "all servers for lame.lab. answered REFUSED", ExtendedError.NO_REACHABLE_AUTHORITY
+    )
+    with_edns = compose_response(dns.message.make_query("www.lame.lab.", "A", use_edns=0), failure)
+    (option,) = with_edns.options
+    assert isinstance(option, dns.edns.EDEOption)
+    assert option.code == 22
+    assert option.text == "all servers for lame.lab. answered REFUSED"
+    without = compose_response(dns.message.make_query("www.lame.lab.", "A"), failure)
+    assert without.edns < 0
+
+
+def test_response_keeps_the_question_case_and_truncates_to_the_client_size() -> None:
+    query = dns.message.make_query("WwW.Example.LAB.", "TXT")
+    rrset = dns.rrset.from_text(
+        "www.example.lab.", 300, "IN", "TXT", *[f'"{i:03d}{"x" * 100}"' for i in range(10)]
+    )
+    response = compose_response(query, Result(dns.rcode.NOERROR, (rrset,)))
+    small = dns.message.from_wire(render(response, client_udp_limit(query)))
+    assert small.flags & 0x0200  # TC
+    assert len(render(response, client_udp_limit(query))) <= 512
+    full_wire = render(response, 65535)
+    assert b"\x03WwW\x07Example\x03LAB\x00" in full_wire
+
+
+def test_client_udp_limit() -> None:
+    assert client_udp_limit(dns.message.make_query("a.", "A")) == 512
+    assert client_udp_limit(dns.message.make_query("a.", "A", use_edns=0, payload=100)) == 512
+    assert client_udp_limit(dns.message.make_query("a.", "A", use_edns=0, payload=1232)) == 1232
+    assert client_udp_limit(dns.message.make_query("a.", "A", use_edns=0, payload=65000)) == 4096
+
+
+def test_outbound_allow_list() -> None:
+    loopback = [ipaddress.ip_network("127.0.0.0/8")]
+    assert is_allowed("127.53.0.1", loopback)
+    assert not is_allowed("192.0.2.1", loopback)
+    assert not is_allowed("::1", loopback)
