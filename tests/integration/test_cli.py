@@ -1,0 +1,131 @@
+"""The command line as a person runs it: ``rootwalk lab``, ``query``, ``serve``, bad configs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.query
+import pytest
+
+from tests.integration.conftest import RESOLVER_PORT
+from tests.integration.stack import Stack
+
+CLI_LAB_PORT = 30053
+CLI_PORT = 35300
+ENV = {**os.environ, "ROOTWALK_UPSTREAM_TIMEOUT_S": "0.3", "PYTHONUNBUFFERED": "1"}
+
+
+def rootwalk(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "resolver", *args], capture_output=True, text=True, timeout=timeout, env=ENV)
+
+
+def wait_until_answering(port: int, process: subprocess.Popen[str]) -> None:
+    """Poll with real queries (each waits for its reply) until the server answers."""
+    for _ in range(100):
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        try:
+            dns.query.udp(dns.message.make_query("localhost.", "A"), "127.0.0.1", port=port, timeout=0.1)
+            return
+        except dns.exception.Timeout:
+            continue
+    raise AssertionError("the server never answered")
+
+
+@pytest.fixture(scope="module")
+def lab_process() -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "resolver", "lab", "--listen", f"127.0.0.1:{CLI_PORT}", "--lab-port", str(CLI_LAB_PORT)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+    )
+    try:
+        wait_until_answering(CLI_PORT, process)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+
+
+def test_lab_command_answers_and_stops_cleanly_on_sigterm(lab_process: subprocess.Popen[str]) -> None:
+    reply = dns.query.udp(dns.message.make_query("www.glueless.lab.", "A"), "127.0.0.1", port=CLI_PORT, timeout=5)
+    assert reply.answer[0][0].to_text() == "192.0.2.30"
+    if shutil.which("dig"):
+        out = subprocess.run(["dig", "@127.0.0.1", "-p", str(CLI_PORT), "chain.example.lab", "+short"], capture_output=True, text=True, timeout=10).stdout
+        assert out.strip().splitlines()[-1] == "192.0.2.60"
+    lab_process.send_signal(signal.SIGTERM)
+    assert lab_process.wait(10) == 0
+    assert lab_process.stdout is not None
+    banner = lab_process.stdout.read()
+    assert f"dig @127.0.0.1 -p {CLI_PORT} www.example.lab A" in banner
+
+
+def test_query_applies_the_search_list(stack: Stack) -> None:
+    result = rootwalk("query", "www", "--server", f"127.0.0.1:{RESOLVER_PORT}", "--search", "example.lab", "--ndots", "1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(";; trying www.example.lab. A: NOERROR")
+    assert "192.0.2.10" in result.stdout
+
+
+def test_query_tries_every_candidate_then_gives_up(stack: Stack) -> None:
+    result = rootwalk("query", "nx", "AAAA", "--server", f"127.0.0.1:{RESOLVER_PORT}", "--search", "example.lab", "--search", "other.example.", "--tcp")
+    assert result.returncode == 1
+    tried = [line.split()[2] for line in result.stdout.splitlines() if line.startswith(";; trying")]
+    assert tried == ["nx.example.lab.", "nx.other.example.", "nx."]
+
+
+def test_query_with_enough_dots_tries_as_is_first(stack: Stack) -> None:
+    result = rootwalk("query", "www.example.lab", "--server", f"127.0.0.1:{RESOLVER_PORT}", "--search", "other.example")
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[0].startswith(";; trying www.example.lab. A: NOERROR")
+
+
+def test_bad_config_file_exits_2_naming_file_line_and_key(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('outbound_port = 10053\nmax_tcp_connections = "many"\n')
+    result = rootwalk("serve", "--config", str(config))
+    assert result.returncode == 2
+    assert f"{config}: line 2: key 'max_tcp_connections'" in result.stderr
+
+
+def test_bad_flag_exits_2() -> None:
+    result = rootwalk("serve", "--listen", "localhost:53")
+    assert result.returncode == 2
+    assert "--listen" in result.stderr
+
+
+def test_check_config_prints_the_layered_settings(tmp_path: Path) -> None:
+    config = tmp_path / "good.toml"
+    config.write_text('outbound_port = 10053\nlisten = ["127.0.0.1:5353"]\n')
+    result = rootwalk("check-config", "--config", str(config), "--listen", "[::1]:5354")
+    assert result.returncode == 0
+    assert "listen = (Endpoint(host='::1', port=5354),)" in result.stdout
+    assert "outbound_port = 10053" in result.stdout
+
+
+def test_serve_with_lab_hints_and_loopback_allow_list(stack: Stack, tmp_path: Path) -> None:
+    """``serve`` as the README shows it, pointed at the session lab (port 20053)."""
+    port = CLI_PORT + 1
+    process = subprocess.Popen(
+        [sys.executable, "-m", "resolver", "serve", "--listen", f"127.0.0.1:{port}", "--root-hints", "zones/lab/root.hints",
+         "--outbound-allow", "127.0.0.0/8", "--outbound-port", "20053"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=Path(__file__).parents[2],
+    )
+    try:
+        wait_until_answering(port, process)
+        reply = dns.query.udp(dns.message.make_query("alias.example.lab.", "A"), "127.0.0.1", port=port, timeout=5)
+        assert reply.answer[-1][0].to_text() == "192.0.2.20"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
