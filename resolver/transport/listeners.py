@@ -76,6 +76,13 @@ class _UdpProtocol(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         log.debug("UDP socket error: %s", exc)
 
+    async def cancel_pending(self) -> None:
+        """Stop answering: cancel every query still being resolved."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
 
 class _TcpConnection(asyncio.Protocol):
     def __init__(self, server: TcpServerState) -> None:
@@ -166,7 +173,7 @@ class Listeners:
     def __init__(self, handler: Handler, tcp_limits: TcpLimits | None = None) -> None:
         self.handler = handler
         self.tcp = TcpServerState(handler, tcp_limits or TcpLimits())
-        self._udp: list[asyncio.DatagramTransport] = []
+        self._udp: list[tuple[asyncio.DatagramTransport, _UdpProtocol]] = []
         self._servers: list[asyncio.Server] = []
         self.bound: list[tuple[str, int, Transport]] = []
 
@@ -174,10 +181,10 @@ class Listeners:
         """Listen for UDP on host:port; returns the port (useful with port 0)."""
         loop = asyncio.get_running_loop()
         sock = _socket(host, port, socket.SOCK_DGRAM, reuse_port)
-        transport, _ = await loop.create_datagram_endpoint(
+        transport, protocol = await loop.create_datagram_endpoint(
             lambda: _UdpProtocol(self.handler), sock=sock
         )
-        self._udp.append(transport)
+        self._udp.append((transport, protocol))
         bound_port = int(sock.getsockname()[1])
         self.bound.append((host, bound_port, Transport.UDP))
         return bound_port
@@ -193,8 +200,9 @@ class Listeners:
         return bound_port
 
     async def close(self) -> None:
-        for transport in self._udp:
+        for transport, protocol in self._udp:
             transport.close()
+            await protocol.cancel_pending()
         for server in self._servers:
             server.close()
         for connection in list(self.tcp.open):

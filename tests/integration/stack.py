@@ -7,6 +7,7 @@ per-server query counters are read directly.
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -22,10 +23,12 @@ T = TypeVar("T")
 class Stack:
     """A lab (optional) and a resolver, started in a thread of their own."""
 
-    def __init__(self, settings: Settings, lab: LabDescription | None = None, lab_port: int = 0) -> None:
+    def __init__(
+        self, settings: Settings, lab: LabDescription | None = None, lab_port: int = 0
+    ) -> None:
         self.settings = settings
         self.lab = Lab(lab, lab_port) if lab is not None else None
-        self.service = ResolverService(settings)
+        self.service = ResolverService(settings, rng=random.Random(53))
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 

@@ -24,7 +24,14 @@ ENV = {**os.environ, "ROOTWALK_UPSTREAM_TIMEOUT_S": "0.3", "PYTHONUNBUFFERED": "
 
 
 def rootwalk(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "resolver", *args], capture_output=True, text=True, timeout=timeout, env=ENV)
+    return subprocess.run(
+        [sys.executable, "-m", "resolver", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=ENV,
+    )
 
 
 def wait_until_answering(port: int, process: subprocess.Popen[str]) -> None:
@@ -32,7 +39,9 @@ def wait_until_answering(port: int, process: subprocess.Popen[str]) -> None:
     for _ in range(100):
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
         try:
-            dns.query.udp(dns.message.make_query("localhost.", "A"), "127.0.0.1", port=port, timeout=0.1)
+            dns.query.udp(
+                dns.message.make_query("localhost.", "A"), "127.0.0.1", port=port, timeout=0.1
+            )
             return
         except dns.exception.Timeout:
             continue
@@ -42,8 +51,20 @@ def wait_until_answering(port: int, process: subprocess.Popen[str]) -> None:
 @pytest.fixture(scope="module")
 def lab_process() -> Iterator[subprocess.Popen[str]]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "resolver", "lab", "--listen", f"127.0.0.1:{CLI_PORT}", "--lab-port", str(CLI_LAB_PORT)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+        [
+            sys.executable,
+            "-m",
+            "resolver",
+            "lab",
+            "--listen",
+            f"127.0.0.1:{CLI_PORT}",
+            "--lab-port",
+            str(CLI_LAB_PORT),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
     )
     try:
         wait_until_answering(CLI_PORT, process)
@@ -54,11 +75,21 @@ def lab_process() -> Iterator[subprocess.Popen[str]]:
             process.wait(5)
 
 
-def test_lab_command_answers_and_stops_cleanly_on_sigterm(lab_process: subprocess.Popen[str]) -> None:
-    reply = dns.query.udp(dns.message.make_query("www.glueless.lab.", "A"), "127.0.0.1", port=CLI_PORT, timeout=5)
+def test_lab_command_answers_and_stops_cleanly_on_sigterm(
+    lab_process: subprocess.Popen[str],
+) -> None:
+    reply = dns.query.udp(
+        dns.message.make_query("www.glueless.lab.", "A"), "127.0.0.1", port=CLI_PORT, timeout=5
+    )
     assert reply.answer[0][0].to_text() == "192.0.2.30"
     if shutil.which("dig"):
-        out = subprocess.run(["dig", "@127.0.0.1", "-p", str(CLI_PORT), "chain.example.lab", "+short"], capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run(
+            ["dig", "@127.0.0.1", "-p", str(CLI_PORT), "chain.example.lab", "+short"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
         assert out.strip().splitlines()[-1] == "192.0.2.60"
     lab_process.send_signal(signal.SIGTERM)
     assert lab_process.wait(10) == 0
@@ -68,7 +99,16 @@ def test_lab_command_answers_and_stops_cleanly_on_sigterm(lab_process: subproces
 
 
 def test_query_applies_the_search_list(stack: Stack) -> None:
-    result = rootwalk("query", "www", "--server", f"127.0.0.1:{RESOLVER_PORT}", "--search", "example.lab", "--ndots", "1")
+    result = rootwalk(
+        "query",
+        "www",
+        "--server",
+        f"127.0.0.1:{RESOLVER_PORT}",
+        "--search",
+        "example.lab",
+        "--ndots",
+        "1",
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith(";; trying www.example.lab. A: NOERROR")
@@ -76,14 +116,32 @@ def test_query_applies_the_search_list(stack: Stack) -> None:
 
 
 def test_query_tries_every_candidate_then_gives_up(stack: Stack) -> None:
-    result = rootwalk("query", "nx", "AAAA", "--server", f"127.0.0.1:{RESOLVER_PORT}", "--search", "example.lab", "--search", "other.example.", "--tcp")
+    result = rootwalk(
+        "query",
+        "nx",
+        "AAAA",
+        "--server",
+        f"127.0.0.1:{RESOLVER_PORT}",
+        "--search",
+        "example.lab",
+        "--search",
+        "other.example.",
+        "--tcp",
+    )
     assert result.returncode == 1
     tried = [line.split()[2] for line in result.stdout.splitlines() if line.startswith(";; trying")]
     assert tried == ["nx.example.lab.", "nx.other.example.", "nx."]
 
 
 def test_query_with_enough_dots_tries_as_is_first(stack: Stack) -> None:
-    result = rootwalk("query", "www.example.lab", "--server", f"127.0.0.1:{RESOLVER_PORT}", "--search", "other.example")
+    result = rootwalk(
+        "query",
+        "www.example.lab",
+        "--server",
+        f"127.0.0.1:{RESOLVER_PORT}",
+        "--search",
+        "other.example",
+    )
     assert result.returncode == 0
     assert result.stdout.splitlines()[0].startswith(";; trying www.example.lab. A: NOERROR")
 
@@ -115,13 +173,31 @@ def test_serve_with_lab_hints_and_loopback_allow_list(stack: Stack, tmp_path: Pa
     """``serve`` as the README shows it, pointed at the session lab (port 20053)."""
     port = CLI_PORT + 1
     process = subprocess.Popen(
-        [sys.executable, "-m", "resolver", "serve", "--listen", f"127.0.0.1:{port}", "--root-hints", "zones/lab/root.hints",
-         "--outbound-allow", "127.0.0.0/8", "--outbound-port", "20053"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=Path(__file__).parents[2],
+        [
+            sys.executable,
+            "-m",
+            "resolver",
+            "serve",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--root-hints",
+            "zones/lab/root.hints",
+            "--outbound-allow",
+            "127.0.0.0/8",
+            "--outbound-port",
+            "20053",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        cwd=Path(__file__).parents[2],
     )
     try:
         wait_until_answering(port, process)
-        reply = dns.query.udp(dns.message.make_query("alias.example.lab.", "A"), "127.0.0.1", port=port, timeout=5)
+        reply = dns.query.udp(
+            dns.message.make_query("alias.example.lab.", "A"), "127.0.0.1", port=port, timeout=5
+        )
         assert reply.answer[-1][0].to_text() == "192.0.2.20"
         process.send_signal(signal.SIGINT)
         assert process.wait(10) == 0

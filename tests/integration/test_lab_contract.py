@@ -35,7 +35,9 @@ CONTRACT = [
 ]
 
 
-def ask(qname: str, qtype: str, transport: Transport, port: int = RESOLVER_PORT) -> dns.message.Message:
+def ask(
+    qname: str, qtype: str, transport: Transport, port: int = RESOLVER_PORT
+) -> dns.message.Message:
     query = dns.message.make_query(qname, qtype, use_edns=0, payload=1232)
     if transport is Transport.TCP:
         return dns.query.tcp(query, SERVER, timeout=5, port=port)
@@ -49,7 +51,15 @@ def final_values(reply: dns.message.Message, qtype: str) -> list[str]:
 
 @pytest.mark.parametrize("transport", [Transport.UDP, Transport.TCP], ids=["udp", "tcp"])
 @pytest.mark.parametrize(("qname", "qtype", "rcode", "values", "cnames"), CONTRACT)
-def test_contract_row(stack: Stack, transport: Transport, qname: str, qtype: str, rcode: str, values: list[str], cnames: int) -> None:
+def test_contract_row(
+    stack: Stack,
+    transport: Transport,
+    qname: str,
+    qtype: str,
+    rcode: str,
+    values: list[str],
+    cnames: int,
+) -> None:
     reply = ask(qname, qtype, transport)
     assert dns.rcode.to_text(reply.rcode()) == rcode
     assert final_values(reply, qtype) == values
@@ -59,7 +69,9 @@ def test_contract_row(stack: Stack, transport: Transport, qname: str, qtype: str
         assert [r.rdtype for r in reply.authority] == [dns.rdatatype.SOA]
 
 
-def test_big_answer_is_fetched_over_tcp_upstream_and_truncated_for_small_udp_clients(stack: Stack) -> None:
+def test_big_answer_is_fetched_over_tcp_upstream_and_truncated_for_small_udp_clients(
+    stack: Stack,
+) -> None:
     example = [stack.lab_server.authority(a) for a in ("127.53.3.1", "127.53.3.2")]
     tcp_before = sum(a.queries_by_transport[Transport.TCP] for a in example)
     udp = ask("big.example.lab.", "TXT", Transport.UDP)
@@ -75,7 +87,10 @@ def test_big_answer_is_fetched_over_tcp_upstream_and_truncated_for_small_udp_cli
     assert used_tcp
     assert len(reply.answer[0]) == 16
     large = dns.query.udp(
-        dns.message.make_query("big.example.lab.", "TXT", use_edns=0, payload=4096), SERVER, timeout=5, port=RESOLVER_PORT
+        dns.message.make_query("big.example.lab.", "TXT", use_edns=0, payload=4096),
+        SERVER,
+        timeout=5,
+        port=RESOLVER_PORT,
     )
     assert not large.flags & dns.flags.TC
     assert len(large.answer[0]) == 16
@@ -102,9 +117,9 @@ def test_the_dead_server_was_really_asked(stack: Stack) -> None:
     dead = stack.lab_server.authority("127.53.7.1")
     alive = stack.lab_server.authority("127.53.7.2")
     before = dead.queries_received
-    for _ in range(6):
+    for _ in range(16):
         assert final_values(ask("www.deadns.lab.", "A", Transport.UDP), "A") == ["192.0.2.40"]
-    assert alive.queries_received >= 6
+    assert alive.queries_received >= 16
     assert dead.queries_received > before  # random selection picks it sometimes (seeded lab)
 
 
@@ -132,12 +147,21 @@ def test_ipv6_listener(stack: Stack) -> None:
 def test_dig_gets_every_row(stack: Stack, tcp: bool) -> None:
     for qname, qtype, rcode, values, _ in CONTRACT:
         args = ["dig", f"@{SERVER}", "-p", str(RESOLVER_PORT), qname, qtype, "+tries=1", "+time=5"]
-        out = subprocess.run([*args, *(["+tcp"] if tcp else [])], capture_output=True, text=True, timeout=20).stdout
+        out = subprocess.run(
+            [*args, *(["+tcp"] if tcp else [])],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        ).stdout
         assert f"status: {rcode}" in out, out
         for value in values:
             assert value in out
     big = subprocess.run(
         ["dig", f"@{SERVER}", "-p", str(RESOLVER_PORT), "big.example.lab.", "TXT", "+short"],
-        capture_output=True, text=True, timeout=20,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=20,
     ).stdout
     assert big.count("big-") == 16

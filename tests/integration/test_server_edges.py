@@ -36,18 +36,31 @@ def read_frame(sock: socket.socket) -> bytes:
 
 
 def good_query_is_answered(port: int = RESOLVER_PORT) -> None:
-    reply = dns.query.udp(dns.message.make_query("www.example.lab.", "A"), SERVER, timeout=5, port=port)
+    reply = dns.query.udp(
+        dns.message.make_query("www.example.lab.", "A"), SERVER, timeout=5, port=port
+    )
     assert reply.answer[0][0].to_text() == "192.0.2.10"
 
 
 def test_pipelined_queries_on_one_connection_are_all_answered(stack: Stack) -> None:
-    names = ["www.example.lab.", "www.lame.lab.", "alias.example.lab.", "nx.example.lab.", "www.glueless.lab.", "chain.example.lab."]
+    names = [
+        "www.example.lab.",
+        "www.lame.lab.",
+        "alias.example.lab.",
+        "nx.example.lab.",
+        "www.glueless.lab.",
+        "chain.example.lab.",
+    ]
     queries = {}
     for index, name in enumerate(names):
         query = dns.message.make_query(name, "A", id=1000 + index)
         queries[query.id] = name
     with socket.create_connection((SERVER, RESOLVER_PORT), timeout=10) as sock:
-        sock.sendall(b"".join(frame(dns.message.make_query(n, "A", id=i).to_wire()) for i, n in queries.items()))
+        sock.sendall(
+            b"".join(
+                frame(dns.message.make_query(n, "A", id=i).to_wire()) for i, n in queries.items()
+            )
+        )
         replies = [dns.message.from_wire(read_frame(sock)) for _ in names]
     assert {r.id for r in replies} == set(queries)
     for reply in replies:
@@ -58,7 +71,14 @@ def test_malformed_packets_do_not_stop_the_server(stack: Stack) -> None:
     good = dns.message.make_query("www.example.lab.", "A", id=77).to_wire()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(5)
-        for junk in [b"", b"\x00", b"\xff" * 11, good[:14], good[:12] + b"\xc0\x0c\x00\x01\x00\x01", bytes(range(256)) * 4]:
+        for junk in [
+            b"",
+            b"\x00",
+            b"\xff" * 11,
+            good[:14],
+            good[:12] + b"\xc0\x0c\x00\x01\x00\x01",
+            bytes(range(256)) * 4,
+        ]:
             sock.sendto(junk, (SERVER, RESOLVER_PORT))
         sock.sendto(good[:14], (SERVER, RESOLVER_PORT))
         reply = None
@@ -85,7 +105,10 @@ def test_zero_length_tcp_frame_closes_only_that_connection(stack: Stack) -> None
 def test_responses_are_dropped_not_answered(stack: Stack) -> None:
     response = dns.message.make_response(dns.message.make_query("www.example.lab.", "A"))
     with socket.create_connection((SERVER, RESOLVER_PORT), timeout=5) as tcp:
-        tcp.sendall(frame(response.to_wire()) + frame(dns.message.make_query("localhost.", "A", id=5).to_wire()))
+        tcp.sendall(
+            frame(response.to_wire())
+            + frame(dns.message.make_query("localhost.", "A", id=5).to_wire())
+        )
         reply = dns.message.from_wire(read_frame(tcp))
         assert reply.id == 5  # the only reply is to the query
 
@@ -120,10 +143,17 @@ def test_tcp_connection_limit_and_idle_timeout(stack: Stack, small_stack: Stack)
 def test_outbound_allow_list_refuses_without_sending(tmp_path: Path) -> None:
     hints = tmp_path / "hints"
     hints.write_text(". 3600 NS a.root.test.\na.root.test. 3600 A 192.0.2.1\n")
-    settings = lab_settings(RESOLVER_PORT + 2, root_hints=hints, outbound_allow=(ipaddress.ip_network("127.0.0.0/8"),))
+    settings = lab_settings(
+        RESOLVER_PORT + 2, root_hints=hints, outbound_allow=(ipaddress.ip_network("127.0.0.0/8"),)
+    )
     running = Stack(settings).start()
     try:
-        reply = dns.query.udp(dns.message.make_query("www.example.lab.", "A", use_edns=0), SERVER, timeout=5, port=RESOLVER_PORT + 2)
+        reply = dns.query.udp(
+            dns.message.make_query("www.example.lab.", "A", use_edns=0),
+            SERVER,
+            timeout=5,
+            port=RESOLVER_PORT + 2,
+        )
         assert reply.rcode() == dns.rcode.SERVFAIL
         upstream = running.service.upstream
         assert upstream is not None
@@ -140,7 +170,12 @@ def test_deadline_gives_servfail_while_the_zone_is_slow(tmp_path: Path) -> None:
     settings = lab_settings(RESOLVER_PORT + 3, upstream_timeout_s=0.1, client_deadline_s=0.3)
     running = Stack(settings).start()
     try:
-        reply = dns.query.udp(dns.message.make_query("www.slow.lab.", "A", use_edns=0), SERVER, timeout=5, port=RESOLVER_PORT + 3)
+        reply = dns.query.udp(
+            dns.message.make_query("www.slow.lab.", "A", use_edns=0),
+            SERVER,
+            timeout=5,
+            port=RESOLVER_PORT + 3,
+        )
         assert reply.rcode() == dns.rcode.SERVFAIL
         text = reply.options[0].to_text()
         assert "slow.lab." in text
@@ -155,7 +190,9 @@ def test_edns_fallback_over_real_sockets() -> None:
             'address = "127.53.3.2"\nzones = ["example.lab."]\n': 'address = "127.53.3.2"\nzones = ["example.lab."]\nfaults = { formerr_edns = true }\n',
         }
     )
-    running = Stack(lab_settings(RESOLVER_PORT + 4, outbound_port=LAB_PORT + 1), faulty, LAB_PORT + 1).start()
+    running = Stack(
+        lab_settings(RESOLVER_PORT + 4, outbound_port=LAB_PORT + 1), faulty, LAB_PORT + 1
+    ).start()
     try:
         good_query_is_answered(RESOLVER_PORT + 4)
     finally:
