@@ -78,6 +78,8 @@ class Settings:
     client_deadline_s: float = 4.0
     tcp_idle_timeout_s: float = 10.0
     max_tcp_connections: int = 256
+    answer_cache_bytes: int = 64 * 1024 * 1024
+    rrset_cache_bytes: int = 64 * 1024 * 1024
 
 
 # --- converters: raw value (TOML value, or a string from env/flags) -> typed value --------
@@ -166,6 +168,8 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "client_deadline_s": _seconds,
     "tcp_idle_timeout_s": _seconds,
     "max_tcp_connections": _positive_int,
+    "answer_cache_bytes": _positive_int,
+    "rrset_cache_bytes": _positive_int,
 }
 assert set(CONVERTERS) == {f.name for f in dataclasses.fields(Settings)}
 

@@ -7,7 +7,9 @@ RFC 5625 advice on what a resolver accepts). :class:`Frontend` wires it to the d
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import dns.exception
@@ -18,7 +20,9 @@ import dns.rdataclass
 import dns.rdatatype
 
 from resolver.access import Access, AccessList
+from resolver.cache.answer import AnswerCache
 from resolver.core.compose import (
+    MAX_UDP_REPLY,
     client_udp_limit,
     compose_response,
     error_response,
@@ -28,9 +32,12 @@ from resolver.core.local import local_answer
 from resolver.driver import Driver
 from resolver.model import Question, Transport
 from resolver.transport.framing import MAX_TCP_MESSAGE
-from resolver.wire import error_reply, read_header
+from resolver.wire import error_reply, read_fast_query, read_header
 
 log = logging.getLogger(__name__)
+
+_RECURSION_ALLOWED = (Access.ALLOW, Access.ALLOW_SNOOP)
+_CACHEABLE_RCODES = (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
 
 _REFUSED_TYPES = {dns.rdatatype.AXFR, dns.rdatatype.IXFR}
 """Zone transfers: a resolver serves none (Unbound answers REFUSED)."""
@@ -83,12 +90,38 @@ def screen_query(wire: bytes, client: str, access: AccessList) -> Accepted | Rej
 
 
 class Frontend:
-    """Answers client queries: the handler the listeners call."""
+    """Answers client queries: the handlers the listeners call.
 
-    def __init__(self, driver: Driver, access: AccessList) -> None:
+    :meth:`answer_from_cache` is the hot path: a plain query from an allowed client whose
+    answer is cached is answered from stored bytes, without dnspython and without a task.
+    Everything else goes to :meth:`handle`, which resolves and fills the answer cache.
+    """
+
+    def __init__(
+        self,
+        driver: Driver,
+        access: AccessList,
+        answers: AnswerCache,
+        clock: Callable[[], float],
+    ) -> None:
         self.driver = driver
         self.access = access
+        self.answers = answers
+        self.clock = clock
         self.rejected: dict[str, int] = {}
+        self._decide = functools.lru_cache(maxsize=65536)(access.decide)
+
+    def answer_from_cache(self, wire: bytes, client: str, transport: Transport) -> bytes | None:
+        """The cached reply for a plain query, or None to take the slow path."""
+        query = read_fast_query(wire)
+        if query is None:
+            return None
+        if self._decide(client) not in _RECURSION_ALLOWED:
+            return None
+        limit = (
+            min(query.udp_limit, MAX_UDP_REPLY) if transport is Transport.UDP else MAX_TCP_MESSAGE
+        )
+        return self.answers.lookup(query, wire, self.clock(), limit)
 
     async def handle(self, wire: bytes, client: str, transport: Transport) -> bytes | None:
         screened = screen_query(wire, client, self.access)
@@ -96,9 +129,15 @@ class Frontend:
             self.rejected[screened.why] = self.rejected.get(screened.why, 0) + 1
             return screened.reply
         query, question = screened.query, screened.question
-        result = local_answer(question) or await self.driver.resolve(question)
+        local = local_answer(question)
+        result = local or await self.driver.resolve(question)
         if result.is_failure:
             log.info("SERVFAIL for %s from %s: %s", question, client, result.reason)
         response = compose_response(query, result)
+        full = render(response, MAX_TCP_MESSAGE)
+        if local is None and result.rcode in _CACHEABLE_RCODES:
+            fast = read_fast_query(wire)
+            if fast is not None:
+                self.answers.store(fast.key, full, fast.question_end, self.clock())
         limit = client_udp_limit(query) if transport is Transport.UDP else MAX_TCP_MESSAGE
-        return render(response, limit)
+        return full if len(full) <= limit else render(response, limit)

@@ -11,7 +11,10 @@ import signal
 import time
 from collections.abc import Callable
 
+import dns.name
+
 from resolver.access import LOOPBACK_RULES, AccessList
+from resolver.cache.answer import AnswerCache
 from resolver.config import Endpoint, Settings
 from resolver.core.hints import load_root_hints
 from resolver.core.zonecut import ZoneCut
@@ -46,6 +49,7 @@ class ResolverService:
         self.driver: Driver | None = None
         self.frontend: Frontend | None = None
         self.listeners: Listeners | None = None
+        self.answers = AnswerCache(settings.answer_cache_bytes)
 
     async def start(self) -> None:
         settings = self.settings
@@ -60,10 +64,11 @@ class ResolverService:
             mesh, self.upstream, deadline_s=settings.client_deadline_s, clock=self.clock
         )
         access = AccessList([*LOOPBACK_RULES, *settings.allow_clients])
-        self.frontend = Frontend(self.driver, access)
+        self.frontend = Frontend(self.driver, access, self.answers, self.clock)
         self.listeners = Listeners(
             self.frontend.handle,
             TcpLimits(settings.tcp_idle_timeout_s, settings.max_tcp_connections),
+            fast=self.frontend.answer_from_cache,
         )
         for endpoint in settings.listen:
             await self._listen(endpoint)
@@ -81,6 +86,11 @@ class ResolverService:
                 return
             raise OSError(exc.errno, f"cannot listen on {endpoint}: {exc.strerror}") from exc
         log.info("listening on %s (UDP and TCP)", endpoint)
+
+    def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
+        """Forget cached data for ``name`` (and below it with ``subtree``), or everything;
+        returns how many entries went. The control commands call this."""
+        return self.answers.flush(name, subtree=subtree)
 
     async def close(self) -> None:
         if self.listeners is not None:

@@ -96,3 +96,134 @@ def question_end(wire: bytes) -> int | None:
 def set_id(wire: bytes, message_id: int) -> bytes:
     """``wire`` with its ID replaced (RFC 1035 §4.1.1)."""
     return struct.pack("!H", message_id & 0xFFFF) + wire[2:]
+
+
+TYPE_OPT = 41
+_RR_FIXED = struct.Struct("!HHIH")  # TYPE, CLASS, TTL, RDLENGTH (RFC 1035 §4.1.3)
+_TTL = struct.Struct("!I")
+
+KEY_RD = 0x01
+KEY_CD = 0x02
+KEY_DO = 0x04
+KEY_EDNS = 0x08
+
+
+@dataclass(frozen=True, slots=True)
+class FastQuery:
+    """What the cache-hit path needs from a plain query, read without dnspython."""
+
+    key: bytes
+    """Question name lower-cased + QTYPE + QCLASS as sent + one byte of answer-changing
+    flags (RD, CD, DO, EDNS present)."""
+    question_end: int
+    udp_limit: int
+    """The client's UDP size: its EDNS payload (at least 512), or 512 without EDNS."""
+
+
+def read_fast_query(wire: bytes) -> FastQuery | None:
+    """Read a plain recursive query: QUERY opcode, RD=1, one question, no answer or authority
+    records, at most an OPT record of version 0 (RFC 6891 §6.1.2). Anything else is None
+    and takes the slow path, which knows how to answer it.
+
+    Only the name's ASCII letters are lower-cased (RFC 4343 §3); lowering the whole question
+    would turn type 65 into 97. Label length bytes are at most 63, below ``A``.
+    """
+    if len(wire) < HEADER_LENGTH:
+        return None
+    _id, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(wire)
+    if flags & (FLAG_QR | OPCODE_MASK | FLAG_TC) or not flags & FLAG_RD:
+        return None
+    if qdcount != 1 or ancount or nscount or arcount > 1:
+        return None
+    end = question_end(wire)
+    if end is None:
+        return None
+    key_flags = KEY_RD | (KEY_CD if flags & 0x0010 else 0)
+    udp_limit = 512
+    if arcount == 1:
+        if end + 11 > len(wire) or wire[end] != 0:
+            return None
+        rtype, payload, ttl, rdlength = _RR_FIXED.unpack_from(wire, end + 1)
+        if rtype != TYPE_OPT or (ttl >> 16) & 0xFF or end + 11 + rdlength > len(wire):
+            return None  # not OPT, or EDNS version > 0 (BADVERS on the slow path)
+        key_flags |= KEY_EDNS | (KEY_DO if ttl & 0x8000 else 0)
+        udp_limit = max(512, payload)
+    key = wire[HEADER_LENGTH : end - 4].lower() + wire[end - 4 : end] + bytes((key_flags,))
+    return FastQuery(key, end, udp_limit)
+
+
+def _skip_name(wire: bytes, offset: int) -> int:
+    """Offset just past a possibly compressed name (RFC 1035 §4.1.4); ValueError if cut."""
+    while True:
+        if offset >= len(wire):
+            raise ValueError("name runs past the end")
+        length = wire[offset]
+        if length & 0xC0 == 0xC0:
+            if offset + 2 > len(wire):
+                raise ValueError("pointer cut short")
+            return offset + 2
+        if length & 0xC0:
+            raise ValueError("unknown label type")
+        offset += 1 + length
+        if length == 0:
+            return offset
+
+
+def ttl_offsets(wire: bytes) -> list[tuple[int, int]] | None:
+    """(offset, TTL) of every resource record's TTL field in a response, OPT excluded
+    (its TTL field holds EDNS flags, RFC 6891 §6.1.3). None when the message is cut short.
+    """
+    header = read_header(wire)
+    if header is None:
+        return None
+    try:
+        offset = HEADER_LENGTH
+        for _ in range(header.qdcount):
+            offset = _skip_name(wire, offset) + 4
+        found: list[tuple[int, int]] = []
+        for _ in range(header.ancount + header.nscount + header.arcount):
+            offset = _skip_name(wire, offset)
+            if offset + 10 > len(wire):
+                return None
+            rtype, _class, ttl, rdlength = _RR_FIXED.unpack_from(wire, offset)
+            if rtype != TYPE_OPT:
+                found.append((offset + 4, ttl))
+            offset += 10 + rdlength
+            if offset > len(wire):
+                return None
+    except ValueError:
+        return None
+    return found
+
+
+def patch_ttls(
+    reply: bytearray, offsets: list[tuple[int, int]] | tuple[tuple[int, int], ...], age: int
+) -> None:
+    """Count every TTL down by ``age`` seconds (RFC 1035 §3.2.1), never below zero."""
+    for offset, ttl in offsets:
+        _TTL.pack_into(reply, offset, ttl - age if ttl > age else 0)
+
+
+def truncated_reply(wire: bytes, question_end: int) -> bytes:
+    """Header with TC set, the question, and the OPT record if there is one: what a client
+    whose buffer is too small gets (RFC 2181 §9, RFC 6891 §7)."""
+    header = read_header(wire)
+    assert header is not None
+    opt = _find_opt(wire, question_end, header) if header.arcount else b""
+    counts = (1, 0, 0, 1 if opt else 0)
+    return (
+        _HEADER.pack(header.id, header.flags | FLAG_TC, *counts)
+        + wire[HEADER_LENGTH:question_end]
+        + opt
+    )
+
+
+def _find_opt(wire: bytes, offset: int, header: Header) -> bytes:
+    for _ in range(header.ancount + header.nscount + header.arcount):
+        start = offset
+        offset = _skip_name(wire, offset)
+        rtype, _class, _ttl, rdlength = _RR_FIXED.unpack_from(wire, offset)
+        offset += 10 + rdlength
+        if rtype == TYPE_OPT:
+            return wire[start:offset]
+    return b""

@@ -57,5 +57,6 @@ def error_response(query: dns.message.Message, rcode: dns.rcode.Rcode) -> dns.me
 
 def render(response: dns.message.Message, limit: int) -> bytes:
     """Wire form within ``limit`` bytes; when it does not fit, whole RRsets are left out and
-    TC is set (RFC 2181 §9, RFC 1035 §4.2.1)."""
-    return response.to_wire(max_size=limit, prefer_truncation=True)
+    TC is set (RFC 2181 §9, RFC 1035 §4.2.1). Records keep their order (no shuffling), so
+    the same result renders to the same bytes on the slow path and from the answer cache."""
+    return response.to_wire(max_size=limit, prefer_truncation=True, want_shuffle=False)

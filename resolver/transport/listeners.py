@@ -24,6 +24,14 @@ log = logging.getLogger(__name__)
 Handler = Callable[[bytes, str, Transport], Awaitable[bytes | None]]
 """Takes (query bytes, client IP address, transport); returns the reply, or None to drop."""
 
+FastHandler = Callable[[bytes, str, Transport], bytes | None]
+"""Answers at once without awaiting (a cache hit), or returns None for the slow handler."""
+
+
+def _no_fast_answer(wire: bytes, client: str, transport: Transport) -> bytes | None:
+    del wire, client, transport
+    return None
+
 
 @dataclass(frozen=True, slots=True)
 class TcpLimits:
@@ -51,8 +59,9 @@ def _socket(host: str, port: int, kind: socket.SocketKind, reuse_port: bool) -> 
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, fast: FastHandler) -> None:
         self._handler = handler
+        self._fast = fast
         self._transport: asyncio.DatagramTransport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -60,6 +69,15 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._transport = typing.cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        try:
+            reply = self._fast(data, str(addr[0]), Transport.UDP)
+        except Exception:
+            log.exception("fast path failed for a UDP query from %s", addr[0])
+            reply = None
+        if reply is not None:
+            assert self._transport is not None
+            self._transport.sendto(reply, addr)
+            return
         task = asyncio.get_running_loop().create_task(self._answer(data, addr))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -114,6 +132,15 @@ class _TcpConnection(asyncio.Protocol):
             self.close()
             return
         for message in messages:
+            try:
+                reply = self._server.fast(message, self._client, Transport.TCP)
+            except Exception:
+                log.exception("fast path failed for a TCP query from %s", self._client)
+                reply = None
+            if reply is not None:
+                assert self._transport is not None
+                self._transport.write(frame(reply))
+                continue
             task = asyncio.get_running_loop().create_task(self._answer(message))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -158,6 +185,7 @@ class _TcpConnection(asyncio.Protocol):
 @dataclass(slots=True)
 class TcpServerState:
     handler: Handler
+    fast: FastHandler
     limits: TcpLimits
     connections: int = 0
     rejected: int = 0
@@ -170,9 +198,15 @@ class TcpServerState:
 class Listeners:
     """The bound sockets of one service, and how to close them."""
 
-    def __init__(self, handler: Handler, tcp_limits: TcpLimits | None = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        tcp_limits: TcpLimits | None = None,
+        fast: FastHandler = _no_fast_answer,
+    ) -> None:
         self.handler = handler
-        self.tcp = TcpServerState(handler, tcp_limits or TcpLimits())
+        self.fast = fast
+        self.tcp = TcpServerState(handler, fast, tcp_limits or TcpLimits())
         self._udp: list[tuple[asyncio.DatagramTransport, _UdpProtocol]] = []
         self._servers: list[asyncio.Server] = []
         self.bound: list[tuple[str, int, Transport]] = []
@@ -182,7 +216,7 @@ class Listeners:
         loop = asyncio.get_running_loop()
         sock = _socket(host, port, socket.SOCK_DGRAM, reuse_port)
         transport, protocol = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self.handler), sock=sock
+            lambda: _UdpProtocol(self.handler, self.fast), sock=sock
         )
         self._udp.append((transport, protocol))
         bound_port = int(sock.getsockname()[1])

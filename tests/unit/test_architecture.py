@@ -18,7 +18,15 @@ SANS_IO = [
     PACKAGE / "limits.py",
     PACKAGE / "lab" / "authority.py",
 ]
-FORBIDDEN_MODULES = {"asyncio", "socket", "uvloop", "prometheus_client", "time", "selectors", "resolver.config"}
+FORBIDDEN_MODULES = {
+    "asyncio",
+    "socket",
+    "uvloop",
+    "prometheus_client",
+    "time",
+    "selectors",
+    "resolver.config",
+}
 FORBIDDEN_CALLS = {"time.time", "time.monotonic", "datetime.now", "random.random", "random.choice"}
 
 

@@ -1,0 +1,233 @@
+"""The hot path: stored wire answers, patched per query, equal to what the slow path renders."""
+
+from __future__ import annotations
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from resolver.cache.answer import AnswerCache
+from resolver.core.compose import compose_response, render
+from resolver.lab.authority import authoritative_answer, load_zone
+from resolver.model import Result
+from resolver.wire import read_fast_query
+from tests.helpers import lab_with
+
+DESCRIPTION = lab_with()
+ZONES = {z: load_zone(str(p), z) for z, p in DESCRIPTION.zone_files.items()}
+T0 = 1_000_000.0
+
+QUESTIONS = [
+    ("www.example.lab.", "A"),
+    ("www.example.lab.", "AAAA"),
+    ("nx.example.lab.", "A"),
+    ("www.example.lab.", "MX"),
+    ("inzone.example.lab.", "A"),
+    ("big.example.lab.", "TXT"),
+    ("anything.wild.example.lab.", "A"),
+    ("www.other.example.", "A"),
+]
+
+
+def lab_result(qname: str, qtype: str) -> Result:
+    zone = dns.name.from_text(qname).parent()
+    while zone not in ZONES:
+        zone = zone.parent()
+    reply = authoritative_answer({zone: ZONES[zone]}, dns.message.make_query(qname, qtype))
+    return Result(reply.rcode(), tuple(reply.answer), tuple(reply.authority))
+
+
+def aged(result: Result, age: int) -> Result:
+    def older(rrsets: tuple[dns.rrset.RRset, ...]) -> tuple[dns.rrset.RRset, ...]:
+        return tuple(
+            dns.rrset.from_rdata_list(r.name, max(0, r.ttl - age), list(r)) for r in rrsets
+        )
+
+    return Result(result.rcode, older(result.answer), older(result.authority))
+
+
+def random_case(text: str, flips: list[bool]) -> str:
+    return "".join(
+        c.upper() if flip else c for c, flip in zip(text, flips + [False] * len(text), strict=False)
+    )
+
+
+def make_query(
+    qname: str, qtype: str, *, edns: bool, payload: int, do: bool, cd: bool, message_id: int
+) -> dns.message.Message:
+    query = dns.message.make_query(
+        qname, qtype, use_edns=0 if edns else False, payload=payload, want_dnssec=do, id=message_id
+    )
+    if cd:
+        query.flags |= dns.flags.CD
+    return query
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    index=st.integers(0, len(QUESTIONS) - 1),
+    edns=st.booleans(),
+    payload=st.sampled_from([512, 1232, 4096]),
+    do=st.booleans(),
+    cd=st.booleans(),
+    first_case=st.lists(st.booleans(), max_size=30),
+    second_case=st.lists(st.booleans(), max_size=30),
+    first_id=st.integers(0, 0xFFFF),
+    second_id=st.integers(0, 0xFFFF),
+    age=st.integers(0, 59),
+)
+def test_a_hit_equals_the_slow_path_rendering(
+    index: int,
+    edns: bool,
+    payload: int,
+    do: bool,
+    cd: bool,
+    first_case: list[bool],
+    second_case: list[bool],
+    first_id: int,
+    second_id: int,
+    age: int,
+) -> None:
+    qname, qtype = QUESTIONS[index]
+    do = do and edns
+    result = lab_result(qname, qtype)
+    first = make_query(
+        random_case(qname, first_case),
+        qtype,
+        edns=edns,
+        payload=payload,
+        do=do,
+        cd=cd,
+        message_id=first_id,
+    )
+    cache = AnswerCache(1 << 20)
+    first_wire = first.to_wire()
+    fast = read_fast_query(first_wire)
+    assert fast is not None
+    assert cache.store(
+        fast.key, render(compose_response(first, result), 65535), fast.question_end, T0
+    )
+
+    second = make_query(
+        random_case(qname, second_case),
+        qtype,
+        edns=edns,
+        payload=payload,
+        do=do,
+        cd=cd,
+        message_id=second_id,
+    )
+    second_wire = second.to_wire()
+    second_fast = read_fast_query(second_wire)
+    assert second_fast is not None and second_fast.key == fast.key
+    expected_full = render(compose_response(second, aged(result, age)), 65535)
+    hit = cache.lookup(second_fast, second_wire, T0 + age, 65535)
+    assert hit == expected_full
+
+    limit = second_fast.udp_limit
+    small = cache.lookup(second_fast, second_wire, T0 + age, limit)
+    assert small is not None
+    reply = dns.message.from_wire(small)
+    assert reply.id == second_id
+    assert reply.question[0].name.to_text() == second.question[0].name.to_text()
+    if len(expected_full) <= limit:
+        assert small == expected_full
+    else:
+        assert reply.flags & dns.flags.TC
+        assert len(small) <= limit
+        assert reply.answer == []
+        assert (reply.edns >= 0) == edns
+
+
+def store_one(
+    cache: AnswerCache, qname: str = "www.example.lab.", qtype: str = "A"
+) -> tuple[bytes, int]:
+    query = dns.message.make_query(qname, qtype)
+    wire = query.to_wire()
+    fast = read_fast_query(wire)
+    assert fast is not None
+    assert cache.store(
+        fast.key,
+        render(compose_response(query, lab_result(qname, qtype)), 65535),
+        fast.question_end,
+        T0,
+    )
+    return wire, fast.question_end
+
+
+def test_ttls_count_down_and_the_entry_expires_with_its_smallest_ttl() -> None:
+    cache = AnswerCache(1 << 20)
+    wire, _ = store_one(cache, "nx.example.lab.")  # SOA with negative TTL 60
+    fast = read_fast_query(wire)
+    assert fast is not None
+    at_10 = dns.message.from_wire(cache.lookup(fast, wire, T0 + 10.9, 512) or b"")
+    assert at_10.authority[0].ttl == 50
+    assert cache.lookup(fast, wire, T0 + 59.5, 512) is not None
+    assert cache.lookup(fast, wire, T0 + 60, 512) is None
+    assert cache.counters.expired == 1
+    assert len(cache) == 0
+
+
+def test_different_flags_are_different_entries() -> None:
+    cache = AnswerCache(1 << 20)
+    store_one(cache)
+    with_edns = dns.message.make_query("www.example.lab.", "A", use_edns=0).to_wire()
+    fast = read_fast_query(with_edns)
+    assert fast is not None
+    assert cache.lookup(fast, with_edns, T0, 512) is None
+
+
+def test_type_65_is_not_lowered_into_type_97() -> None:
+    a = read_fast_query(dns.message.make_query("x.lab.", 65).to_wire())
+    b = read_fast_query(dns.message.make_query("x.lab.", 97).to_wire())
+    assert a is not None and b is not None and a.key != b.key
+
+
+def test_unusual_queries_take_the_slow_path() -> None:
+    no_rd = dns.message.make_query("x.lab.", "A")
+    no_rd.flags &= ~dns.flags.RD
+    two = dns.message.make_query("x.lab.", "A")
+    two.question.append(two.question[0])
+    version1 = dns.message.make_query("x.lab.", "A", use_edns=1)
+    for message in (
+        no_rd,
+        two,
+        version1,
+        dns.message.make_response(dns.message.make_query("x.lab.", "A")),
+    ):
+        assert read_fast_query(message.to_wire()) is None
+    good = dns.message.make_query("x.lab.", "A", use_edns=0).to_wire()
+    for length in range(len(good)):
+        assert read_fast_query(good[:length]) is None
+
+
+def test_eviction_under_a_small_size_limit_keeps_the_newest() -> None:
+    cache = AnswerCache(4000)
+    names = [f"n{i}.wild.example.lab." for i in range(40)]
+    for name in names:
+        store_one(cache, name)
+    assert cache.evictions > 0
+    assert cache.bytes_used <= 4000
+    last = dns.message.make_query(names[-1], "A").to_wire()
+    first = dns.message.make_query(names[0], "A").to_wire()
+    last_fast, first_fast = read_fast_query(last), read_fast_query(first)
+    assert last_fast is not None and first_fast is not None
+    assert cache.lookup(last_fast, last, T0, 512) is not None
+    assert cache.lookup(first_fast, first, T0, 512) is None
+
+
+def test_flush_one_name_a_subtree_or_all() -> None:
+    cache = AnswerCache(1 << 20)
+    store_one(cache, "www.example.lab.")
+    store_one(cache, "a.wild.example.lab.")
+    store_one(cache, "www.other.example.")
+    assert cache.flush(dns.name.from_text("wild.example.lab.")) == 0
+    assert cache.flush(dns.name.from_text("example.lab."), subtree=True) == 2
+    assert len(cache) == 1
+    assert cache.flush() == 1
+    assert len(cache) == 0
