@@ -36,26 +36,30 @@ class Driver:
         self.deadline_s = deadline_s
         self.clock = clock
         self.bugs = 0
-        self._waiters: dict[int, asyncio.Future[Result]] = {}
+        self._waiters: dict[int, list[asyncio.Future[Result]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def resolve(self, question: Question) -> Result:
         """Walk from the root for ``question``; SERVFAIL when the deadline passes."""
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         job_id, effects = self.mesh.start(question, self.clock())
-        self._waiters[job_id] = future
+        self._waiters.setdefault(job_id, []).append(future)
         try:
             self._dispatch(effects)
             return await asyncio.wait_for(asyncio.shield(future), self.deadline_s)
         except TimeoutError:
             zone = self.mesh.zone_of(job_id)
-            self.mesh.cancel(job_id)
+            waiters = self._waiters.get(job_id, [])
+            if future in waiters:
+                waiters.remove(future)
+            self.mesh.release(job_id)
             return servfail(
                 f"no server of {zone} answered within {self.deadline_s:g} s",
                 ExtendedError.NO_REACHABLE_AUTHORITY,
             )
         finally:
-            self._waiters.pop(job_id, None)
+            if not self._waiters.get(job_id):
+                self._waiters.pop(job_id, None)
 
     def _dispatch(self, effects: list[Effect]) -> None:
         for effect in effects:
@@ -65,24 +69,21 @@ class Driver:
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
                 case Completed():
-                    future = self._waiters.get(effect.job_id)
-                    if future is not None and not future.done():
-                        future.set_result(effect.result)
+                    for future in self._waiters.pop(effect.job_id, []):
+                        if not future.done():
+                            future.set_result(effect.result)
 
     async def _transmit(self, effect: Transmit) -> None:
         event: ReplyReceived | QueryFailed = await self.upstream.query(effect.query)
         try:
             effects = self.mesh.handle(effect.job_id, event, self.clock())
         except Exception:
-            # A bug, not an upstream fault: log it, count it, SERVFAIL the client at once.
+            # A bug, not an upstream fault: log it, count it, SERVFAIL its clients at once.
             self.bugs += 1
             log.exception("resolution failed on %s", effect.query)
-            root = self.mesh.root_of(effect.job_id)
-            self.mesh.cancel(root)
-            future = self._waiters.get(root)
-            if future is not None and not future.done():
-                future.set_result(servfail("internal error"))
-            return
+            effects = []
+            for job_id in self.mesh.client_jobs_of(effect.job_id):
+                effects.extend(self.mesh.fail(job_id, servfail("internal error")))
         self._dispatch(effects)
 
     async def close(self) -> None:

@@ -1,18 +1,22 @@
-"""The in-flight table: runs resolutions and their sub-resolutions, detects cycles.
+"""The in-flight table: one resolution per question, shared by everyone who asks it.
 
-Sans-IO like the core: the driver calls :meth:`Mesh.start` and :meth:`Mesh.handle` and
-performs the returned effects. A sub-resolution (the address of a glueless name server) is
-a job of its own whose result is fed back to its parent; a sub-question that is already
-being asked higher up the same chain is a cycle and fails at once (Unbound ``mesh.c``
-``mesh_detect_cycle``). Sub-resolutions share the client query's :class:`Budget`.
+Sans-IO like the core: the driver calls :meth:`Mesh.start`, :meth:`Mesh.handle` and
+:meth:`Mesh.release` and performs the returned effects. Identical questions in flight are
+merged (Unbound ``services/mesh.c``): many clients asking the same uncached question cause
+one walk. A sub-resolution (the address of a glueless name server) is a job of its own whose
+result is fed back to every job waiting on it; a sub-question that would wait on itself,
+directly or through merged jobs, is a cycle and fails at once. Sub-resolutions share the
+client query's :class:`Budget`.
 """
 
 from __future__ import annotations
 
 import itertools
 import random
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
+from resolver.cache.view import Caches
 from resolver.core.events import (
     Action,
     Event,
@@ -37,7 +41,7 @@ class Transmit:
 
 @dataclass(frozen=True, slots=True)
 class Completed:
-    """The client-level job ``job_id`` has its result."""
+    """Job ``job_id``, which clients wait on, has its result."""
 
     job_id: int
     result: Result
@@ -48,30 +52,58 @@ Effect = Transmit | Completed
 
 @dataclass(slots=True)
 class _Job:
+    question: Question
     resolution: Resolution
     budget: Budget
-    parent: tuple[int, int] | None  # (parent job id, the parent's subquery ref)
     ancestry: frozenset[Question]
     depth: int
+    clients: int = 0
+    parents: list[tuple[int, int]] = field(default_factory=list)  # (job id, its subquery ref)
+
+
+@dataclass(slots=True)
+class MeshCounters:
+    started: int = 0
+    merged: int = 0
+    subqueries: int = 0
+    cycles: int = 0
 
 
 class Mesh:
-    """Every resolution in flight, keyed by job id."""
+    """Every resolution in flight, keyed by job id and by question."""
 
-    def __init__(self, *, root: ZoneCut, limits: Limits, rng: random.Random) -> None:
+    def __init__(
+        self,
+        *,
+        root: ZoneCut,
+        caches: Caches,
+        limits: Limits,
+        rng: random.Random,
+        default_timeout_s: float = 1.0,
+    ) -> None:
         self.root = root
+        self.caches = caches
         self.limits = limits
+        self.default_timeout_s = default_timeout_s
         self._rng = rng
         self._jobs: dict[int, _Job] = {}
+        self._inflight: dict[Question, int] = {}
         self._ids = itertools.count(1)
+        self.counters = MeshCounters()
 
     def __len__(self) -> int:
         return len(self._jobs)
 
     def start(self, question: Question, now: float) -> tuple[int, list[Effect]]:
-        """Start resolving a client's question; returns its job id and the first effects."""
-        budget = Budget(self.limits)
-        job_id = self._new_job(question, budget, parent=None, ancestry=frozenset(), depth=0)
+        """A client asks ``question``: join the walk in flight, or start one."""
+        existing = self._inflight.get(question)
+        if existing is not None:
+            self._jobs[existing].clients += 1
+            self.counters.merged += 1
+            return existing, []
+        job_id = self._new_job(question, Budget(self.limits), frozenset(), depth=0)
+        self._jobs[job_id].clients = 1
+        self.counters.started += 1
         return job_id, self._run(job_id, self._jobs[job_id].resolution.start(now), now)
 
     def handle(self, job_id: int, event: Event, now: float) -> list[Effect]:
@@ -81,49 +113,79 @@ class Mesh:
             return []
         return self._run(job_id, job.resolution.handle(event, now), now)
 
-    def cancel(self, job_id: int) -> None:
-        """Forget a job and all its sub-resolutions (the client's deadline passed)."""
-        children = [
-            cid for cid, job in self._jobs.items() if job.parent and job.parent[0] == job_id
-        ]
-        self._jobs.pop(job_id, None)
-        for child in children:
-            self.cancel(child)
+    def release(self, job_id: int) -> None:
+        """One client stopped waiting (its deadline passed); forget the job when nobody
+        waits on it any more."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            return
+        job.clients = max(0, job.clients - 1)
+        if job.clients == 0 and not job.parents:
+            self._drop(job_id)
 
     def zone_of(self, job_id: int) -> str:
-        """The zone the deepest sub-resolution of ``job_id`` is asking now, as text."""
+        """The zone the deepest sub-resolution working for ``job_id`` is asking now."""
         deepest = job_id
-        while True:
-            child = next(
-                (cid for cid, job in self._jobs.items() if job.parent and job.parent[0] == deepest),
-                None,
-            )
-            if child is None:
-                break
+        while (child := self._child_of(deepest)) is not None:
             deepest = child
         job = self._jobs.get(deepest)
         return job.resolution.zone.to_text() if job is not None else "?"
 
-    def root_of(self, job_id: int) -> int:
-        """The client-level job that ``job_id`` works for."""
-        job = self._jobs.get(job_id)
-        while job is not None and job.parent is not None:
-            job_id = job.parent[0]
-            job = self._jobs.get(job_id)
-        return job_id
+    def client_jobs_of(self, job_id: int) -> list[int]:
+        """The jobs with clients that ``job_id`` works for (itself included)."""
+        found: list[int] = []
+        seen: set[int] = set()
+        queue = deque([job_id])
+        while queue:
+            current = queue.popleft()
+            if current in seen or current not in self._jobs:
+                continue
+            seen.add(current)
+            job = self._jobs[current]
+            if job.clients:
+                found.append(current)
+            queue.extend(parent for parent, _ref in job.parents)
+        return found
+
+    def fail(self, job_id: int, result: Result) -> list[Effect]:
+        """End ``job_id`` with ``result`` (a bug was caught while running it)."""
+        if job_id not in self._jobs:
+            return []
+        return self._finish(job_id, result, 0.0)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _child_of(self, job_id: int) -> int | None:
+        return next(
+            (cid for cid, job in self._jobs.items() if any(p == job_id for p, _ in job.parents)),
+            None,
+        )
+
+    def _drop(self, job_id: int) -> None:
+        job = self._jobs.pop(job_id, None)
+        if job is None:
+            return
+        if self._inflight.get(job.question) == job_id:
+            del self._inflight[job.question]
+        for child_id, child in list(self._jobs.items()):
+            child.parents = [(p, ref) for p, ref in child.parents if p != job_id]
+            if not child.parents and not child.clients:
+                self._drop(child_id)
 
     def _new_job(
-        self,
-        question: Question,
-        budget: Budget,
-        *,
-        parent: tuple[int, int] | None,
-        ancestry: frozenset[Question],
-        depth: int,
+        self, question: Question, budget: Budget, ancestry: frozenset[Question], depth: int
     ) -> int:
         job_id = next(self._ids)
-        resolution = Resolution(question, root=self.root, budget=budget, rng=self._rng)
-        self._jobs[job_id] = _Job(resolution, budget, parent, ancestry | {question}, depth)
+        resolution = Resolution(
+            question,
+            root=self.root,
+            caches=self.caches,
+            budget=budget,
+            rng=self._rng,
+            default_timeout_s=self.default_timeout_s,
+        )
+        self._jobs[job_id] = _Job(question, resolution, budget, ancestry | {question}, depth)
+        self._inflight[question] = job_id
         return job_id
 
     def _run(self, job_id: int, actions: list[Action], now: float) -> list[Effect]:
@@ -138,11 +200,29 @@ class Mesh:
                     effects.extend(self._finish(job_id, action.result, now))
         return effects
 
+    def _waits_on(self, waiter: int, target: int) -> bool:
+        """True when job ``target`` already waits (transitively) on job ``waiter``."""
+        seen: set[int] = set()
+        queue = deque([waiter])
+        while queue:
+            current = queue.popleft()
+            if current == target:
+                return True
+            if current in seen or current not in self._jobs:
+                continue
+            seen.add(current)
+            queue.extend(parent for parent, _ref in self._jobs[current].parents)
+        return False
+
     def _start_subquery(self, job_id: int, action: StartSubquery, now: float) -> list[Effect]:
         job = self._jobs[job_id]
+        existing = self._inflight.get(action.question)
         refusal = None
-        if action.question in job.ancestry:
+        if action.question in job.ancestry or (
+            existing is not None and self._waits_on(job_id, existing)
+        ):
             refusal = f"dependency cycle: {action.question} is needed to resolve itself"
+            self.counters.cycles += 1
         elif job.depth + 1 > self.limits.max_subquery_depth:
             refusal = f"sub-resolutions nested deeper than {self.limits.max_subquery_depth}"
         elif not job.budget.spend_subquery():
@@ -150,20 +230,24 @@ class Mesh:
         if refusal is not None:
             done = SubqueryDone(action.ref, servfail(refusal))
             return self._run(job_id, job.resolution.handle(done, now), now)
-        child_id = self._new_job(
-            action.question,
-            job.budget,
-            parent=(job_id, action.ref),
-            ancestry=job.ancestry,
-            depth=job.depth + 1,
-        )
+        self.counters.subqueries += 1
+        if existing is not None:
+            self._jobs[existing].parents.append((job_id, action.ref))
+            self.counters.merged += 1
+            return []
+        child_id = self._new_job(action.question, job.budget, job.ancestry, job.depth + 1)
+        self._jobs[child_id].parents.append((job_id, action.ref))
         return self._run(child_id, self._jobs[child_id].resolution.start(now), now)
 
     def _finish(self, job_id: int, result: Result, now: float) -> list[Effect]:
         job = self._jobs.pop(job_id, None)
         if job is None:
             return []
-        if job.parent is None:
-            return [Completed(job_id, result)]
-        parent_id, ref = job.parent
-        return self.handle(parent_id, SubqueryDone(ref, result), now)
+        if self._inflight.get(job.question) == job_id:
+            del self._inflight[job.question]
+        effects: list[Effect] = []
+        if job.clients:
+            effects.append(Completed(job_id, result))
+        for parent_id, ref in job.parents:
+            effects.extend(self.handle(parent_id, SubqueryDone(ref, result), now))
+        return effects

@@ -15,6 +15,7 @@ import dns.name
 
 from resolver.access import LOOPBACK_RULES, AccessList
 from resolver.cache.answer import AnswerCache
+from resolver.cache.view import Caches
 from resolver.config import Endpoint, Settings
 from resolver.core.hints import load_root_hints
 from resolver.core.zonecut import ZoneCut
@@ -50,18 +51,22 @@ class ResolverService:
         self.frontend: Frontend | None = None
         self.listeners: Listeners | None = None
         self.answers = AnswerCache(settings.answer_cache_bytes)
+        self.caches = Caches.sized(settings.rrset_cache_bytes)
+        self.mesh: Mesh | None = None
 
     async def start(self) -> None:
         settings = self.settings
         self.root = load_root_hints(settings.root_hints)
-        self.upstream = Upstream(
-            port=settings.outbound_port,
-            allow=settings.outbound_allow,
-            timeout_s=settings.upstream_timeout_s,
+        self.upstream = Upstream(port=settings.outbound_port, allow=settings.outbound_allow)
+        self.mesh = Mesh(
+            root=self.root,
+            caches=self.caches,
+            limits=self.limits,
+            rng=self.rng,
+            default_timeout_s=settings.upstream_timeout_s,
         )
-        mesh = Mesh(root=self.root, limits=self.limits, rng=self.rng)
         self.driver = Driver(
-            mesh, self.upstream, deadline_s=settings.client_deadline_s, clock=self.clock
+            self.mesh, self.upstream, deadline_s=settings.client_deadline_s, clock=self.clock
         )
         access = AccessList([*LOOPBACK_RULES, *settings.allow_clients])
         self.frontend = Frontend(self.driver, access, self.answers, self.clock)
@@ -90,7 +95,13 @@ class ResolverService:
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
         """Forget cached data for ``name`` (and below it with ``subtree``), or everything;
         returns how many entries went. The control commands call this."""
-        return self.answers.flush(name, subtree=subtree)
+        removed = self.answers.flush(name, subtree=subtree)
+        removed += self.caches.rrsets.flush(name, subtree=subtree)
+        removed += self.caches.negative.flush(name, subtree=subtree)
+        removed += self.caches.failures.flush()
+        if name is None:
+            self.caches.infra.clear()
+        return removed
 
     async def close(self) -> None:
         if self.listeners is not None:

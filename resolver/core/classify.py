@@ -41,6 +41,9 @@ class ClassifiedReply:
     """The name the chain ends at (the name still to resolve for CNAME)."""
     soa: dns.rrset.RRset | None = None
     referral: ZoneCut | None = None
+    referral_rrsets: tuple[dns.rrset.RRset, ...] = ()
+    """The NS RRset of a referral and its glue, to be cached at their ranks."""
+    authoritative: bool = False
     detail: str = ""
 
 
@@ -103,13 +106,14 @@ def classify_reply(
         return ClassifiedReply(ReplyKind.SERVER_ERROR, detail=dns.rcode.to_text(rcode))
 
     scrubbed = scrub_reply(message, zone)
+    aa = bool(message.flags & dns.flags.AA)
     chain, final_name, answered, looped = _follow_chain(scrubbed, qname, qtype)
     if looped:
-        return ClassifiedReply(ReplyKind.CNAME_LOOP, tuple(chain), final_name)
+        return ClassifiedReply(ReplyKind.CNAME_LOOP, tuple(chain), final_name, authoritative=aa)
     if answered:
-        return ClassifiedReply(ReplyKind.ANSWER, tuple(chain), final_name)
+        return ClassifiedReply(ReplyKind.ANSWER, tuple(chain), final_name, authoritative=aa)
     if chain and not final_name.is_subdomain(zone):
-        return ClassifiedReply(ReplyKind.CNAME, tuple(chain), final_name)
+        return ClassifiedReply(ReplyKind.CNAME, tuple(chain), final_name, authoritative=aa)
 
     soa = next(
         (
@@ -121,7 +125,9 @@ def classify_reply(
     )
     negative = negative_soa(soa) if soa is not None and len(soa) else None
     if rcode == dns.rcode.NXDOMAIN:
-        return ClassifiedReply(ReplyKind.NXDOMAIN, tuple(chain), final_name, negative)
+        return ClassifiedReply(
+            ReplyKind.NXDOMAIN, tuple(chain), final_name, negative, authoritative=aa
+        )
 
     delegation = next(
         (
@@ -135,9 +141,20 @@ def classify_reply(
     )
     if delegation is not None and negative is None:
         if chain:  # an in-zone CNAME target that is delegated further down
-            return ClassifiedReply(ReplyKind.CNAME, tuple(chain), final_name)
-        cut = cut_from_ns(delegation, list(scrubbed.additional))
-        return ClassifiedReply(ReplyKind.REFERRAL, referral=cut, next_qname=final_name)
-    if negative is not None or message.flags & dns.flags.AA:
-        return ClassifiedReply(ReplyKind.NODATA, tuple(chain), final_name, negative)
+            return ClassifiedReply(ReplyKind.CNAME, tuple(chain), final_name, authoritative=aa)
+        glue = tuple(
+            rrset
+            for rrset in scrubbed.additional
+            if any(rrset.name == rdata.target for rdata in delegation)
+        )
+        return ClassifiedReply(
+            ReplyKind.REFERRAL,
+            next_qname=final_name,
+            referral=cut_from_ns(delegation, list(glue)),
+            referral_rrsets=(delegation, *glue),
+        )
+    if negative is not None or aa:
+        return ClassifiedReply(
+            ReplyKind.NODATA, tuple(chain), final_name, negative, authoritative=aa
+        )
     return ClassifiedReply(ReplyKind.LAME, detail="no answer, referral or SOA")

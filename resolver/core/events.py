@@ -61,6 +61,7 @@ class SendQuery:
     qtype: dns.rdatatype.RdataType
     use_edns: bool
     zone: dns.name.Name
+    timeout_s: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,8 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from resolver.cache.rrset import Rank
+from resolver.cache.view import Caches
 from resolver.core.classify import ClassifiedReply, ReplyKind, classify_reply
 from resolver.core.events import (
     Action,
@@ -33,6 +35,7 @@ from resolver.core.events import (
     StartSubquery,
     SubqueryDone,
 )
+from resolver.core.select import select_server
 from resolver.core.zonecut import ZoneCut, addresses_of
 from resolver.limits import Budget
 from resolver.model import ExtendedError, Question, Result, servfail
@@ -54,19 +57,24 @@ class Resolution:
         question: Question,
         *,
         root: ZoneCut,
+        caches: Caches,
         budget: Budget,
         rng: random.Random,
+        default_timeout_s: float = 1.0,
     ) -> None:
         self.question = question
         self.state = State.INIT
         self.qname = question.qname
         self.chain: list[dns.rrset.RRset] = []
         self._root = root
+        self._caches = caches
         self._budget = budget
         self._rng = rng
+        self._default_timeout_s = default_timeout_s
+        self._now = 0.0
         self._cut = root.copy()
+        self._cut_from_cache = False
         self._tried: set[str] = set()
-        self._no_edns: set[str] = set()
         self._outcomes: list[str] = []
         self._asked_ns: set[dns.name.Name] = set()
         self._names_seen: set[dns.name.Name] = {question.qname}
@@ -85,12 +93,12 @@ class Resolution:
 
     def start(self, now: float) -> list[Action]:
         """Begin the walk; returns the first actions."""
-        del now  # the cache (not yet here) is the only reader of time in the core
+        self._now = now
         return self._advance()
 
     def handle(self, event: Event, now: float) -> list[Action]:
         """Feed one event; returns the next actions (empty while waiting)."""
-        del now
+        self._now = now
         if self.state is State.FINISHED:
             return []
         match event:
@@ -115,7 +123,7 @@ class Resolution:
         while True:
             match self.state:
                 case State.INIT:
-                    self._enter_init()
+                    self._init()
                 case State.QUERY_TARGETS:
                     return self._query_targets()
                 case State.WAIT_REPLY | State.WAIT_SUBQUERY:
@@ -126,16 +134,50 @@ class Resolution:
                 case _:
                     typing.assert_never(self.state)
 
-    def _enter_init(self) -> None:
-        """INIT: the closest known zone cut for the current name (RFC 1034 §5.3.3 step 2)."""
-        self._set_cut(self._root.copy())
+    def _init(self) -> None:
+        """INIT: answer from the cache if it can (RFC 1034 §5.3.3 step 1), following cached
+        CNAMEs, else start at the closest cached zone cut (step 2), else at the root hints."""
+        now = self._now
+        caches = self._caches
+        qtype = self.question.qtype
+        while True:
+            failure = caches.failures.get(self.qname, qtype, now)
+            if failure is not None:
+                self._finish(servfail(f"{failure} (cached failure)", self._failure_code))
+                return
+            if qtype != dns.rdatatype.ANY:  # ANY is relayed, never assembled from the cache
+                cached = caches.rrsets.get(self.qname, qtype, now)
+                if cached is not None:
+                    self.chain.append(cached)
+                    self._finish(Result(dns.rcode.NOERROR, tuple(self.chain)))
+                    return
+                cname = (
+                    caches.rrsets.get(self.qname, dns.rdatatype.CNAME, now)
+                    if qtype != dns.rdatatype.CNAME
+                    else None
+                )
+                if cname is not None:
+                    if not self._restart_at(cname[0].target, (cname,)):
+                        return
+                    continue
+            negative = caches.negative.get(self.qname, qtype, now)
+            if negative is not None:
+                self._finish(Result(negative.rcode, tuple(self.chain), (negative.soa,)))
+                return
+            break
+        cut = caches.rrsets.closest_cut(self.qname, now)
+        self._set_cut(cut if cut is not None else self._root.copy())
+        self._cut_from_cache = cut is not None
         self.state = State.QUERY_TARGETS
+
+    _failure_code = ExtendedError.NO_REACHABLE_AUTHORITY
 
     def _query_targets(self) -> list[Action]:
         """QUERY_TARGETS: ask the next untried server, or start a glueless lookup."""
         candidates = [a for a in self._cut.addresses() if a not in self._tried]
         if candidates:
-            server = self._rng.choice(candidates)
+            zone = self._cut.zone.to_text()
+            server = select_server(candidates, zone, self._caches.infra, self._rng, self._now)
             return self._send(server)
         glueless = [
             ns
@@ -149,7 +191,17 @@ class Resolution:
             self._pending_subquery = (ref, ns_name)
             self.state = State.WAIT_SUBQUERY
             return [StartSubquery(ref, Question(ns_name, dns.rdatatype.A))]
-        return self._finish(self._no_server_left())
+        if self._cut_from_cache:
+            # The cached delegation led nowhere (expired glue, moved servers): walk again
+            # from the root hints once.
+            self._set_cut(self._root.copy())
+            self._cut_from_cache = False
+            return self._query_targets()
+        failure = self._no_server_left()
+        self._caches.failures.record(
+            self.qname, self.question.qtype, self._cut.zone.to_text(), failure.reason, self._now
+        )
+        return self._finish(failure)
 
     def _send(self, server: str) -> list[Action]:
         if not self._budget.spend_upstream_query():
@@ -159,13 +211,15 @@ class Resolution:
                     f"spent resolving {self.question}"
                 )
             )
+        infra = self._caches.infra
         query = SendQuery(
             ref=self._new_ref(),
             server=server,
             qname=self.qname,
             qtype=self.question.qtype,
-            use_edns=server not in self._no_edns,
+            use_edns=infra.supports_edns(server, self._now),
             zone=self._cut.zone,
+            timeout_s=infra.timeout_s(server, self._default_timeout_s, self._now),
         )
         self._pending = query
         self.state = State.WAIT_REPLY
@@ -174,8 +228,12 @@ class Resolution:
     # --- events --------------------------------------------------------------------------
 
     def _on_query_failed(self, event: QueryFailed) -> list[Action]:
-        assert self._pending is not None
-        self._server_failed(self._pending.server, event.failure.value)
+        query = self._pending
+        assert query is not None
+        self._pending = None
+        if event.failure in (Failure.TIMEOUT, Failure.NETWORK_ERROR):
+            self._caches.infra.record_timeout(query.server, query.timeout_s, self._now)
+        self._server_failed(query.server, event.failure.value)
         return self._advance()
 
     def _on_subquery_done(self, event: SubqueryDone) -> list[Action]:
@@ -196,10 +254,27 @@ class Resolution:
         query = self._pending
         assert query is not None
         self._pending = None
+        self._caches.infra.record_rtt(query.server, event.rtt_s, self._now)
         reply = classify_reply(
             event.message, query.zone, query.qname, query.qtype, used_edns=query.use_edns
         )
+        self._remember(query, reply)
         return self._on_classified(query, reply)
+
+    def _remember(self, query: SendQuery, reply: ClassifiedReply) -> None:
+        """Cache what the reply teaches, at its rank (RFC 2181 §5.4.1)."""
+        now = self._now
+        rrsets = self._caches.rrsets
+        answer_rank = Rank.AUTH_ANSWER if reply.authoritative else Rank.ANSWER
+        for rrset in reply.chain:
+            rrsets.put(rrset, answer_rank, now)
+        for rrset in reply.referral_rrsets:
+            rank = Rank.AUTHORITY if rrset.rdtype == dns.rdatatype.NS else Rank.ADDITIONAL
+            rrsets.put(rrset, rank, now)
+        if reply.kind in (ReplyKind.NXDOMAIN, ReplyKind.NODATA) and reply.soa is not None:
+            assert reply.next_qname is not None
+            rcode = dns.rcode.NXDOMAIN if reply.kind is ReplyKind.NXDOMAIN else dns.rcode.NOERROR
+            self._caches.negative.put(reply.next_qname, query.qtype, rcode, reply.soa, now)
 
     def _on_classified(self, query: SendQuery, reply: ClassifiedReply) -> list[Action]:
         match reply.kind:
@@ -219,38 +294,46 @@ class Resolution:
                 return self._follow_referral(reply)
             case ReplyKind.EDNS_UNSUPPORTED:
                 # RFC 6891 §7: a FORMERR to a query with OPT means retry without EDNS.
-                self._no_edns.add(query.server)
+                self._caches.infra.mark_no_edns(query.server, self._now)
                 self.state = State.QUERY_TARGETS
                 return self._send(query.server)
             case ReplyKind.SERVER_ERROR:
+                self._caches.infra.mark_lame(query.server, query.zone.to_text(), self._now)
                 self._server_failed(query.server, f"answered {reply.detail}")
                 return self._advance()
             case ReplyKind.LAME:
+                self._caches.infra.mark_lame(query.server, query.zone.to_text(), self._now)
                 self._server_failed(query.server, "sent a lame reply")
                 return self._advance()
             case _:
                 typing.assert_never(reply.kind)
 
     def _follow_cname(self, reply: ClassifiedReply) -> list[Action]:
-        """Restart at the CNAME target (RFC 1034 §5.3.3 step 4c), detecting loops."""
+        """Restart at the CNAME target (RFC 1034 §5.3.3 step 4c)."""
         assert reply.next_qname is not None
-        cnames = [r for r in reply.chain if r.rdtype == dns.rdatatype.CNAME]
-        self.chain.extend(reply.chain)
-        target = reply.next_qname
-        if reply.kind is ReplyKind.CNAME_LOOP or target in self._names_seen:
-            return self._finish(servfail(f"CNAME loop at {target}"))
+        if reply.kind is ReplyKind.CNAME_LOOP:
+            self.chain.extend(reply.chain)
+            return self._finish(servfail(f"CNAME loop at {reply.next_qname}"))
+        if self._restart_at(reply.next_qname, reply.chain):
+            self.state = State.INIT
+        return self._advance()
+
+    def _restart_at(self, target: dns.name.Name, chain: tuple[dns.rrset.RRset, ...]) -> bool:
+        """Add ``chain`` and move on to ``target``; False (and finished) on a loop or when
+        the chain grows too long."""
+        self.chain.extend(chain)
+        if target in self._names_seen:
+            self._finish(servfail(f"CNAME loop at {target}"))
+            return False
         hops = sum(1 for r in self.chain if r.rdtype == dns.rdatatype.CNAME)
         if hops > self._budget.limits.max_cname_hops:
-            return self._finish(
-                servfail(
-                    f"CNAME chain longer than {self._budget.limits.max_cname_hops} at {target}"
-                )
-            )
-        self._names_seen.update(r.name for r in cnames)
+            limit = self._budget.limits.max_cname_hops
+            self._finish(servfail(f"CNAME chain longer than {limit} at {target}"))
+            return False
+        self._names_seen.update(r.name for r in chain if r.rdtype == dns.rdatatype.CNAME)
         self._names_seen.add(target)
         self.qname = target
-        self.state = State.INIT
-        return self._advance()
+        return True
 
     def _follow_referral(self, reply: ClassifiedReply) -> list[Action]:
         """Go down one zone cut (RFC 1034 §5.3.3 step 4b)."""

@@ -72,11 +72,9 @@ class Upstream:
         *,
         port: int,
         allow: Sequence[IPNetwork],
-        timeout_s: float,
     ) -> None:
         self.port = port
         self.allow = tuple(allow)
-        self.timeout_s = timeout_s
         self.counters = UpstreamCounters()
 
     async def query(self, send: SendQuery) -> ReplyReceived | QueryFailed:
@@ -92,7 +90,7 @@ class Upstream:
             reply = await dns.asyncquery.udp(
                 query,
                 send.server,
-                timeout=self.timeout_s,
+                timeout=send.timeout_s,
                 port=self.port,
                 ignore_unexpected=True,
                 ignore_errors=True,
@@ -102,7 +100,7 @@ class Upstream:
                 self.counters.sent_tcp += 1
                 query.id = secrets.randbits(16)
                 reply = await dns.asyncquery.tcp(
-                    query, send.server, timeout=self.timeout_s, port=self.port
+                    query, send.server, timeout=send.timeout_s, port=self.port
                 )
         except dns.exception.Timeout:
             self.counters.timeouts += 1

@@ -16,6 +16,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
+from resolver.cache.view import Caches
 from resolver.core.events import Failure, QueryFailed, ReplyReceived, SendQuery
 from resolver.core.hints import load_root_hints
 from resolver.core.zonecut import ZoneCut
@@ -78,13 +79,19 @@ def resolve(
     limits: Limits | None = None,
     seed: int = 1,
     root: ZoneCut | None = None,
-    timeout_s: float = 1.0,
+    caches: Caches | None = None,
+    now: float = 1_000_000.0,
     rtt_s: float = 0.001,
 ) -> Walk:
-    """Run one client question to its end; time is virtual (a timeout costs timeout_s)."""
-    mesh = Mesh(root=root or lab_root(), limits=limits or Limits(), rng=random.Random(seed))
+    """Run one client question to its end; time is virtual (a timeout costs the query's
+    timeout). Pass the same ``caches`` to several calls to see what the cache remembers."""
+    mesh = Mesh(
+        root=root or lab_root(),
+        caches=caches if caches is not None else Caches(),
+        limits=limits or Limits(),
+        rng=random.Random(seed),
+    )
     question = Question(dns.name.from_text(qname), dns.rdatatype.from_text(qtype))
-    now = 1_000_000.0
     walk = Walk(result=Result(dns.rcode.SERVFAIL))
     job_id, effects = mesh.start(question, now)
     queue = deque(effects)
@@ -102,8 +109,8 @@ def resolve(
         walk.by_server[send.server] += 1
         reply = responder(send.server, build_query(send, 0))
         if isinstance(reply, Failure):
-            walk.elapsed_s += timeout_s
-            now += timeout_s
+            walk.elapsed_s += send.timeout_s
+            now += send.timeout_s
             event: ReplyReceived | QueryFailed = QueryFailed(send.ref, reply)
         else:
             walk.elapsed_s += rtt_s

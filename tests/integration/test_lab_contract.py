@@ -99,12 +99,22 @@ def test_big_answer_is_fetched_over_tcp_upstream_and_truncated_for_small_udp_cli
 def test_lame_zone_fails_without_waiting_on_a_timeout(stack: Stack) -> None:
     upstream = stack.service.upstream
     assert upstream is not None
+    stack.service.flush()
     timeouts = upstream.counters.timeouts
+    lame = [stack.lab_server.authority(a) for a in ("127.53.8.1", "127.53.8.2")]
+    asked = sum(a.queries_received for a in lame)
     reply = ask("www.lame.lab.", "A", Transport.UDP)
     assert reply.rcode() == dns.rcode.SERVFAIL
     assert upstream.counters.timeouts == timeouts
     (ede,) = [o for o in reply.options if isinstance(o, dns.edns.EDEOption)]
     assert ede.text == "all servers for lame.lab. answered REFUSED"
+    assert sum(a.queries_received for a in lame) == asked + 2
+    # RFC 9520: the failure is remembered, so a retry does not hammer the broken zone.
+    again = ask("www.lame.lab.", "A", Transport.UDP)
+    assert again.rcode() == dns.rcode.SERVFAIL
+    assert sum(a.queries_received for a in lame) == asked + 2
+    (ede,) = [o for o in again.options if isinstance(o, dns.edns.EDEOption)]
+    assert ede.text == "all servers for lame.lab. answered REFUSED (cached failure)"
 
 
 def test_loop_says_where(stack: Stack) -> None:

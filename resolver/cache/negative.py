@@ -1,0 +1,187 @@
+"""Negative answers (RFC 2308) and recent resolution failures (RFC 9520).
+
+NXDOMAIN is kept per name, NODATA per name and type, each for the SOA's negative TTL
+(min(SOA TTL, SOA MINIMUM), already computed by the classifier) capped by a setting. A name
+below a cached NXDOMAIN is NXDOMAIN too (RFC 8020) only when that NXDOMAIN was DNSSEC-secure,
+as Unbound's ``harden-below-nxdomain``: without validation one forged NXDOMAIN would erase a
+whole subtree. Nothing is validated yet, so that path is built and tested but never taken.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+
+import dns.name
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from resolver.cache.lru import SizedLRU
+from resolver.cache.rrset import name_wire, rrset_key
+
+MAX_NEGATIVE_TTL = 3600
+"""Unbound's ``cache-max-negative-ttl`` default."""
+
+FAILURE_BACKOFF_MIN_S = 1.0
+FAILURE_BACKOFF_MAX_S = 300.0
+"""RFC 9520 §3.2: cache resolution failures for at least 1 s, at most 5 minutes."""
+
+_ENTRY_OVERHEAD = 360
+_NXDOMAIN_TYPE = 0  # the key type for "the whole name does not exist"
+
+
+@dataclass(slots=True)
+class NegativeEntry:
+    soa_owner: bytes
+    soa_rdata: bytes
+    expires_at: float
+    secure: bool
+    cost: int
+
+
+@dataclass(frozen=True, slots=True)
+class NegativeAnswer:
+    rcode: dns.rcode.Rcode
+    soa: dns.rrset.RRset
+
+
+class NegativeCache:
+    def __init__(
+        self,
+        max_bytes: int,
+        *,
+        max_ttl: int = MAX_NEGATIVE_TTL,
+        harden_below_nxdomain: bool = True,
+    ) -> None:
+        self._entries: SizedLRU[bytes, NegativeEntry] = SizedLRU(max_bytes)
+        self.max_ttl = max_ttl
+        self.harden_below_nxdomain = harden_below_nxdomain
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def bytes_used(self) -> int:
+        return self._entries.bytes_used
+
+    @property
+    def evictions(self) -> int:
+        return self._entries.evictions
+
+    def put(
+        self,
+        name: dns.name.Name,
+        qtype: int,
+        rcode: dns.rcode.Rcode,
+        soa: dns.rrset.RRset,
+        now: float,
+        *,
+        secure: bool = False,
+    ) -> bool:
+        """Remember NXDOMAIN for ``name`` or NODATA for ``name``/``qtype``."""
+        ttl = min(soa.ttl, self.max_ttl)
+        if ttl <= 0 or len(soa) == 0:
+            return False
+        kind = _NXDOMAIN_TYPE if rcode == dns.rcode.NXDOMAIN else qtype
+        key = rrset_key(name, kind)
+        soa_owner = name_wire(soa.name)
+        soa_rdata = soa[0].to_wire()
+        cost = _ENTRY_OVERHEAD + sys.getsizeof(key) + len(soa_owner) + len(soa_rdata) + 66
+        self._entries.put(key, NegativeEntry(soa_owner, soa_rdata, now + ttl, secure, cost))
+        return True
+
+    def _live(self, key: bytes, now: float) -> NegativeEntry | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires_at <= now:
+            self._entries.pop(key)
+            return None
+        return entry
+
+    def get(self, name: dns.name.Name, qtype: int, now: float) -> NegativeAnswer | None:
+        """NXDOMAIN or NODATA for the question, with the SOA's TTL counting down."""
+        entry = self._live(rrset_key(name, _NXDOMAIN_TYPE), now)
+        if entry is not None:
+            return self._answer(dns.rcode.NXDOMAIN, entry, now)
+        entry = self._live(rrset_key(name, qtype), now)
+        if entry is not None:
+            return self._answer(dns.rcode.NOERROR, entry, now)
+        if self.harden_below_nxdomain:
+            ancestor = name
+            while ancestor != dns.name.root:
+                ancestor = ancestor.parent()
+                entry = self._live(rrset_key(ancestor, _NXDOMAIN_TYPE), now)
+                if entry is not None and entry.secure:  # RFC 8020 §2, secure only
+                    return self._answer(dns.rcode.NXDOMAIN, entry, now)
+        return None
+
+    @staticmethod
+    def _answer(rcode: dns.rcode.Rcode, entry: NegativeEntry, now: float) -> NegativeAnswer:
+        owner = dns.name.from_wire(entry.soa_owner, 0)[0]
+        rdata = dns.rdata.from_wire(
+            dns.rdataclass.IN, dns.rdatatype.SOA, entry.soa_rdata, 0, len(entry.soa_rdata)
+        )
+        ttl = max(0, math.ceil(entry.expires_at - now))
+        return NegativeAnswer(rcode, dns.rrset.from_rdata_list(owner, ttl, [rdata]))
+
+    def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
+        if name is None:
+            count = len(self._entries)
+            self._entries.clear()
+            return count
+        removed = 0
+        for key, _entry in self._entries.items():
+            owner = dns.name.from_wire(key, 0)[0]
+            if owner == name or (subtree and owner.is_subdomain(name)):
+                self._entries.pop(key)
+                removed += 1
+        return removed
+
+
+@dataclass(slots=True)
+class _Failure:
+    until: float
+    backoff_s: float
+    zone: str
+    reason: str
+
+
+class FailureCache:
+    """Questions that just failed, with a backoff that doubles while the same zone keeps
+    failing (RFC 9520 §3.2), so a broken zone is not hammered by every client retry."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._failures: dict[bytes, _Failure] = {}
+        self.max_entries = max_entries
+
+    def record(self, name: dns.name.Name, qtype: int, zone: str, reason: str, now: float) -> None:
+        key = rrset_key(name, qtype)
+        previous = self._failures.get(key)
+        backoff = FAILURE_BACKOFF_MIN_S
+        if previous is not None and previous.zone == zone:
+            backoff = min(previous.backoff_s * 2, FAILURE_BACKOFF_MAX_S)
+        if len(self._failures) >= self.max_entries:
+            self._failures = {k: f for k, f in self._failures.items() if f.until > now}
+            if len(self._failures) >= self.max_entries:
+                return
+        self._failures[key] = _Failure(now + backoff, backoff, zone, reason)
+
+    def get(self, name: dns.name.Name, qtype: int, now: float) -> str | None:
+        """The reason of a failure still in its backoff window, or None."""
+        failure = self._failures.get(rrset_key(name, qtype))
+        if failure is None or failure.until <= now:
+            return None
+        return failure.reason
+
+    def flush(self) -> int:
+        count = len(self._failures)
+        self._failures.clear()
+        return count
+
+    def __len__(self) -> int:
+        return len(self._failures)

@@ -1,0 +1,149 @@
+"""RRsets ranked by trust (RFC 2181 §5.4.1), kept as wire bytes while they live.
+
+A lower rank never replaces a higher one that is still live; TTLs are clamped to the
+configured range and served counting down; TTL 0 is never stored (RFC 2181 §8: use once).
+Entries hold each record's uncompressed wire form, not dnspython objects (a dnspython RRset
+costs about 625 bytes by itself); an RRset is rebuilt only when a resolution reads it.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from dataclasses import dataclass
+
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from resolver.cache.lru import SizedLRU
+from resolver.core.zonecut import ZoneCut, addresses_of
+
+_ENTRY_OVERHEAD = 360
+"""Bytes an entry costs beyond its byte strings (entry object, tuple, LRU bookkeeping)."""
+
+
+class Rank(enum.IntEnum):
+    """Trust in cached data, lowest first (RFC 2181 §5.4.1)."""
+
+    ADDITIONAL = 1  # glue and other additional-section data
+    AUTHORITY = 2  # authority section of a non-authoritative reply (referral NS)
+    ANSWER = 3  # answer section of a non-authoritative reply
+    AUTH_AUTHORITY = 4  # authority section of an authoritative reply
+    AUTH_ANSWER = 5  # answer section of an authoritative reply
+
+
+def name_wire(name: dns.name.Name) -> bytes:
+    """The uncompressed wire form of an absolute name (RFC 1035 §3.1)."""
+    wire = name.to_wire()
+    assert wire is not None
+    return wire
+
+
+def rrset_key(name: dns.name.Name, rdtype: int) -> bytes:
+    """Owner name lower-cased in wire form, then the type: the key of an RRset."""
+    return name_wire(name.canonicalize()) + rdtype.to_bytes(2, "big")
+
+
+@dataclass(slots=True)
+class RRsetEntry:
+    rdatas: tuple[bytes, ...]
+    expires_at: float
+    stored_at: float
+    ttl: int
+    rank: Rank
+    cost: int
+
+
+@dataclass(frozen=True, slots=True)
+class TtlBounds:
+    """Clamp for stored TTLs; Unbound's defaults (cache-max-ttl 86400, cache-min-ttl 0)."""
+
+    min_ttl: int = 0
+    max_ttl: int = 86400
+
+
+class RRsetCache:
+    """Owner + type -> RRset, bounded in bytes, least recently used evicted first."""
+
+    def __init__(self, max_bytes: int, bounds: TtlBounds | None = None) -> None:
+        self._entries: SizedLRU[bytes, RRsetEntry] = SizedLRU(max_bytes)
+        self.bounds = bounds or TtlBounds()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def bytes_used(self) -> int:
+        return self._entries.bytes_used
+
+    @property
+    def evictions(self) -> int:
+        return self._entries.evictions
+
+    def put(self, rrset: dns.rrset.RRset, rank: Rank, now: float) -> bool:
+        """Store ``rrset`` unless a live entry of higher rank holds its place."""
+        if rrset.rdclass != dns.rdataclass.IN or len(rrset) == 0 or rrset.ttl <= 0:
+            return False
+        key = rrset_key(rrset.name, rrset.rdtype)
+        current = self._entries.get(key)
+        if current is not None and current.expires_at > now and current.rank > rank:
+            return False
+        ttl = min(max(rrset.ttl, self.bounds.min_ttl), self.bounds.max_ttl)
+        rdatas = tuple(rdata.to_wire() for rdata in rrset)
+        cost = _ENTRY_OVERHEAD + sys.getsizeof(key) + sum(sys.getsizeof(r) for r in rdatas)
+        self._entries.put(key, RRsetEntry(rdatas, now + ttl, now, ttl, rank, cost))
+        return True
+
+    def get(self, name: dns.name.Name, rdtype: int, now: float) -> dns.rrset.RRset | None:
+        """The live RRset with its TTL counted down, or None."""
+        key = rrset_key(name, rdtype)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires_at <= now:
+            self._entries.pop(key)
+            return None
+        remaining = entry.ttl - int(now - entry.stored_at)  # as the answer cache ages TTLs
+        kind = dns.rdatatype.RdataType.make(rdtype)
+        rdatas = [
+            dns.rdata.from_wire(dns.rdataclass.IN, kind, wire, 0, len(wire))
+            for wire in entry.rdatas
+        ]
+        return dns.rrset.from_rdata_list(name, remaining, rdatas)
+
+    def closest_cut(self, qname: dns.name.Name, now: float) -> ZoneCut | None:
+        """The deepest zone cut at or above ``qname`` whose NS RRset is cached, with the
+        addresses of its name servers that are cached too (RFC 1034 §5.3.3 step 2)."""
+        name = qname
+        while True:
+            ns = self.get(name, dns.rdatatype.NS, now)
+            if ns is not None:
+                cut = ZoneCut(name, {})
+                for rdata in ns:
+                    found = [
+                        rrset
+                        for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)
+                        if (rrset := self.get(rdata.target, rdtype, now)) is not None
+                    ]
+                    cut.nameservers[rdata.target] = addresses_of(found, rdata.target)
+                return cut
+            if name == dns.name.root:
+                return None
+            name = name.parent()
+
+    def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
+        """Forget RRsets owned by ``name`` (or below it with ``subtree``), or all."""
+        if name is None:
+            count = len(self._entries)
+            self._entries.clear()
+            return count
+        removed = 0
+        for key, _entry in self._entries.items():
+            owner = dns.name.from_wire(key, 0)[0]
+            if owner == name or (subtree and owner.is_subdomain(name)):
+                self._entries.pop(key)
+                removed += 1
+        return removed

@@ -1,0 +1,26 @@
+"""The caches a resolution reads and writes, as one value handed to the core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from resolver.cache.infra import InfraCache
+from resolver.cache.negative import FailureCache, NegativeCache
+from resolver.cache.rrset import RRsetCache, TtlBounds
+
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class Caches:
+    rrsets: RRsetCache = field(default_factory=lambda: RRsetCache(DEFAULT_CACHE_BYTES))
+    negative: NegativeCache = field(default_factory=lambda: NegativeCache(DEFAULT_CACHE_BYTES // 4))
+    failures: FailureCache = field(default_factory=FailureCache)
+    infra: InfraCache = field(default_factory=InfraCache)
+
+    @classmethod
+    def sized(cls, rrset_bytes: int, bounds: TtlBounds | None = None) -> Caches:
+        return cls(
+            rrsets=RRsetCache(rrset_bytes, bounds),
+            negative=NegativeCache(max(rrset_bytes // 4, 1)),
+        )
