@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from resolver.config import Settings
@@ -24,11 +25,15 @@ class Stack:
     """A lab (optional) and a resolver, started in a thread of their own."""
 
     def __init__(
-        self, settings: Settings, lab: LabDescription | None = None, lab_port: int = 0
+        self,
+        settings: Settings,
+        lab: LabDescription | None = None,
+        lab_port: int = 0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.lab = Lab(lab, lab_port) if lab is not None else None
-        self.service = ResolverService(settings, rng=random.Random(53))
+        self.service = ResolverService(settings, rng=random.Random(53), clock=clock)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
