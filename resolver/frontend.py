@@ -114,13 +114,12 @@ class Frontend:
     def answer_from_cache(self, wire: bytes, client: str, transport: Transport) -> bytes | None:
         """The cached reply for a plain query, or None to take the slow path."""
         query = read_fast_query(wire)
-        if query is None:
+        if query is None or self._decide(client) not in _RECURSION_ALLOWED:
             return None
-        if self._decide(client) not in _RECURSION_ALLOWED:
-            return None
-        limit = (
-            min(query.udp_limit, MAX_UDP_REPLY) if transport is Transport.UDP else MAX_TCP_MESSAGE
-        )
+        if transport is Transport.UDP:
+            limit = query.udp_limit if query.udp_limit < MAX_UDP_REPLY else MAX_UDP_REPLY
+        else:
+            limit = MAX_TCP_MESSAGE
         return self.answers.lookup(query, wire, self.clock(), limit)
 
     async def handle(self, wire: bytes, client: str, transport: Transport) -> bytes | None:

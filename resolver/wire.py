@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 HEADER_LENGTH = 12
 """RFC 1035 §4.1.1: the fixed header is 12 bytes."""
@@ -108,9 +109,9 @@ KEY_DO = 0x04
 KEY_EDNS = 0x08
 
 
-@dataclass(frozen=True, slots=True)
-class FastQuery:
-    """What the cache-hit path needs from a plain query, read without dnspython."""
+class FastQuery(NamedTuple):
+    """What the cache-hit path needs from a plain query, read without dnspython (a tuple,
+    because it is built once per query on the hot path)."""
 
     key: bytes
     """Question name lower-cased + QTYPE + QCLASS as sent + one byte of answer-changing
@@ -118,6 +119,11 @@ class FastQuery:
     question_end: int
     udp_limit: int
     """The client's UDP size: its EDNS payload (at least 512), or 512 without EDNS."""
+
+
+_COUNTS_PLAIN = b"\x00\x01\x00\x00\x00\x00\x00\x00"
+_COUNTS_WITH_OPT = b"\x00\x01\x00\x00\x00\x00\x00\x01"
+_FLAG_BYTE = [bytes((value,)) for value in range(16)]
 
 
 def read_fast_query(wire: bytes) -> FastQuery | None:
@@ -128,27 +134,37 @@ def read_fast_query(wire: bytes) -> FastQuery | None:
     Only the name's ASCII letters are lower-cased (RFC 4343 §3); lowering the whole question
     would turn type 65 into 97. Label length bytes are at most 63, below ``A``.
     """
-    if len(wire) < HEADER_LENGTH:
+    size = len(wire)
+    if size < 17 or wire[2] & 0xFB != 0x01:  # QR=0, opcode 0, TC=0, RD=1 (AA ignored)
         return None
-    _id, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(wire)
-    if flags & (FLAG_QR | OPCODE_MASK | FLAG_TC) or not flags & FLAG_RD:
+    counts = wire[4:12]
+    with_opt = counts == _COUNTS_WITH_OPT
+    if not with_opt and counts != _COUNTS_PLAIN:
         return None
-    if qdcount != 1 or ancount or nscount or arcount > 1:
+    offset = HEADER_LENGTH
+    length = wire[offset]
+    while length:
+        if length > 63:
+            return None
+        offset += 1 + length
+        if offset >= size or offset > 267:
+            return None
+        length = wire[offset]
+    end = offset + 5
+    if end > size:
         return None
-    end = question_end(wire)
-    if end is None:
-        return None
-    key_flags = KEY_RD | (KEY_CD if flags & 0x0010 else 0)
+    key_flags = KEY_RD | KEY_CD if wire[3] & 0x10 else KEY_RD
     udp_limit = 512
-    if arcount == 1:
-        if end + 11 > len(wire) or wire[end] != 0:
+    if with_opt:
+        if end + 11 > size or wire[end] != 0:
             return None
         rtype, payload, ttl, rdlength = _RR_FIXED.unpack_from(wire, end + 1)
-        if rtype != TYPE_OPT or (ttl >> 16) & 0xFF or end + 11 + rdlength > len(wire):
+        if rtype != TYPE_OPT or ttl & 0xFF0000 or end + 11 + rdlength > size:
             return None  # not OPT, or EDNS version > 0 (BADVERS on the slow path)
-        key_flags |= KEY_EDNS | (KEY_DO if ttl & 0x8000 else 0)
-        udp_limit = max(512, payload)
-    key = wire[HEADER_LENGTH : end - 4].lower() + wire[end - 4 : end] + bytes((key_flags,))
+        key_flags |= KEY_EDNS | KEY_DO if ttl & 0x8000 else KEY_EDNS
+        if payload > 512:
+            udp_limit = payload
+    key = wire[HEADER_LENGTH : end - 4].lower() + wire[end - 4 : end] + _FLAG_BYTE[key_flags]
     return FastQuery(key, end, udp_limit)
 
 
@@ -227,3 +243,27 @@ def _find_opt(wire: bytes, offset: int, header: Header) -> bytes:
         if rtype == TYPE_OPT:
             return wire[start:offset]
     return b""
+
+
+def build_query(message_id: int, qname_wire: bytes, qtype: int, edns_payload: int | None) -> bytes:
+    """An iterative query (RD=0, RFC 1034 §5.3.1) with an OPT record when ``edns_payload``
+    is given (RFC 6891 §6.1.2: root owner, type 41, class = payload, TTL 0, no options)."""
+    arcount = 1 if edns_payload is not None else 0
+    header = _HEADER.pack(message_id, 0, 1, 0, 0, arcount)
+    question = qname_wire + struct.pack("!HH", qtype, 1)
+    if edns_payload is None:
+        return header + question
+    return header + question + b"\x00" + _RR_FIXED.pack(TYPE_OPT, edns_payload, 0, 0)
+
+
+def reply_matches(reply: bytes, query: bytes) -> bool:
+    """True when ``reply`` answers ``query``: same ID, QR set, and the same question, letters
+    compared without case (RFC 5452 §9.1; the question is echoed, RFC 1035 §4.1.1)."""
+    if len(reply) < HEADER_LENGTH or reply[0:2] != query[0:2] or not reply[2] & 0x80:
+        return False
+    if reply[4:6] == b"\x00\x00" and reply[3] & 0xF in (1, 4):
+        return True  # FORMERR or NOTIMP without the question: old servers rejecting EDNS
+    end = question_end(query)
+    if end is None or reply[4:6] != b"\x00\x01":
+        return False
+    return reply[HEADER_LENGTH:end].lower() == query[HEADER_LENGTH:end].lower()

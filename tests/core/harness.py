@@ -26,7 +26,7 @@ from resolver.limits import Limits
 from resolver.mesh import Completed, Mesh, Transmit
 from resolver.model import Question, Result
 from resolver.paths import lab_root_hints
-from resolver.transport.upstream import build_query
+from resolver.transport.upstream import query_wire
 
 Responder = Callable[[str, dns.message.Message], dns.message.Message | Failure]
 """(server address, query) -> the server's reply, or a failure."""
@@ -107,7 +107,7 @@ def resolve(
         send = effect.query
         walk.sent.append(send)
         walk.by_server[send.server] += 1
-        reply = responder(send.server, build_query(send, 0))
+        reply = responder(send.server, dns.message.from_wire(query_wire(send, 0)))
         if isinstance(reply, Failure):
             walk.elapsed_s += send.timeout_s
             now += send.timeout_s

@@ -1,0 +1,394 @@
+#!/usr/bin/env python3
+"""Cache-hit and cold-resolution benchmark: Rootwalk against Unbound, both pointed at a lab
+of generated zones served by NSD, all inside a private network namespace.
+
+    sudo python3 benchmarks/cache_benchmark.py [--zones 100000] [--seconds 10] [--out DIR]
+
+What it does (nothing leaves the namespace: it has only a loopback interface):
+1. re-runs itself under ``unshare --net`` and brings ``lo`` up;
+2. writes a root zone, a TLD ``bench.`` delegating N zones ``zI.bench.`` (with glue), and one
+   zone file every child zone shares; serves each level with its own NSD (127.54.0.1 root,
+   127.54.1.1 TLD, 127.54.2.1 the N zones), so the resolvers really follow referrals;
+3. starts Rootwalk (and Unbound when installed: one thread, iterator only, same hints), each
+   pinned to CPU 1, with dnsperf pinned to CPU 0;
+4. (a) cache hits: warms 100 names, then runs dnsperf for --seconds over them;
+   (b) cold: 100,000 never-seen names (``www.zI.bench.``), each asked once;
+5. prints qps, queries per server CPU-second, latency, upstream queries per name (counted by
+   NSD itself), resident memory after the cold run, and the Rootwalk/Unbound ratios; writes
+   results.json and a PNG chart (when matplotlib is installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+ROOTWALK_PORT = 5300
+UNBOUND_PORT = 5301
+WARM_NAMES = 100
+
+
+def run(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), check=True, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+
+
+# --- the generated lab -------------------------------------------------------------------------
+
+SOA = "@ 3600 IN SOA ns.{origin} hostmaster.{origin} 1 3600 900 604800 300\n"
+
+
+def write_lab(folder: Path, zones: int) -> None:
+    (folder / "root.hints").write_text(
+        ". 3600000 NS a.root.bench.\na.root.bench. 3600000 A 127.54.0.1\n"
+    )
+    (folder / "root.zone").write_text(
+        "$ORIGIN .\n"
+        + SOA.format(origin="root.bench.")
+        + "@ 86400 IN NS a.root.bench.\na.root.bench. 86400 IN A 127.54.0.1\n"
+        + "bench. 172800 IN NS ns.tld.bench.\nns.tld.bench. 172800 IN A 127.54.1.1\n"
+    )
+    with (folder / "bench.zone").open("w") as tld:
+        tld.write(
+            "$ORIGIN bench.\n" + SOA.format(origin="tld.bench.") + "@ 86400 IN NS ns.tld.bench.\n"
+        )
+        tld.write("ns.tld 86400 IN A 127.54.1.1\na.root 86400 IN A 127.54.0.1\n")
+        for index in range(zones):
+            tld.write(f"z{index} 86400 IN NS ns.z{index}\nns.z{index} 86400 IN A 127.54.2.1\n")
+    # One file for every child zone: names are relative to each zone's own origin.
+    (folder / "child.zone").write_text(
+        "@ 3600 IN SOA ns hostmaster 1 3600 900 604800 300\n@ 3600 IN NS ns\nns 3600 IN A 127.54.2.1\n"
+        "www 3600 IN A 192.0.2.80\n"
+    )
+    common = 'server:\n  port: 53\n  server-count: 1\n  verbosity: 0\n  hide-version: yes\n  zonelistfile: ""\n  xfrdfile: ""\n  database: ""\n'
+    for level, address, body in [
+        ("root", "127.54.0.1", 'zone:\n  name: "."\n  zonefile: "{d}/root.zone"\n'),
+        ("tld", "127.54.1.1", 'zone:\n  name: "bench."\n  zonefile: "{d}/bench.zone"\n'),
+    ]:
+        (folder / f"nsd-{level}.conf").write_text(
+            common
+            + f'  ip-address: {address}\n  pidfile: "{folder}/nsd-{level}.pid"\n  username: ""\n'
+            f"remote-control:\n  control-enable: yes\n  control-interface: {folder}/nsd-{level}.ctl\n"
+            + body.format(d=folder)
+        )
+    with (folder / "nsd-zones.conf").open("w") as conf:
+        conf.write(
+            common
+            + f'  ip-address: 127.54.2.1\n  pidfile: "{folder}/nsd-zones.pid"\n  username: ""\n'
+            f"remote-control:\n  control-enable: yes\n  control-interface: {folder}/nsd-zones.ctl\n"
+            f'pattern:\n  name: child\n  zonefile: "{folder}/child.zone"\n'
+        )
+        for index in range(zones):
+            conf.write(f"zone:\n  name: z{index}.bench.\n  include-pattern: child\n")
+
+
+def nsd_queries(folder: Path) -> int:
+    """Queries the three NSDs have received, by their own statistics."""
+    total = 0
+    for level in ("root", "tld", "zones"):
+        out = run("nsd-control", "-c", str(folder / f"nsd-{level}.conf"), "stats_noreset").stdout
+        match = re.search(r"^num\.queries=(\d+)", out, re.M)
+        total += int(match.group(1)) if match else 0
+    return total
+
+
+# --- measuring a server -----------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid: int) -> int:
+    match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return int(match.group(1)) * 1024 if match else 0
+
+
+@dataclass
+class Run:
+    qps: float
+    per_cpu_second: float
+    latency_avg_ms: float
+    latency_p99_ms: float
+    completed: int
+    lost: int
+
+
+def dnsperf(port: int, names: Path, pid: int, *extra: str) -> Run:
+    before = cpu_seconds(pid)
+    out = run(
+        "taskset",
+        "-c",
+        "0",
+        "dnsperf",
+        "-s",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-d",
+        str(names),
+        "-c",
+        "4",
+        "-v",
+        *extra,
+        timeout=900,
+    ).stdout
+    cpu = cpu_seconds(pid) - before
+    completed = int(re.search(r"Queries completed:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
+    lost = int(re.search(r"Queries lost:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
+    qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    avg = float(re.search(r"Average Latency \(s\):\s+([\d.]+)", out).group(1)) * 1000  # type: ignore[union-attr]
+    latencies = sorted(float(m) for m in re.findall(r"^> \S+ \S+ ([\d.]+)$", out, re.M))
+    p99 = latencies[int(len(latencies) * 0.99)] * 1000 if latencies else float("nan")
+    return Run(qps, completed / cpu if cpu > 0 else float("nan"), avg, p99, completed, lost)
+
+
+def wait_answering(port: int) -> None:
+    for _ in range(200):
+        result = subprocess.run(
+            ["dig", "@127.0.0.1", "-p", str(port), "localhost.", "+time=1", "+tries=1", "+short"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if "127.0.0.1" in result.stdout:
+            return
+        time.sleep(0.1)  # a benchmark, not a test: waiting for a process to come up
+    raise RuntimeError(f"nothing answers on port {port}")
+
+
+@dataclass
+class Result:
+    name: str
+    hits: Run
+    cold: Run
+    upstream_per_name: float
+    rss_start_mb: float
+    rss_after_cold_mb: float
+    bytes_per_cached_name: float
+
+
+def measure(
+    name: str,
+    command: list[str],
+    port: int,
+    folder: Path,
+    warm: Path,
+    cold: Path,
+    seconds: int,
+    zones: int,
+) -> Result:
+    with (folder / f"{name}.log").open("w") as log_file:
+        process = subprocess.Popen(
+            ["taskset", "-c", "1", *command], stdout=subprocess.DEVNULL, stderr=log_file
+        )
+    try:
+        wait_answering(port)
+        rss_start = rss_bytes(process.pid)
+        run(
+            "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(warm), "-n", "1"
+        )  # warm the 100 names
+        hits = dnsperf(port, warm, process.pid, "-l", str(seconds), "-q", "200")
+        upstream_before = nsd_queries(folder)
+        cold_run = dnsperf(port, cold, process.pid, "-n", "1", "-q", "500", "-t", "5")
+        upstream = nsd_queries(folder) - upstream_before
+        rss_after = rss_bytes(process.pid)
+    finally:
+        process.terminate()
+        process.wait(10)
+    return Result(
+        name,
+        hits,
+        cold_run,
+        upstream / max(cold_run.completed, 1),
+        rss_start / 2**20,
+        rss_after / 2**20,
+        (rss_after - rss_start) / max(zones, 1),
+    )
+
+
+def unbound_command(folder: Path) -> list[str] | None:
+    if shutil.which("unbound") is None:
+        return None
+    conf = folder / "unbound.conf"
+    conf.write_text(
+        "server:\n"
+        f"  interface: 127.0.0.1@{UNBOUND_PORT}\n  do-not-query-localhost: no\n"
+        f'  root-hints: {folder}/root.hints\n  module-config: "iterator"\n  num-threads: 1\n'
+        '  access-control: 127.0.0.0/8 allow\n  username: ""\n  chroot: ""\n  pidfile: ""\n'
+        "  use-syslog: no\n  verbosity: 0\n  msg-cache-size: 128m\n  rrset-cache-size: 256m\n"
+        "  so-reuseport: no\n  do-ip6: no\n"
+    )
+    return ["unbound", "-d", "-c", str(conf)]
+
+
+def chart(results: list[Result], path: Path) -> None:
+    try:
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        print("(matplotlib not installed: no chart)")
+        return
+    figure, axes = plt.subplots(1, 3, figsize=(12, 4))
+    names = [r.name for r in results]
+    axes[0].bar(names, [r.hits.per_cpu_second for r in results])
+    axes[0].set_title("cache hits / server CPU-second")
+    axes[1].bar(names, [r.cold.per_cpu_second for r in results])
+    axes[1].set_title("never-seen names / server CPU-second")
+    axes[2].bar(names, [r.bytes_per_cached_name for r in results])
+    axes[2].set_title("resident bytes per cached name")
+    figure.tight_layout()
+    figure.savefig(path)
+    print(f"chart: {path}")
+
+
+def inside(args: argparse.Namespace) -> int:
+    run("ip", "link", "set", "lo", "up")
+    folder = Path(args.out or tempfile.mkdtemp(prefix="rootwalk-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"lab of {args.zones} zones in {folder}", flush=True)
+    write_lab(folder, args.zones)
+    nsds = [
+        subprocess.Popen(
+            ["nsd", "-d", "-c", str(folder / f"nsd-{level}.conf")], stderr=subprocess.DEVNULL
+        )
+        for level in ("root", "tld", "zones")
+    ]
+    try:
+        for level in ("root", "tld", "zones"):
+            for _ in range(600):
+                if (
+                    subprocess.run(
+                        ["nsd-control", "-c", str(folder / f"nsd-{level}.conf"), "status"],
+                        capture_output=True,
+                        check=False,
+                    ).returncode
+                    == 0
+                ):
+                    break
+                time.sleep(0.1)
+        warm = folder / "warm.txt"
+        warm.write_text("".join(f"www.z{i}.bench. A\n" for i in range(WARM_NAMES)))
+        cold = folder / "cold.txt"
+        cold.write_text("".join(f"www.z{i}.bench. A\n" for i in range(WARM_NAMES, args.zones)))
+        profile = os.environ.get("ROOTWALK_BENCH_PROFILE")  # cProfile output file, if set
+        rootwalk = [
+            sys.executable,
+            *(["-m", "cProfile", "-o", profile] if profile else []),
+            "-m",
+            "resolver",
+            "serve",
+            "--listen",
+            f"127.0.0.1:{ROOTWALK_PORT}",
+            "--root-hints",
+            str(folder / "root.hints"),
+            "--outbound-allow",
+            "127.0.0.0/8",
+            "--outbound-port",
+            "53",
+            "--log-level",
+            "WARNING",
+        ]
+        results = [
+            measure(
+                "rootwalk",
+                rootwalk,
+                ROOTWALK_PORT,
+                folder,
+                warm,
+                cold,
+                args.seconds,
+                args.zones - WARM_NAMES,
+            )
+        ]
+        unbound = unbound_command(folder) if not os.environ.get("ROOTWALK_BENCH_ONLY") else None
+        if unbound is not None:
+            results.append(
+                measure(
+                    "unbound",
+                    unbound,
+                    UNBOUND_PORT,
+                    folder,
+                    warm,
+                    cold,
+                    args.seconds,
+                    args.zones - WARM_NAMES,
+                )
+            )
+    finally:
+        for nsd in nsds:
+            nsd.terminate()
+            nsd.wait(10)
+    report(results, folder)
+    return 0
+
+
+def report(results: list[Result], folder: Path) -> None:
+    header = f"{'server':10} {'hit qps':>9} {'hits/cpu-s':>10} {'hit avg ms':>10} {'hit p99 ms':>10} {'cold qps':>9} {'cold/cpu-s':>10} {'cold p99 ms':>11} {'lost':>5} {'upstream/name':>13} {'RSS MB':>7} {'B/name':>7}"
+    print(header)
+    for r in results:
+        print(
+            f"{r.name:10} {r.hits.qps:9.0f} {r.hits.per_cpu_second:10.0f} {r.hits.latency_avg_ms:10.3f} {r.hits.latency_p99_ms:10.3f} {r.cold.qps:9.0f} {r.cold.per_cpu_second:10.0f} {r.cold.latency_p99_ms:11.3f} {r.cold.lost:5d} {r.upstream_per_name:13.2f} {r.rss_after_cold_mb:7.1f} {r.bytes_per_cached_name:7.0f}"
+        )
+    if len(results) == 2:
+        ours, peer = results
+        print(
+            f"ratios rootwalk/unbound: hits per CPU-second {ours.hits.per_cpu_second / peer.hits.per_cpu_second:.2f}, "
+            f"cold names per CPU-second {ours.cold.per_cpu_second / peer.cold.per_cpu_second:.2f}, "
+            f"upstream queries per name {ours.upstream_per_name / peer.upstream_per_name:.2f}, "
+            f"bytes per cached name {ours.bytes_per_cached_name / max(peer.bytes_per_cached_name, 1):.2f}"
+        )
+    (folder / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+    chart(results, folder / "cache_benchmark.png")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--zones", type=int, default=100_000)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--out", help="folder for the lab, logs and results (default: a temp dir)")
+    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inside:
+        return inside(args)
+    for tool in ("unshare", "nsd", "nsd-control", "dnsperf", "dig", "taskset"):
+        if shutil.which(tool) is None:
+            print(
+                f"needs {tool}: apt-get install nsd dnsperf bind9-dnsutils util-linux",
+                file=sys.stderr,
+            )
+            return 2
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--inside",
+        "--zones",
+        str(args.zones),
+        "--seconds",
+        str(args.seconds),
+    ]
+    if args.out:
+        command += ["--out", args.out]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        ["unshare", "--net", "--", *command], env=env, cwd=REPO, check=False
+    ).returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
