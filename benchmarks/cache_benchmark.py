@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -201,7 +202,29 @@ def measure(
         )  # warm the 100 names
         hits = dnsperf(port, warm, process.pid, "-l", str(seconds), "-q", "200")
         upstream_before = nsd_queries(folder)
+        profile = os.environ.get("ROOTWALK_BENCH_PROFILE")  # py-spy raw stacks of the cold run
+        spy = None
+        if profile and name == "rootwalk":
+            spy = subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--pid",
+                    str(process.pid),
+                    "-r",
+                    "250",
+                    "--format",
+                    "raw",
+                    "-o",
+                    profile,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         cold_run = dnsperf(port, cold, process.pid, "-n", "1", "-q", "500", "-t", "5")
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
         upstream = nsd_queries(folder) - upstream_before
         rss_after = rss_bytes(process.pid)
     finally:
@@ -284,10 +307,8 @@ def inside(args: argparse.Namespace) -> int:
         warm.write_text("".join(f"www.z{i}.bench. A\n" for i in range(WARM_NAMES)))
         cold = folder / "cold.txt"
         cold.write_text("".join(f"www.z{i}.bench. A\n" for i in range(WARM_NAMES, args.zones)))
-        profile = os.environ.get("ROOTWALK_BENCH_PROFILE")  # cProfile output file, if set
         rootwalk = [
             sys.executable,
-            *(["-m", "cProfile", "-o", profile] if profile else []),
             "-m",
             "resolver",
             "serve",

@@ -9,6 +9,7 @@ costs about 625 bytes by itself); an RRset is rebuilt only when a resolution rea
 from __future__ import annotations
 
 import enum
+import functools
 import sys
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ from resolver.cache.lru import SizedLRU
 from resolver.core.zonecut import ZoneCut, addresses_of
 
 _ENTRY_OVERHEAD = 360
+_NS = dns.rdatatype.NS.to_bytes(2, "big")
+_DECODED_MAX = 4096
 """Bytes an entry costs beyond its byte strings (entry object, tuple, LRU bookkeeping)."""
 
 
@@ -42,9 +45,19 @@ def name_wire(name: dns.name.Name) -> bytes:
     return wire
 
 
+@functools.lru_cache(maxsize=65536)
+def lowered_wire(name: dns.name.Name) -> bytes:
+    """The name lower-cased in wire form (RFC 4343), memoised: the caches ask for the same
+    few names many times per resolution, and dnspython's conversion is slow."""
+    return name_wire(name.canonicalize())
+
+
 def rrset_key(name: dns.name.Name, rdtype: int) -> bytes:
     """Owner name lower-cased in wire form, then the type: the key of an RRset."""
-    return name_wire(name.canonicalize()) + rdtype.to_bytes(2, "big")
+    return lowered_wire(name) + _TYPE_BYTES.get(rdtype, rdtype.to_bytes(2, "big"))
+
+
+_TYPE_BYTES = {rdtype: rdtype.to_bytes(2, "big") for rdtype in range(256)}
 
 
 @dataclass(slots=True)
@@ -71,6 +84,9 @@ class RRsetCache:
     def __init__(self, max_bytes: int, bounds: TtlBounds | None = None) -> None:
         self._entries: SizedLRU[bytes, RRsetEntry] = SizedLRU(max_bytes)
         self.bounds = bounds or TtlBounds()
+        self._decoded: dict[bytes, tuple[RRsetEntry, dns.rrset.RRset]] = {}
+        """Recently decoded RRsets (the delegations every walk passes through), reused while
+        the entry and its counted-down TTL are unchanged. Callers never modify RRsets."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -99,7 +115,11 @@ class RRsetCache:
 
     def get(self, name: dns.name.Name, rdtype: int, now: float) -> dns.rrset.RRset | None:
         """The live RRset with its TTL counted down, or None."""
-        key = rrset_key(name, rdtype)
+        return self._get_by_key(rrset_key(name, rdtype), name, rdtype, now)
+
+    def _get_by_key(
+        self, key: bytes, name: dns.name.Name, rdtype: int, now: float
+    ) -> dns.rrset.RRset | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -117,9 +137,10 @@ class RRsetCache:
     def closest_cut(self, qname: dns.name.Name, now: float) -> ZoneCut | None:
         """The deepest zone cut at or above ``qname`` whose NS RRset is cached, with the
         addresses of its name servers that are cached too (RFC 1034 §5.3.3 step 2)."""
+        wire = lowered_wire(qname)
         name = qname
         while True:
-            ns = self.get(name, dns.rdatatype.NS, now)
+            ns = self._get_by_key(wire + _NS, name, dns.rdatatype.NS, now)
             if ns is not None:
                 cut = ZoneCut(name, {})
                 for rdata in ns:
@@ -133,9 +154,11 @@ class RRsetCache:
             if name == dns.name.root:
                 return None
             name = name.parent()
+            wire = wire[1 + wire[0] :]
 
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
         """Forget RRsets owned by ``name`` (or below it with ``subtree``), or all."""
+        self._decoded.clear()
         if name is None:
             count = len(self._entries)
             self._entries.clear()

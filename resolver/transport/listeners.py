@@ -21,6 +21,8 @@ from resolver.transport.framing import frame, split_frames
 
 log = logging.getLogger(__name__)
 
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+
 Handler = Callable[[bytes, str, Transport], Awaitable[bytes | None]]
 """Takes (query bytes, client IP address, transport); returns the reply, or None to drop."""
 
@@ -50,6 +52,11 @@ def _socket(host: str, port: int, kind: socket.SocketKind, reuse_port: bool) -> 
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if kind == socket.SOCK_DGRAM:
+            # Room for bursts while a miss is being resolved (the kernel caps it at
+            # net.core.rmem_max); the default ~200 KiB drops a burst of a few hundred queries.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
         sock.bind((host, port))
         sock.setblocking(False)
     except OSError:
