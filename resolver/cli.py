@@ -190,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _command_check_config(args)
             case "query":
                 return run_query(args)
-    except (ConfigError, HintsError, LabDescriptionError) as exc:
+    except (ConfigError, HintsError, LabDescriptionError, ValueError) as exc:
         print(f"rootwalk: {exc}", file=sys.stderr)
         return 2
     except StubError as exc:

@@ -79,6 +79,9 @@ class Settings:
     tcp_idle_timeout_s: float = 10.0
     max_tcp_connections: int = 256
     answer_cache_bytes: int = 64 * 1024 * 1024
+    serve_stale: bool = False
+    cache_file: Path | None = None
+    """Save the caches here at shutdown and load them at start (off when unset)."""
     rrset_cache_bytes: int = 64 * 1024 * 1024
 
 
@@ -151,6 +154,23 @@ def _seconds(raw: Any) -> float:
     return value
 
 
+def _boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.lower() in (
+        "1",
+        "true",
+        "yes",
+        "on",
+        "0",
+        "false",
+        "no",
+        "off",
+    ):
+        return raw.lower() in ("1", "true", "yes", "on")
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
 def _log_level(raw: Any) -> str:
     if not isinstance(raw, str) or raw.upper() not in logging.getLevelNamesMapping():
         raise ValueError(f"unknown log level {raw!r}: DEBUG, INFO, WARNING or ERROR")
@@ -169,6 +189,8 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "tcp_idle_timeout_s": _seconds,
     "max_tcp_connections": _positive_int,
     "answer_cache_bytes": _positive_int,
+    "serve_stale": _boolean,
+    "cache_file": _path,
     "rrset_cache_bytes": _positive_int,
 }
 assert set(CONVERTERS) == {f.name for f in dataclasses.fields(Settings)}
@@ -211,8 +233,9 @@ def values_from_file(path: Path) -> dict[str, Any]:
                 f"{where}key '{key}': unknown setting (known: {', '.join(CONVERTERS)})"
             )
         values[key] = _convert(key, raw, where)
-    if "root_hints" in values and not values["root_hints"].is_absolute():
-        values["root_hints"] = path.parent / values["root_hints"]
+    for key in ("root_hints", "cache_file"):
+        if key in values and not values[key].is_absolute():
+            values[key] = path.parent / values[key]
     return values
 
 

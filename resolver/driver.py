@@ -39,10 +39,11 @@ class Driver:
         self._waiters: dict[int, list[asyncio.Future[Result]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def resolve(self, question: Question) -> Result:
-        """Walk from the root for ``question``; SERVFAIL when the deadline passes."""
+    async def resolve(self, question: Question, *, refresh: bool = False) -> Result:
+        """Walk from the root for ``question``; SERVFAIL when the deadline passes. A
+        ``refresh`` asks the servers even when the answer is cached."""
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        job_id, effects = self.mesh.start(question, self.clock())
+        job_id, effects = self.mesh.start(question, self.clock(), refresh=refresh)
         self._waiters.setdefault(job_id, []).append(future)
         try:
             self._dispatch(effects)

@@ -7,11 +7,14 @@ RFC 5625 advice on what a resolver accepts). :class:`Frontend` wires it to the d
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
+import dns.edns
 import dns.exception
 import dns.message
 import dns.opcode
@@ -30,9 +33,9 @@ from resolver.core.compose import (
 )
 from resolver.core.local import local_answer
 from resolver.driver import Driver
-from resolver.model import Question, Transport
+from resolver.model import Question, Result, Transport
 from resolver.transport.framing import MAX_TCP_MESSAGE
-from resolver.wire import error_reply, read_fast_query, read_header
+from resolver.wire import FastQuery, error_reply, query_from_key, read_fast_query, read_header
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +92,21 @@ def screen_query(wire: bytes, client: str, access: AccessList) -> Accepted | Rej
     return Accepted(query, Question(rrset.name, rrset.rdtype, rrset.rdclass))
 
 
+STALE_CLIENT_TIMEOUT_S = 1.8
+"""RFC 8767 §5: answer stale data if a refresh has not finished in 1.8 seconds."""
+
+STALE_REFRESH_INTERVAL_S = 30.0
+"""RFC 8767 §4: after a failed refresh, serve stale without retrying for 30 seconds."""
+
+
 class Frontend:
     """Answers client queries: the handlers the listeners call.
 
     :meth:`answer_from_cache` is the hot path: a plain query from an allowed client whose
     answer is cached is answered from stored bytes, without dnspython and without a task.
     Everything else goes to :meth:`handle`, which resolves and fills the answer cache.
+    Prefetches (refreshing an entry asked for late in its life) and serve-stale (RFC 8767,
+    when the answer cache keeps expired entries) are driven from here too.
     """
 
     def __init__(
@@ -110,6 +122,8 @@ class Frontend:
         self.clock = clock
         self.rejected: dict[str, int] = {}
         self._decide = functools.lru_cache(maxsize=65536)(access.decide)
+        self._tasks: set[asyncio.Task[Result]] = set()
+        answers.on_prefetch = self._prefetch
 
     def answer_from_cache(self, wire: bytes, client: str, transport: Transport) -> bytes | None:
         """The cached reply for a plain query, or None to take the slow path."""
@@ -128,15 +142,92 @@ class Frontend:
             self.rejected[screened.why] = self.rejected.get(screened.why, 0) + 1
             return screened.reply
         query, question = screened.query, screened.question
+        limit = client_udp_limit(query) if transport is Transport.UDP else MAX_TCP_MESSAGE
         local = local_answer(question)
-        result = local or await self.driver.resolve(question)
+        if local is not None:
+            return render(compose_response(query, local), limit)
+        fast = read_fast_query(wire)
+        if fast is not None and self.answers.stale_s:
+            stale = await self._stale_or_none(fast, wire, query, question, limit)
+            if stale is not None:
+                return stale
+        result = await self._resolve_and_store(query, question, wire)
         if result.is_failure:
             log.info("SERVFAIL for %s from %s: %s", question, client, result.reason)
-        response = compose_response(query, result)
-        full = render(response, MAX_TCP_MESSAGE)
-        if local is None and result.rcode in _CACHEABLE_RCODES:
-            fast = read_fast_query(wire)
-            if fast is not None:
-                self.answers.store(fast.key, full, fast.question_end, self.clock())
-        limit = client_udp_limit(query) if transport is Transport.UDP else MAX_TCP_MESSAGE
-        return full if len(full) <= limit else render(response, limit)
+        return render(compose_response(query, result), limit)
+
+    async def _resolve_and_store(
+        self, query: dns.message.Message, question: Question, wire: bytes, *, refresh: bool = False
+    ) -> Result:
+        """Resolve, and keep the rendered answer for the hot path when it may be cached."""
+        result = await self.driver.resolve(question, refresh=refresh)
+        fast = read_fast_query(wire)
+        if fast is not None and result.rcode in _CACHEABLE_RCODES:
+            full = render(compose_response(query, result), MAX_TCP_MESSAGE)
+            self.answers.store(fast.key, full, fast.question_end, self.clock())
+        return result
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Result]) -> asyncio.Task[Result]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _prefetch(self, key: bytes) -> None:
+        """Refresh a popular entry before it expires (called from the hot path)."""
+        wire = query_from_key(key)
+        query = dns.message.from_wire(wire)
+        rrset = query.question[0]
+        self._spawn(
+            self._resolve_and_store(
+                query, Question(rrset.name, rrset.rdtype, rrset.rdclass), wire, refresh=True
+            )
+        )
+
+    async def _stale_or_none(
+        self,
+        fast: FastQuery,
+        wire: bytes,
+        query: dns.message.Message,
+        question: Question,
+        limit: int,
+    ) -> bytes | None:
+        """RFC 8767: with an expired entry at hand, refresh; if the refresh fails or takes
+        more than 1.8 s, answer the stale entry (TTL 30, Extended DNS Error 3). None means
+        the refresh answered in time (or there is nothing stale): answer normally."""
+        now = self.clock()
+        entry = self.answers.stale(fast.key, now)
+        if entry is None:
+            return None
+        if entry.stale_retry_at <= now:
+            task = self._spawn(self._resolve_and_store(query, question, wire))
+
+            def note_failure(done: asyncio.Task[Result]) -> None:
+                if done.cancelled() or done.exception() or done.result().is_failure:
+                    entry.stale_retry_at = self.clock() + STALE_REFRESH_INTERVAL_S
+
+            task.add_done_callback(note_failure)
+            finished, _ = await asyncio.wait({task}, timeout=STALE_CLIENT_TIMEOUT_S)
+            if finished and not task.exception() and not task.result().is_failure:
+                return None
+        reply = self.answers.stale_reply(entry, fast, wire)
+        if query.edns >= 0:
+            stale = dns.message.from_wire(reply)
+            stale.use_edns(
+                0,
+                payload=stale.payload,
+                options=[dns.edns.EDEOption(dns.edns.EDECode.STALE_ANSWER)],
+            )
+            return render(stale, limit)
+        return reply if len(reply) <= limit else render(dns.message.from_wire(reply), limit)
+
+    async def settle(self) -> None:
+        """Wait for background refreshes (prefetch, serve-stale) to finish."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

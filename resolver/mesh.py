@@ -94,14 +94,17 @@ class Mesh:
     def __len__(self) -> int:
         return len(self._jobs)
 
-    def start(self, question: Question, now: float) -> tuple[int, list[Effect]]:
-        """A client asks ``question``: join the walk in flight, or start one."""
+    def start(
+        self, question: Question, now: float, *, refresh: bool = False
+    ) -> tuple[int, list[Effect]]:
+        """A client asks ``question``: join the walk in flight, or start one. A ``refresh``
+        asks the servers again even if the answer is cached (prefetch, serve-stale)."""
         existing = self._inflight.get(question)
         if existing is not None:
             self._jobs[existing].clients += 1
             self.counters.merged += 1
             return existing, []
-        job_id = self._new_job(question, Budget(self.limits), frozenset(), depth=0)
+        job_id = self._new_job(question, Budget(self.limits), frozenset(), 0, refresh=refresh)
         self._jobs[job_id].clients = 1
         self.counters.started += 1
         return job_id, self._run(job_id, self._jobs[job_id].resolution.start(now), now)
@@ -173,7 +176,13 @@ class Mesh:
                 self._drop(child_id)
 
     def _new_job(
-        self, question: Question, budget: Budget, ancestry: frozenset[Question], depth: int
+        self,
+        question: Question,
+        budget: Budget,
+        ancestry: frozenset[Question],
+        depth: int,
+        *,
+        refresh: bool = False,
     ) -> int:
         job_id = next(self._ids)
         resolution = Resolution(
@@ -183,6 +192,7 @@ class Mesh:
             budget=budget,
             rng=self._rng,
             default_timeout_s=self.default_timeout_s,
+            refresh=refresh,
         )
         self._jobs[job_id] = _Job(question, resolution, budget, ancestry | {question}, depth)
         self._inflight[question] = job_id

@@ -15,6 +15,7 @@ import dns.name
 
 from resolver.access import LOOPBACK_RULES, AccessList
 from resolver.cache.answer import AnswerCache
+from resolver.cache.persist import load_caches, save_caches
 from resolver.cache.view import Caches
 from resolver.config import Endpoint, Settings
 from resolver.core.hints import load_root_hints
@@ -28,6 +29,9 @@ from resolver.transport.listeners import Listeners, TcpLimits
 from resolver.transport.upstream import Upstream
 
 log = logging.getLogger(__name__)
+
+STALE_WINDOW_S = 86400.0
+"""RFC 8767 §5: serve data at most one day past its expiry."""
 
 
 class ResolverService:
@@ -50,13 +54,21 @@ class ResolverService:
         self.driver: Driver | None = None
         self.frontend: Frontend | None = None
         self.listeners: Listeners | None = None
-        self.answers = AnswerCache(settings.answer_cache_bytes)
+        self.answers = AnswerCache(
+            settings.answer_cache_bytes,
+            stale_s=STALE_WINDOW_S if settings.serve_stale else 0.0,
+        )
         self.caches = Caches.sized(settings.rrset_cache_bytes)
         self.mesh: Mesh | None = None
 
     async def start(self) -> None:
         settings = self.settings
         self.root = load_root_hints(settings.root_hints)
+        if settings.cache_file is not None:
+            loaded = load_caches(
+                settings.cache_file, self.answers, self.caches.rrsets, self.clock()
+            )
+            log.info("loaded %d cache entries from %s", loaded, settings.cache_file)
         self.upstream = Upstream(port=settings.outbound_port, allow=settings.outbound_allow)
         self.mesh = Mesh(
             root=self.root,
@@ -106,6 +118,16 @@ class ResolverService:
     async def close(self) -> None:
         if self.listeners is not None:
             await self.listeners.close()
+        if self.frontend is not None:
+            await self.frontend.close()
+        if self.settings.cache_file is not None and self.root is not None:
+            try:
+                saved = save_caches(
+                    self.settings.cache_file, self.answers, self.caches.rrsets, self.clock()
+                )
+                log.info("saved %d cache entries to %s", saved, self.settings.cache_file)
+            except OSError as exc:
+                log.error("could not save the cache to %s: %s", self.settings.cache_file, exc)
         if self.driver is not None:
             await self.driver.close()
 

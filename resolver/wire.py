@@ -267,3 +267,17 @@ def reply_matches(reply: bytes, query: bytes) -> bool:
     if end is None or reply[4:6] != b"\x00\x01":
         return False
     return reply[HEADER_LENGTH:end].lower() == query[HEADER_LENGTH:end].lower()
+
+
+def query_from_key(key: bytes, message_id: int = 0) -> bytes:
+    """A query whose :func:`read_fast_query` key is ``key``: the question it holds and the
+    flags its last byte records (RD, CD; an OPT record with DO when EDNS was used). Used to
+    refresh a cached answer when no client query is at hand (prefetch)."""
+    flags_byte = key[-1]
+    question = key[:-1]
+    flags = FLAG_RD | (0x0010 if flags_byte & KEY_CD else 0)
+    if not flags_byte & KEY_EDNS:
+        return _HEADER.pack(message_id, flags, 1, 0, 0, 0) + question
+    opt_ttl = 0x8000 if flags_byte & KEY_DO else 0
+    opt = b"\x00" + _RR_FIXED.pack(TYPE_OPT, 1232, opt_ttl, 0)
+    return _HEADER.pack(message_id, flags, 1, 0, 0, 1) + question + opt

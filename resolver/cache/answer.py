@@ -10,30 +10,40 @@ never outlives its smallest TTL.
 from __future__ import annotations
 
 import struct
-import sys
-from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import dns.name
 
-from resolver.wire import FastQuery, truncated_reply, ttl_offsets
+from resolver.cache.lru import SizedLRU, owner_in
+from resolver.wire import FastQuery, query_from_key, read_fast_query, truncated_reply, ttl_offsets
 
 _OFFSET = struct.Struct("!HI")
 _TTL = struct.Struct("!I")
-_ENTRY_OVERHEAD = 400
-"""Bytes an entry costs beyond its byte strings: the entry object, its place in the LRU's
-dict and order list, the key object (measured with sys.getsizeof and tracemalloc)."""
+PREFETCH_DIVISOR = 10
+"""Prefetch when less than a tenth of the TTL is left (Unbound's ``prefetch``)."""
+
+STALE_ANSWER_TTL = 30
+"""RFC 8767 §4: the TTL of a stale answer."""
+
+_ENTRY_OVERHEAD = 330
+"""Bytes an entry costs beyond its wire bytes: the entry object, two float objects, the
+bytes headers, the key, its place in the LRU (measured with tracemalloc)."""
 
 
 @dataclass(slots=True)
 class AnswerEntry:
     wire: bytes
-    truncated: bytes
     offsets: bytes  # packed (offset: H, ttl: I) pairs
     stored_at: float
     expires_at: float
     ttl: int  # the smallest TTL when stored
-    cost: int
+    refreshing: bool = False  # a prefetch is in flight
+    stale_retry_at: float = 0.0  # serve-stale: no new refresh before this (RFC 8767 §4)
+
+    @property
+    def cost(self) -> int:
+        return _ENTRY_OVERHEAD + len(self.wire) + len(self.offsets)
 
 
 @dataclass(slots=True)
@@ -42,42 +52,40 @@ class AnswerCacheCounters:
     misses: int = 0
     expired: int = 0
     stored: int = 0
+    prefetches: int = 0
+    stale_answers: int = 0
 
 
 class AnswerCache:
     """Rendered answers keyed by :attr:`FastQuery.key`, bounded in bytes, least recently
-    used evicted first.
+    used evicted first."""
 
-    The LRU is an ``OrderedDict`` used directly rather than :class:`SizedLRU` (cachetools):
-    on the hit path cachetools' Python-level bookkeeping cost about 1.3 µs per hit, a third
-    of the whole path (``benchmarks/hit_path.py``); ``OrderedDict.move_to_end`` is C.
-    """
-
-    def __init__(self, max_bytes: int) -> None:
-        self._entries: OrderedDict[bytes, AnswerEntry] = OrderedDict()
-        self.max_bytes = max_bytes
-        self.bytes_used = 0
-        self.evictions = 0
+    def __init__(
+        self,
+        max_bytes: int,
+        *,
+        stale_s: float = 0.0,
+        on_prefetch: Callable[[bytes], None] | None = None,
+    ) -> None:
+        self._entries: SizedLRU[bytes, AnswerEntry] = SizedLRU(max_bytes)
+        self._data = self._entries.data  # the hot path touches the OrderedDict directly
         self.counters = AnswerCacheCounters()
+        self.stale_s = stale_s
+        """How long past expiry an entry is kept for serve-stale (0: not kept)."""
+        self.on_prefetch = on_prefetch
+        """Called with the key of an entry asked for in the last tenth of its TTL, once per
+        entry (Unbound's ``prefetch``), so popular names never fall out of the cache."""
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def _remove(self, key: bytes) -> None:
-        entry = self._entries.pop(key, None)
-        if entry is not None:
-            self.bytes_used -= entry.cost
+    @property
+    def bytes_used(self) -> int:
+        return self._entries.bytes_used
 
-    def _put(self, key: bytes, entry: AnswerEntry) -> None:
-        if entry.cost > self.max_bytes:
-            return
-        self._remove(key)
-        while self.bytes_used + entry.cost > self.max_bytes:
-            _key, old = self._entries.popitem(last=False)
-            self.bytes_used -= old.cost
-            self.evictions += 1
-        self._entries[key] = entry
-        self.bytes_used += entry.cost
+    @property
+    def evictions(self) -> int:
+        return self._entries.evictions
 
     def store(self, key: bytes, reply_wire: bytes, question_end: int, now: float) -> bool:
         """Keep a rendered reply; False when it cannot be cached (no TTL, or TTL 0)."""
@@ -89,10 +97,7 @@ class AnswerCache:
             return False
         wire = b"\x00\x00" + reply_wire[2:]
         packed = b"".join(_OFFSET.pack(o, t) for o, t in offsets)
-        truncated = truncated_reply(wire, question_end)
-        cost = _ENTRY_OVERHEAD + sys.getsizeof(key) + len(wire) + len(truncated) + len(packed) + 99
-        entry = AnswerEntry(wire, truncated, packed, now, now + ttl, ttl, cost)
-        self._put(key, entry)
+        self._entries.put(key, AnswerEntry(wire, packed, now, now + ttl, ttl))
         self.counters.stored += 1
         return True
 
@@ -100,20 +105,29 @@ class AnswerCache:
         """The patched reply for ``query_wire``, or None on a miss. ``limit`` is the largest
         reply the transport may carry (the client's UDP size, or 65535 over TCP)."""
         key = query.key
-        entry = self._entries.get(key)
+        entry = self._data.get(key)
         if entry is None:
             self.counters.misses += 1
             return None
         if now >= entry.expires_at:
-            self._remove(key)
-            self.counters.expired += 1
+            if now >= entry.expires_at + self.stale_s:
+                self._entries.pop(key)
+                self.counters.expired += 1
             self.counters.misses += 1
             return None
-        self._entries.move_to_end(key)
+        self._data.move_to_end(key)
         self.counters.hits += 1
+        if (
+            self.on_prefetch is not None
+            and not entry.refreshing
+            and (entry.expires_at - now) * PREFETCH_DIVISOR < entry.ttl
+        ):
+            entry.refreshing = True
+            self.counters.prefetches += 1
+            self.on_prefetch(key)
         end = query.question_end
         if len(entry.wire) > limit:
-            reply = bytearray(entry.truncated)
+            reply = bytearray(truncated_reply(entry.wire, end))
             reply[0:2] = query_wire[0:2]
             reply[12:end] = query_wire[12:end]
             return bytes(reply)
@@ -127,9 +141,44 @@ class AnswerCache:
                 pack_ttl(reply, offset, ttl - age if ttl > age else 0)
         return bytes(reply)
 
+    def export(self, now: float) -> list[tuple[bytes, bytes, float, float]]:
+        """Live entries as (key, wire, stored_at, expires_at), for saving across a restart."""
+        return [
+            (key, e.wire, e.stored_at, e.expires_at)
+            for key, e in self._data.items()
+            if e.expires_at + self.stale_s > now
+        ]
+
+    def restore(self, key: bytes, wire: bytes, stored_at: float, expires_at: float) -> None:
+        """Put back an exported entry; its TTLs keep counting from when it was stored."""
+        question_end = read_fast_query(query_from_key(key))
+        if question_end is None or not self.store(key, wire, question_end.question_end, stored_at):
+            return
+        entry = self._entries.peek(key)
+        if entry is not None:
+            entry.expires_at = min(entry.expires_at, expires_at)
+
+    def stale(self, key: bytes, now: float) -> AnswerEntry | None:
+        """An expired entry still inside the serve-stale window (RFC 8767 §4), or None."""
+        entry = self._entries.peek(key)
+        if entry is None or not entry.expires_at <= now < entry.expires_at + self.stale_s:
+            return None
+        return entry
+
+    def stale_reply(self, entry: AnswerEntry, query: FastQuery, query_wire: bytes) -> bytes:
+        """``entry`` patched for ``query_wire`` with every TTL set to the stale-answer TTL
+        (RFC 8767 §4: 30 seconds)."""
+        self.counters.stale_answers += 1
+        reply = bytearray(entry.wire)
+        reply[0:2] = query_wire[0:2]
+        reply[12 : query.question_end] = query_wire[12 : query.question_end]
+        for offset, _ttl in _OFFSET.iter_unpack(entry.offsets):
+            _TTL.pack_into(reply, offset, STALE_ANSWER_TTL)
+        return bytes(reply)
+
     def remaining_fraction(self, key: bytes, now: float) -> float:
         """How much of the entry's TTL is left (1.0 fresh, 0.0 expired or absent)."""
-        entry = self._entries.get(key)
+        entry = self._entries.peek(key)
         if entry is None or entry.ttl <= 0:
             return 0.0
         return max(0.0, (entry.expires_at - now) / entry.ttl)
@@ -137,15 +186,4 @@ class AnswerCache:
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
         """Forget answers for ``name`` (and below it with ``subtree``), or all; returns how
         many entries went."""
-        if name is None:
-            count = len(self._entries)
-            self._entries.clear()
-            self.bytes_used = 0
-            return count
-        removed = 0
-        for key in list(self._entries):
-            owner = dns.name.from_wire(key, 0)[0]
-            if owner == name or (subtree and owner.is_subdomain(name)):
-                self._remove(key)
-                removed += 1
-        return removed
+        return self._entries.remove_where(owner_in(name, subtree))

@@ -10,7 +10,6 @@ whole subtree. Nothing is validated yet, so that path is built and tested but ne
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 
 import dns.name
@@ -20,7 +19,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from resolver.cache.lru import SizedLRU
+from resolver.cache.lru import SizedLRU, owner_in
 from resolver.cache.rrset import name_wire, rrset_key
 
 MAX_NEGATIVE_TTL = 3600
@@ -40,7 +39,10 @@ class NegativeEntry:
     soa_rdata: bytes
     expires_at: float
     secure: bool
-    cost: int
+
+    @property
+    def cost(self) -> int:
+        return _ENTRY_OVERHEAD + len(self.soa_owner) + len(self.soa_rdata)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +92,7 @@ class NegativeCache:
         key = rrset_key(name, kind)
         soa_owner = name_wire(soa.name)
         soa_rdata = soa[0].to_wire()
-        cost = _ENTRY_OVERHEAD + sys.getsizeof(key) + len(soa_owner) + len(soa_rdata) + 66
-        self._entries.put(key, NegativeEntry(soa_owner, soa_rdata, now + ttl, secure, cost))
+        self._entries.put(key, NegativeEntry(soa_owner, soa_rdata, now + ttl, secure))
         return True
 
     def _live(self, key: bytes, now: float) -> NegativeEntry | None:
@@ -130,17 +131,7 @@ class NegativeCache:
         return NegativeAnswer(rcode, dns.rrset.from_rdata_list(owner, ttl, [rdata]))
 
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
-        if name is None:
-            count = len(self._entries)
-            self._entries.clear()
-            return count
-        removed = 0
-        for key, _entry in self._entries.items():
-            owner = dns.name.from_wire(key, 0)[0]
-            if owner == name or (subtree and owner.is_subdomain(name)):
-                self._entries.pop(key)
-                removed += 1
-        return removed
+        return self._entries.remove_where(owner_in(name, subtree))
 
 
 @dataclass(slots=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import sys
 from dataclasses import dataclass
 
 import dns.name
@@ -19,12 +18,12 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from resolver.cache.lru import SizedLRU
+from resolver.cache.lru import SizedLRU, owner_in
 from resolver.core.zonecut import ZoneCut, addresses_of
 
 _ENTRY_OVERHEAD = 360
 _NS = dns.rdatatype.NS.to_bytes(2, "big")
-_DECODED_MAX = 4096
+_DECODED_MAX = 1024
 """Bytes an entry costs beyond its byte strings (entry object, tuple, LRU bookkeeping)."""
 
 
@@ -45,7 +44,7 @@ def name_wire(name: dns.name.Name) -> bytes:
     return wire
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=8192)
 def lowered_wire(name: dns.name.Name) -> bytes:
     """The name lower-cased in wire form (RFC 4343), memoised: the caches ask for the same
     few names many times per resolution, and dnspython's conversion is slow."""
@@ -63,11 +62,17 @@ _TYPE_BYTES = {rdtype: rdtype.to_bytes(2, "big") for rdtype in range(256)}
 @dataclass(slots=True)
 class RRsetEntry:
     rdatas: tuple[bytes, ...]
-    expires_at: float
     stored_at: float
     ttl: int
     rank: Rank
-    cost: int
+
+    @property
+    def expires_at(self) -> float:
+        return self.stored_at + self.ttl
+
+    @property
+    def cost(self) -> int:
+        return _ENTRY_OVERHEAD + sum(len(rdata) for rdata in self.rdatas)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +109,12 @@ class RRsetCache:
         if rrset.rdclass != dns.rdataclass.IN or len(rrset) == 0 or rrset.ttl <= 0:
             return False
         key = rrset_key(rrset.name, rrset.rdtype)
-        current = self._entries.get(key)
+        current = self._entries.peek(key)
         if current is not None and current.expires_at > now and current.rank > rank:
             return False
         ttl = min(max(rrset.ttl, self.bounds.min_ttl), self.bounds.max_ttl)
         rdatas = tuple(rdata.to_wire() for rdata in rrset)
-        cost = _ENTRY_OVERHEAD + sys.getsizeof(key) + sum(sys.getsizeof(r) for r in rdatas)
-        self._entries.put(key, RRsetEntry(rdatas, now + ttl, now, ttl, rank, cost))
+        self._entries.put(key, RRsetEntry(rdatas, now, ttl, rank))
         return True
 
     def get(self, name: dns.name.Name, rdtype: int, now: float) -> dns.rrset.RRset | None:
@@ -133,6 +137,21 @@ class RRsetCache:
             for wire in entry.rdatas
         ]
         return dns.rrset.from_rdata_list(name, remaining, rdatas)
+
+    def export(self, now: float) -> list[tuple[bytes, tuple[bytes, ...], float, int, int]]:
+        """Live entries as (key, rdatas, stored_at, ttl, rank), for saving across a restart."""
+        return [
+            (key, e.rdatas, e.stored_at, e.ttl, int(e.rank))
+            for key, e in self._entries.data.items()
+            if e.expires_at > now
+        ]
+
+    def restore(
+        self, key: bytes, rdatas: list[bytes], stored_at: float, ttl: int, rank: int
+    ) -> None:
+        """Put back an exported entry with its original store time, so its TTL has kept
+        counting down while the resolver was stopped."""
+        self._entries.put(key, RRsetEntry(tuple(rdatas), stored_at, ttl, Rank(rank)))
 
     def closest_cut(self, qname: dns.name.Name, now: float) -> ZoneCut | None:
         """The deepest zone cut at or above ``qname`` whose NS RRset is cached, with the
@@ -159,14 +178,4 @@ class RRsetCache:
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
         """Forget RRsets owned by ``name`` (or below it with ``subtree``), or all."""
         self._decoded.clear()
-        if name is None:
-            count = len(self._entries)
-            self._entries.clear()
-            return count
-        removed = 0
-        for key, _entry in self._entries.items():
-            owner = dns.name.from_wire(key, 0)[0]
-            if owner == name or (subtree and owner.is_subdomain(name)):
-                self._entries.pop(key)
-                removed += 1
-        return removed
+        return self._entries.remove_where(owner_in(name, subtree))

@@ -61,6 +61,7 @@ class Resolution:
         budget: Budget,
         rng: random.Random,
         default_timeout_s: float = 1.0,
+        refresh: bool = False,
     ) -> None:
         self.question = question
         self.state = State.INIT
@@ -78,6 +79,9 @@ class Resolution:
         self._outcomes: list[str] = []
         self._asked_ns: set[dns.name.Name] = set()
         self._names_seen: set[dns.name.Name] = {question.qname}
+        self._skip_cache_once = refresh
+        """A refresh (prefetch, serve-stale) asks the servers again for the question itself,
+        though cached delegations are still used."""
         self._referrals = 0
         self._next_ref = 0
         self._pending: SendQuery | None = None
@@ -140,7 +144,7 @@ class Resolution:
         now = self._now
         caches = self._caches
         qtype = self.question.qtype
-        while True:
+        while not self._skip_cache_once:
             failure = caches.failures.get(self.qname, qtype, now)
             if failure is not None:
                 self._finish(servfail(f"{failure} (cached failure)", self._failure_code))
@@ -165,6 +169,7 @@ class Resolution:
                 self._finish(Result(negative.rcode, tuple(self.chain), (negative.soa,)))
                 return
             break
+        self._skip_cache_once = False
         cut = caches.rrsets.closest_cut(self.qname, now)
         self._set_cut(cut if cut is not None else self._root.copy())
         self._cut_from_cache = cut is not None
