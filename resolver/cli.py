@@ -60,6 +60,9 @@ def _add_resolver_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--outbound-port", metavar="N", help="port of upstream servers")
     parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
+    parser.add_argument(
+        "--metrics", metavar="ADDR:PORT|off", help="Prometheus endpoint (default 127.0.0.1:9153)"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -101,6 +104,7 @@ def _flag_values(args: argparse.Namespace) -> dict[str, Any]:
         "outbound_allow": args.outbound_allow,
         "outbound_port": args.outbound_port,
         "log_level": args.log_level,
+        "metrics": args.metrics,
     }
 
 

@@ -81,6 +81,8 @@ class Settings:
     answer_cache_bytes: int = 64 * 1024 * 1024
     serve_stale: bool = False
     cache_file: Path | None = None
+    metrics: Endpoint | None = Endpoint("127.0.0.1", 9153)
+    """Where Prometheus scrapes ``/metrics``; None (``off``) for no endpoint."""
     """Save the caches here at shutdown and load them at start (off when unset)."""
     rrset_cache_bytes: int = 64 * 1024 * 1024
 
@@ -102,6 +104,14 @@ def _endpoints(raw: Any) -> tuple[Endpoint, ...]:
     if not values:
         raise ValueError("at least one listen address is needed")
     return values
+
+
+def _metrics_endpoint(raw: Any) -> Endpoint | None:
+    if raw == "off":
+        return None
+    if not isinstance(raw, str):
+        raise ValueError("expected ADDR:PORT or off")
+    return Endpoint.parse(raw)
 
 
 def _networks(raw: Any) -> tuple[IPNetwork, ...]:
@@ -191,6 +201,7 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "answer_cache_bytes": _positive_int,
     "serve_stale": _boolean,
     "cache_file": _path,
+    "metrics": _metrics_endpoint,
     "rrset_cache_bytes": _positive_int,
 }
 assert set(CONVERTERS) == {f.name for f in dataclasses.fields(Settings)}

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from resolver.core.events import QueryFailed, ReplyReceived
+from resolver.histogram import Histogram
 from resolver.mesh import Completed, Effect, Mesh, Transmit
 from resolver.model import ExtendedError, Question, Result, servfail
 from resolver.transport.upstream import Upstream
@@ -36,6 +37,7 @@ class Driver:
         self.deadline_s = deadline_s
         self.clock = clock
         self.bugs = 0
+        self.upstream_rtt = Histogram()
         self._waiters: dict[int, list[asyncio.Future[Result]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -76,6 +78,8 @@ class Driver:
 
     async def _transmit(self, effect: Transmit) -> None:
         event: ReplyReceived | QueryFailed = await self.upstream.query(effect.query)
+        if isinstance(event, ReplyReceived):
+            self.upstream_rtt.observe(event.rtt_s)
         try:
             effects = self.mesh.handle(effect.job_id, event, self.clock())
         except Exception:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -33,9 +34,17 @@ from resolver.core.compose import (
 )
 from resolver.core.local import local_answer
 from resolver.driver import Driver
+from resolver.histogram import Histogram
 from resolver.model import Question, Result, Transport
 from resolver.transport.framing import MAX_TCP_MESSAGE
-from resolver.wire import FastQuery, error_reply, query_from_key, read_fast_query, read_header
+from resolver.wire import (
+    FastQuery,
+    error_reply,
+    query_from_key,
+    question_end,
+    read_fast_query,
+    read_header,
+)
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +130,11 @@ class Frontend:
         self.answers = answers
         self.clock = clock
         self.rejected: dict[str, int] = {}
+        self.answered: dict[tuple[Transport, bytes, int], int] = {}
+        """Replies sent, by (transport, QTYPE in wire form, RCODE); read at scrape time."""
+        self.latency = Histogram()
+        """Seconds from a query's arrival to its reply, for queries that took the slow path
+        (cache hits are not timed: timing would cost a tenth of a hit)."""
         self._decide = functools.lru_cache(maxsize=65536)(access.decide)
         self._tasks: set[asyncio.Task[Result]] = set()
         answers.on_prefetch = self._prefetch
@@ -134,9 +148,27 @@ class Frontend:
             limit = query.udp_limit if query.udp_limit < MAX_UDP_REPLY else MAX_UDP_REPLY
         else:
             limit = MAX_TCP_MESSAGE
-        return self.answers.lookup(query, wire, self.clock(), limit)
+        reply = self.answers.lookup(query, wire, self.clock(), limit)
+        if reply is not None:
+            counted = (transport, query.key[-5:-3], reply[3] & 0xF)
+            answered = self.answered
+            answered[counted] = answered.get(counted, 0) + 1
+        return reply
+
+    def _count(self, transport: Transport, wire: bytes, reply: bytes | None) -> None:
+        end = question_end(wire)
+        qtype = wire[end - 4 : end - 2] if end is not None else b"\x00\x00"
+        counted = (transport, qtype, reply[3] & 0xF if reply and len(reply) > 3 else -1)
+        self.answered[counted] = self.answered.get(counted, 0) + 1
 
     async def handle(self, wire: bytes, client: str, transport: Transport) -> bytes | None:
+        started = time.monotonic()
+        reply = await self._answer(wire, client, transport)
+        self.latency.observe(time.monotonic() - started)
+        self._count(transport, wire, reply)
+        return reply
+
+    async def _answer(self, wire: bytes, client: str, transport: Transport) -> bytes | None:
         screened = screen_query(wire, client, self.access)
         if isinstance(screened, Rejected):
             self.rejected[screened.why] = self.rejected.get(screened.why, 0) + 1

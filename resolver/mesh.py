@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from resolver.cache.view import Caches
@@ -67,6 +67,8 @@ class MeshCounters:
     merged: int = 0
     subqueries: int = 0
     cycles: int = 0
+    upstream: Counter[str] = field(default_factory=Counter)
+    """Upstream outcomes: reply kinds (answer, referral, nxdomain...) and failures."""
 
 
 class Mesh:
@@ -193,6 +195,7 @@ class Mesh:
             rng=self._rng,
             default_timeout_s=self.default_timeout_s,
             refresh=refresh,
+            outcomes=self.counters.upstream,
         )
         self._jobs[job_id] = _Job(question, resolution, budget, ancestry | {question}, depth)
         self._inflight[question] = job_id

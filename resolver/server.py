@@ -25,6 +25,7 @@ from resolver.frontend import Frontend
 from resolver.lab.server import Lab
 from resolver.limits import Limits
 from resolver.mesh import Mesh
+from resolver.metrics import MetricsExporter
 from resolver.transport.listeners import Listeners, TcpLimits
 from resolver.transport.upstream import Upstream
 
@@ -60,6 +61,7 @@ class ResolverService:
         )
         self.caches = Caches.sized(settings.rrset_cache_bytes)
         self.mesh: Mesh | None = None
+        self.metrics: MetricsExporter | None = None
 
     async def start(self) -> None:
         settings = self.settings
@@ -91,6 +93,14 @@ class ResolverService:
             await self._listen(endpoint)
         if not self.listeners.bound:
             raise OSError(errno.EADDRNOTAVAIL, "could not listen on any address")
+        if settings.metrics is not None:
+            self.metrics = MetricsExporter(self, settings.metrics.host, settings.metrics.port)
+            try:
+                self.metrics.start()
+            except OSError as exc:
+                raise OSError(
+                    exc.errno, f"cannot serve metrics on {settings.metrics}: {exc.strerror}"
+                ) from exc
 
     async def _listen(self, endpoint: Endpoint) -> None:
         assert self.listeners is not None
@@ -116,6 +126,8 @@ class ResolverService:
         return removed
 
     async def close(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
         if self.listeners is not None:
             await self.listeners.close()
         if self.frontend is not None:

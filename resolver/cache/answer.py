@@ -26,9 +26,9 @@ PREFETCH_DIVISOR = 10
 STALE_ANSWER_TTL = 30
 """RFC 8767 §4: the TTL of a stale answer."""
 
-_ENTRY_OVERHEAD = 330
-"""Bytes an entry costs beyond its wire bytes: the entry object, two float objects, the
-bytes headers, the key, its place in the LRU (measured with tracemalloc)."""
+_ENTRY_OVERHEAD = 250
+"""Bytes an entry costs beyond its wire bytes: the entry object, its float and int, the
+bytes headers, the key, its place in the LRU (tracemalloc: about 315 bytes for an A answer)."""
 
 
 @dataclass(slots=True)
@@ -36,10 +36,13 @@ class AnswerEntry:
     wire: bytes
     offsets: bytes  # packed (offset: H, ttl: I) pairs
     stored_at: float
-    expires_at: float
     ttl: int  # the smallest TTL when stored
     refreshing: bool = False  # a prefetch is in flight
     stale_retry_at: float = 0.0  # serve-stale: no new refresh before this (RFC 8767 §4)
+
+    @property
+    def expires_at(self) -> float:
+        return self.stored_at + self.ttl
 
     @property
     def cost(self) -> int:
@@ -56,6 +59,10 @@ class AnswerCacheCounters:
     stale_answers: int = 0
 
 
+def _entry_cost(entry: AnswerEntry) -> int:
+    return entry.cost
+
+
 class AnswerCache:
     """Rendered answers keyed by :attr:`FastQuery.key`, bounded in bytes, least recently
     used evicted first."""
@@ -67,7 +74,7 @@ class AnswerCache:
         stale_s: float = 0.0,
         on_prefetch: Callable[[bytes], None] | None = None,
     ) -> None:
-        self._entries: SizedLRU[bytes, AnswerEntry] = SizedLRU(max_bytes)
+        self._entries: SizedLRU[bytes, AnswerEntry] = SizedLRU(max_bytes, _entry_cost)
         self._data = self._entries.data  # the hot path touches the OrderedDict directly
         self.counters = AnswerCacheCounters()
         self.stale_s = stale_s
@@ -97,7 +104,7 @@ class AnswerCache:
             return False
         wire = b"\x00\x00" + reply_wire[2:]
         packed = b"".join(_OFFSET.pack(o, t) for o, t in offsets)
-        self._entries.put(key, AnswerEntry(wire, packed, now, now + ttl, ttl))
+        self._entries.put(key, AnswerEntry(wire, packed, now, ttl))
         self.counters.stored += 1
         return True
 
@@ -151,12 +158,10 @@ class AnswerCache:
 
     def restore(self, key: bytes, wire: bytes, stored_at: float, expires_at: float) -> None:
         """Put back an exported entry; its TTLs keep counting from when it was stored."""
-        question_end = read_fast_query(query_from_key(key))
-        if question_end is None or not self.store(key, wire, question_end.question_end, stored_at):
-            return
-        entry = self._entries.peek(key)
-        if entry is not None:
-            entry.expires_at = min(entry.expires_at, expires_at)
+        del expires_at  # stored_at and the records' TTLs give it again
+        query = read_fast_query(query_from_key(key))
+        if query is not None:
+            self.store(key, wire, query.question_end, stored_at)
 
     def stale(self, key: bytes, now: float) -> AnswerEntry | None:
         """An expired entry still inside the serve-stale window (RFC 8767 §4), or None."""

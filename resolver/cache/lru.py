@@ -11,30 +11,23 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 import dns.name
 
-
-class Costed(Protocol):
-    @property
-    def cost(self) -> int:
-        """Approximate bytes this entry and its key hold."""
-        ...
-
-
 K = TypeVar("K", bound=Hashable)
-V = TypeVar("V", bound=Costed)
+V = TypeVar("V")
 
 
 class SizedLRU(Generic[K, V]):
-    """Entries cost ``entry.cost`` bytes; the least recently used go first when full."""
+    """Entries cost ``cost(entry)`` bytes; the least recently used go first when full."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, cost: Callable[[V], int]) -> None:
         self.data: OrderedDict[K, V] = OrderedDict()
         self.max_bytes = max_bytes
         self.bytes_used = 0
         self.evictions = 0
+        self._cost = cost
 
     def get(self, key: K) -> V | None:
         """The entry, marked as just used; None when absent."""
@@ -48,13 +41,13 @@ class SizedLRU(Generic[K, V]):
         return self.data.get(key)
 
     def put(self, key: K, value: V) -> None:
-        cost = value.cost
+        cost = self._cost(value)
         if cost > self.max_bytes:
             return  # larger than the whole cache: never stored
         self.pop(key)
         while self.bytes_used + cost > self.max_bytes:
             _key, old = self.data.popitem(last=False)
-            self.bytes_used -= old.cost
+            self.bytes_used -= self._cost(old)
             self.evictions += 1
         self.data[key] = value
         self.bytes_used += cost
@@ -62,7 +55,7 @@ class SizedLRU(Generic[K, V]):
     def pop(self, key: K) -> None:
         value = self.data.pop(key, None)
         if value is not None:
-            self.bytes_used -= value.cost
+            self.bytes_used -= self._cost(value)
 
     def remove_where(self, doomed: Callable[[K], bool]) -> int:
         """Remove every entry whose key ``doomed`` picks; returns how many."""

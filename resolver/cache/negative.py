@@ -29,7 +29,7 @@ FAILURE_BACKOFF_MIN_S = 1.0
 FAILURE_BACKOFF_MAX_S = 300.0
 """RFC 9520 §3.2: cache resolution failures for at least 1 s, at most 5 minutes."""
 
-_ENTRY_OVERHEAD = 360
+_ENTRY_OVERHEAD = 300
 _NXDOMAIN_TYPE = 0  # the key type for "the whole name does not exist"
 
 
@@ -43,6 +43,10 @@ class NegativeEntry:
     @property
     def cost(self) -> int:
         return _ENTRY_OVERHEAD + len(self.soa_owner) + len(self.soa_rdata)
+
+
+def _entry_cost(entry: NegativeEntry) -> int:
+    return entry.cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +63,7 @@ class NegativeCache:
         max_ttl: int = MAX_NEGATIVE_TTL,
         harden_below_nxdomain: bool = True,
     ) -> None:
-        self._entries: SizedLRU[bytes, NegativeEntry] = SizedLRU(max_bytes)
+        self._entries: SizedLRU[bytes, NegativeEntry] = SizedLRU(max_bytes, _entry_cost)
         self.max_ttl = max_ttl
         self.harden_below_nxdomain = harden_below_nxdomain
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 import functools
+import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dns.name
@@ -21,10 +23,11 @@ import dns.rrset
 from resolver.cache.lru import SizedLRU, owner_in
 from resolver.core.zonecut import ZoneCut, addresses_of
 
-_ENTRY_OVERHEAD = 360
+_ENTRY_OVERHEAD = 240
+"""Bytes an entry costs beyond its packed bytes: the bytes header, the key, its place in the
+LRU (tracemalloc: about 280 bytes for a one-record A RRset)."""
 _NS = dns.rdatatype.NS.to_bytes(2, "big")
 _DECODED_MAX = 1024
-"""Bytes an entry costs beyond its byte strings (entry object, tuple, LRU bookkeeping)."""
 
 
 class Rank(enum.IntEnum):
@@ -59,20 +62,36 @@ def rrset_key(name: dns.name.Name, rdtype: int) -> bytes:
 _TYPE_BYTES = {rdtype: rdtype.to_bytes(2, "big") for rdtype in range(256)}
 
 
-@dataclass(slots=True)
-class RRsetEntry:
-    rdatas: tuple[bytes, ...]
-    stored_at: float
-    ttl: int
-    rank: Rank
+_HEAD = struct.Struct("!dIB")  # stored_at, TTL, rank
 
-    @property
-    def expires_at(self) -> float:
-        return self.stored_at + self.ttl
 
-    @property
-    def cost(self) -> int:
-        return _ENTRY_OVERHEAD + sum(len(rdata) for rdata in self.rdatas)
+def pack_entry(rdatas: Sequence[bytes], stored_at: float, ttl: int, rank: Rank) -> bytes:
+    """One cache entry as one byte string: store time, TTL, rank, then each record's wire
+    form behind its length. A byte string costs a fraction of an object with fields."""
+    return _HEAD.pack(stored_at, ttl, rank) + b"".join(
+        len(rdata).to_bytes(2, "big") + rdata for rdata in rdatas
+    )
+
+
+def entry_head(entry: bytes) -> tuple[float, int, int]:
+    """(stored_at, ttl, rank) of a packed entry."""
+    head: tuple[float, int, int] = _HEAD.unpack_from(entry)
+    return head
+
+
+def entry_rdatas(entry: bytes) -> list[bytes]:
+    """The records' wire forms in a packed entry."""
+    rdatas: list[bytes] = []
+    offset = _HEAD.size
+    while offset < len(entry):
+        length = int.from_bytes(entry[offset : offset + 2], "big")
+        rdatas.append(entry[offset + 2 : offset + 2 + length])
+        offset += 2 + length
+    return rdatas
+
+
+def _entry_cost(entry: bytes) -> int:
+    return _ENTRY_OVERHEAD + len(entry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +106,9 @@ class RRsetCache:
     """Owner + type -> RRset, bounded in bytes, least recently used evicted first."""
 
     def __init__(self, max_bytes: int, bounds: TtlBounds | None = None) -> None:
-        self._entries: SizedLRU[bytes, RRsetEntry] = SizedLRU(max_bytes)
+        self._entries: SizedLRU[bytes, bytes] = SizedLRU(max_bytes, _entry_cost)
         self.bounds = bounds or TtlBounds()
-        self._decoded: dict[bytes, tuple[RRsetEntry, dns.rrset.RRset]] = {}
+        self._decoded: dict[bytes, tuple[bytes, dns.rrset.RRset]] = {}
         """Recently decoded RRsets (the delegations every walk passes through), reused while
         the entry and its counted-down TTL are unchanged. Callers never modify RRsets."""
 
@@ -110,11 +129,13 @@ class RRsetCache:
             return False
         key = rrset_key(rrset.name, rrset.rdtype)
         current = self._entries.peek(key)
-        if current is not None and current.expires_at > now and current.rank > rank:
-            return False
+        if current is not None:
+            stored_at, current_ttl, current_rank = entry_head(current)
+            if stored_at + current_ttl > now and current_rank > rank:
+                return False
         ttl = min(max(rrset.ttl, self.bounds.min_ttl), self.bounds.max_ttl)
         rdatas = tuple(rdata.to_wire() for rdata in rrset)
-        self._entries.put(key, RRsetEntry(rdatas, now, ttl, rank))
+        self._entries.put(key, pack_entry(rdatas, now, ttl, rank))
         return True
 
     def get(self, name: dns.name.Name, rdtype: int, now: float) -> dns.rrset.RRset | None:
@@ -127,31 +148,33 @@ class RRsetCache:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry.expires_at <= now:
+        stored_at, ttl, _rank = entry_head(entry)
+        if stored_at + ttl <= now:
             self._entries.pop(key)
             return None
-        remaining = entry.ttl - int(now - entry.stored_at)  # as the answer cache ages TTLs
+        remaining = ttl - int(now - stored_at)  # as the answer cache ages TTLs
         kind = dns.rdatatype.RdataType.make(rdtype)
         rdatas = [
             dns.rdata.from_wire(dns.rdataclass.IN, kind, wire, 0, len(wire))
-            for wire in entry.rdatas
+            for wire in entry_rdatas(entry)
         ]
         return dns.rrset.from_rdata_list(name, remaining, rdatas)
 
     def export(self, now: float) -> list[tuple[bytes, tuple[bytes, ...], float, int, int]]:
         """Live entries as (key, rdatas, stored_at, ttl, rank), for saving across a restart."""
-        return [
-            (key, e.rdatas, e.stored_at, e.ttl, int(e.rank))
-            for key, e in self._entries.data.items()
-            if e.expires_at > now
-        ]
+        rows = []
+        for key, entry in self._entries.data.items():
+            stored_at, ttl, rank = entry_head(entry)
+            if stored_at + ttl > now:
+                rows.append((key, tuple(entry_rdatas(entry)), stored_at, ttl, rank))
+        return rows
 
     def restore(
         self, key: bytes, rdatas: list[bytes], stored_at: float, ttl: int, rank: int
     ) -> None:
         """Put back an exported entry with its original store time, so its TTL has kept
         counting down while the resolver was stopped."""
-        self._entries.put(key, RRsetEntry(tuple(rdatas), stored_at, ttl, Rank(rank)))
+        self._entries.put(key, pack_entry(rdatas, stored_at, ttl, Rank(rank)))
 
     def closest_cut(self, qname: dns.name.Name, now: float) -> ZoneCut | None:
         """The deepest zone cut at or above ``qname`` whose NS RRset is cached, with the

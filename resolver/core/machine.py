@@ -62,6 +62,7 @@ class Resolution:
         rng: random.Random,
         default_timeout_s: float = 1.0,
         refresh: bool = False,
+        outcomes: Counter[str] | None = None,
     ) -> None:
         self.question = question
         self.state = State.INIT
@@ -79,6 +80,7 @@ class Resolution:
         self._outcomes: list[str] = []
         self._asked_ns: set[dns.name.Name] = set()
         self._names_seen: set[dns.name.Name] = {question.qname}
+        self._upstream_outcomes: Counter[str] = outcomes if outcomes is not None else Counter()
         self._skip_cache_once = refresh
         """A refresh (prefetch, serve-stale) asks the servers again for the question itself,
         though cached delegations are still used."""
@@ -236,6 +238,7 @@ class Resolution:
         query = self._pending
         assert query is not None
         self._pending = None
+        self._upstream_outcomes[event.failure.name.lower()] += 1
         if event.failure in (Failure.TIMEOUT, Failure.NETWORK_ERROR):
             self._caches.infra.record_timeout(query.server, query.timeout_s, self._now)
         self._server_failed(query.server, event.failure.value)
@@ -263,6 +266,7 @@ class Resolution:
         reply = classify_reply(
             event.message, query.zone, query.qname, query.qtype, used_edns=query.use_edns
         )
+        self._upstream_outcomes[reply.kind.value] += 1
         self._remember(query, reply)
         return self._on_classified(query, reply)
 

@@ -24,6 +24,7 @@ def lab_settings(port: int, **changes: object) -> Settings:
         outbound_port=LAB_PORT,
         upstream_timeout_s=0.3,
         client_deadline_s=3.0,
+        metrics=None,
     )
     return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
 

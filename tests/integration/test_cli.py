@@ -20,7 +20,12 @@ from tests.integration.stack import Stack
 
 CLI_LAB_PORT = 30053
 CLI_PORT = 35300
-ENV = {**os.environ, "ROOTWALK_UPSTREAM_TIMEOUT_S": "0.3", "PYTHONUNBUFFERED": "1"}
+ENV = {
+    **os.environ,
+    "ROOTWALK_UPSTREAM_TIMEOUT_S": "0.3",
+    "ROOTWALK_METRICS": "off",
+    "PYTHONUNBUFFERED": "1",
+}
 
 
 def rootwalk(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:

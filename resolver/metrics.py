@@ -1,0 +1,201 @@
+"""Prometheus metrics: one collector, its own registry, read at scrape time.
+
+Nothing on the query path touches prometheus_client: the resolver keeps plain counters
+(dicts, ints, :class:`~resolver.histogram.Histogram`) and :class:`RootwalkCollector` turns
+them into metric families when Prometheus scrapes. Names follow Prometheus conventions:
+``rootwalk_`` prefix, base units (seconds, bytes), ``_total`` on counters.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import dns.rcode
+import dns.rdatatype
+from prometheus_client import start_http_server
+from prometheus_client.core import (
+    CollectorRegistry,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from resolver.server import ResolverService
+
+log = logging.getLogger(__name__)
+
+COMMON_TYPES = frozenset(
+    dns.rdatatype.from_text(name)
+    for name in (
+        "A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT", "HTTPS",
+        "SVCB", "DS", "DNSKEY", "ANY", "CAA", "NAPTR",
+    )
+)  # fmt: skip
+"""QTYPE labels by name; every other type is ``other``, so no client can mint labels."""
+
+COMMON_RCODES = frozenset({0, 1, 2, 3, 4, 5})
+
+
+def qtype_label(qtype_wire: bytes) -> str:
+    qtype = int.from_bytes(qtype_wire, "big")
+    return (
+        dns.rdatatype.to_text(dns.rdatatype.RdataType(qtype)) if qtype in COMMON_TYPES else "other"
+    )
+
+
+def rcode_label(rcode: int) -> str:
+    if rcode < 0:
+        return "dropped"
+    return dns.rcode.to_text(dns.rcode.Rcode(rcode)) if rcode in COMMON_RCODES else "other"
+
+
+class RootwalkCollector(Collector):
+    """Reads one running resolver's plain counters."""
+
+    def __init__(self, service: ResolverService) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        service = self.service
+        frontend, driver, mesh, upstream = (
+            service.frontend,
+            service.driver,
+            service.mesh,
+            service.upstream,
+        )
+        if frontend is None or driver is None or mesh is None or upstream is None:
+            return
+        answers = service.answers
+
+        queries = CounterMetricFamily(
+            "rootwalk_client_queries",
+            "Client queries answered (or dropped), by transport, query type and response code.",
+            labels=["transport", "qtype", "rcode"],
+        )
+        merged: dict[tuple[str, str, str], int] = {}
+        for (transport, qtype, rcode), count in list(frontend.answered.items()):
+            labels = (transport.value, qtype_label(qtype), rcode_label(rcode))
+            merged[labels] = merged.get(labels, 0) + count
+        for labels, count in merged.items():
+            queries.add_metric(list(labels), count)
+        yield queries
+
+        latency = HistogramMetricFamily(
+            "rootwalk_client_answer_seconds",
+            "Time from a client's query to the reply. Cache hits are answered without being "
+            "timed and are counted in the first bucket.",
+        )
+        latency.add_metric(
+            [],
+            frontend.latency.cumulative(extra_in_first=answers.counters.hits),
+            frontend.latency.sum,
+        )
+        yield latency
+
+        rejected = CounterMetricFamily(
+            "rootwalk_client_rejected",
+            "Client packets not resolved: refused or denied by the access list, malformed, "
+            "responses, unsupported opcode or EDNS version.",
+            labels=["reason"],
+        )
+        for reason, count in list(frontend.rejected.items()):
+            rejected.add_metric([reason], count)
+        yield rejected
+
+        cache_counters = answers.counters
+        for name, help_text, value in (
+            ("rootwalk_cache_hits", "Queries answered from the answer cache.", cache_counters.hits),
+            ("rootwalk_cache_misses", "Queries the answer cache could not answer.", cache_counters.misses),
+            ("rootwalk_cache_stale_answers", "Stale answers served (RFC 8767).", cache_counters.stale_answers),
+            ("rootwalk_cache_prefetches", "Entries refreshed before they expired.", cache_counters.prefetches),
+        ):  # fmt: skip
+            yield CounterMetricFamily(name, help_text, value=value)
+
+        caches = {
+            "answer": (len(answers), answers.bytes_used, answers.evictions),
+            "rrset": (len(service.caches.rrsets), service.caches.rrsets.bytes_used, service.caches.rrsets.evictions),
+            "negative": (len(service.caches.negative), service.caches.negative.bytes_used, service.caches.negative.evictions),
+        }  # fmt: skip
+        entries = GaugeMetricFamily(
+            "rootwalk_cache_entries", "Entries per cache.", labels=["cache"]
+        )
+        size = GaugeMetricFamily(
+            "rootwalk_cache_bytes", "Approximate bytes per cache.", labels=["cache"]
+        )
+        evictions = CounterMetricFamily(
+            "rootwalk_cache_evictions",
+            "Entries evicted to stay within the size limit.",
+            labels=["cache"],
+        )
+        for cache, (count, used, evicted) in caches.items():
+            entries.add_metric([cache], count)
+            size.add_metric([cache], used)
+            evictions.add_metric([cache], evicted)
+        yield entries
+        yield size
+        yield evictions
+
+        outcomes = CounterMetricFamily(
+            "rootwalk_upstream_queries",
+            "Upstream queries by outcome: reply kinds (answer, referral, nxdomain, nodata, "
+            "cname, lame, server error...) and failures (timeout, network error, malformed).",
+            labels=["outcome"],
+        )
+        for outcome, count in list(mesh.counters.upstream.items()):
+            outcomes.add_metric([outcome.replace(" ", "_")], count)
+        yield outcomes
+        yield CounterMetricFamily(
+            "rootwalk_upstream_tcp_fallbacks",
+            "Upstream replies that came truncated over UDP and were asked again over TCP.",
+            value=upstream.counters.tcp_fallbacks,
+        )
+        yield CounterMetricFamily(
+            "rootwalk_upstream_mismatched_replies",
+            "Datagrams on an upstream query's socket with the wrong ID or question (RFC 5452).",
+            value=upstream.counters.mismatched,
+        )
+        yield CounterMetricFamily(
+            "rootwalk_outbound_refused",
+            "Upstream queries not sent: the destination is outside the outbound allow-list.",
+            value=upstream.counters.prohibited,
+        )
+        rtt = HistogramMetricFamily("rootwalk_upstream_rtt_seconds", "Upstream round-trip time.")
+        rtt.add_metric([], driver.upstream_rtt.cumulative(), driver.upstream_rtt.sum)
+        yield rtt
+        yield GaugeMetricFamily(
+            "rootwalk_inflight_resolutions",
+            "Resolutions in flight (sub-resolutions included).",
+            value=len(mesh),
+        )
+        yield CounterMetricFamily(
+            "rootwalk_merged_queries",
+            "Questions that joined a resolution already in flight instead of starting one.",
+            value=mesh.counters.merged,
+        )
+
+
+class MetricsExporter:
+    """Serves ``/metrics`` from the collector's own registry on a background thread."""
+
+    def __init__(self, service: ResolverService, host: str, port: int) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(RootwalkCollector(service))
+        self.host = host
+        self.port = port
+        self._server: Any = None
+
+    def start(self) -> None:
+        self._server, _thread = start_http_server(self.port, self.host, registry=self.registry)
+        self.port = int(self._server.server_port)
+        log.info("metrics on http://%s:%d/metrics", self.host, self.port)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

@@ -1,0 +1,108 @@
+"""Prometheus metrics checked against the traffic sent, over the real HTTP endpoint."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+
+import dns.message
+import dns.query
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from resolver.config import Endpoint
+from tests.integration.conftest import RESOLVER_PORT, lab_settings
+from tests.integration.stack import Stack
+
+PORT = RESOLVER_PORT + 30
+SERVER = "127.0.0.1"
+
+
+@pytest.fixture
+def measured(stack: Stack) -> Iterator[Stack]:
+    running = Stack(lab_settings(PORT, metrics=Endpoint("127.0.0.1", 0))).start()
+    yield running
+    running.stop()
+
+
+def scrape(running: Stack) -> str:
+    metrics = running.service.metrics
+    assert metrics is not None
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics.port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == name and all(found.labels.get(k) == v for k, v in labels.items()):
+                return float(found.value)
+    return 0.0
+
+
+def test_counters_follow_the_traffic(measured: Stack) -> None:
+    before = scrape(measured)
+    for _ in range(7):
+        reply = dns.query.udp(
+            dns.message.make_query("www.example.lab.", "A"), SERVER, timeout=5, port=PORT
+        )
+        assert reply.answer
+    dns.query.tcp(dns.message.make_query("nx.example.lab.", "AAAA"), SERVER, timeout=5, port=PORT)
+    dns.query.udp(dns.message.make_query("www.example.lab.", 65280), SERVER, timeout=5, port=PORT)
+    after = scrape(measured)
+
+    def rise(name: str, **labels: str) -> float:
+        return sample(after, name, **labels) - sample(before, name, **labels)
+
+    assert rise("rootwalk_client_queries_total", transport="udp", qtype="A", rcode="NOERROR") == 7
+    assert (
+        rise("rootwalk_client_queries_total", transport="tcp", qtype="AAAA", rcode="NXDOMAIN") == 1
+    )
+    assert (
+        rise("rootwalk_client_queries_total", transport="udp", qtype="other", rcode="NOERROR") == 1
+    )
+    assert rise("rootwalk_cache_hits_total") == 6
+    assert rise("rootwalk_upstream_queries_total", outcome="answer") >= 1
+    assert rise("rootwalk_upstream_queries_total", outcome="nxdomain") == 1
+    assert rise("rootwalk_client_answer_seconds_count") == 9
+    assert sample(after, "rootwalk_cache_entries", cache="answer") >= 3
+    assert sample(after, "rootwalk_inflight_resolutions") == 0
+
+
+def test_refusals_and_malformed_packets_are_counted(measured: Stack) -> None:
+    import socket  # noqa: PLC0415
+
+    before = scrape(measured)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        bad = dns.message.make_query("www.example.lab.", "A").to_wire()[:15]
+        sock.sendto(bad, (SERVER, PORT))
+        sock.recvfrom(512)
+    after = scrape(measured)
+    assert (
+        sample(after, "rootwalk_client_rejected_total", reason="malformed")
+        - sample(before, "rootwalk_client_rejected_total", reason="malformed")
+        == 1
+    )
+    assert (
+        sample(
+            after, "rootwalk_client_queries_total", transport="udp", qtype="other", rcode="FORMERR"
+        )
+        >= 1
+    )
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_promtool_accepts_the_exposition(measured: Stack) -> None:
+    dns.query.udp(dns.message.make_query("www.example.lab.", "A"), SERVER, timeout=5, port=PORT)
+    result = subprocess.run(
+        ["promtool", "check", "metrics"],
+        input=scrape(measured),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
