@@ -150,7 +150,7 @@ def dnsperf(port: int, names: Path, pid: int, *extra: str) -> Run:
     lost = int(re.search(r"Queries lost:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
     qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     avg = float(re.search(r"Average Latency \(s\):\s+([\d.]+)", out).group(1)) * 1000  # type: ignore[union-attr]
-    latencies = sorted(float(m) for m in re.findall(r"^> \S+ \S+ ([\d.]+)$", out, re.M))
+    latencies = sorted(float(m) for m in re.findall(r"^> \S+ \S+ \S+ ([\d.]+)$", out, re.M))
     p99 = latencies[int(len(latencies) * 0.99)] * 1000 if latencies else float("nan")
     return Run(qps, completed / cpu if cpu > 0 else float("nan"), avg, p99, completed, lost)
 

@@ -49,10 +49,13 @@ LOOPBACK_RULES = (
 
 
 class AccessList:
-    """The most specific matching rule wins; no match is REFUSE (Unbound's default)."""
+    """The most specific matching rule wins; for the same network the later rule wins (so
+    configured rules override the built-in loopback ones); no match is REFUSE (Unbound's
+    default)."""
 
     def __init__(self, rules: Iterable[AccessRule]) -> None:
-        self._rules = sorted(rules, key=lambda r: r.network.prefixlen, reverse=True)
+        by_network = {rule.network: rule for rule in rules}
+        self._rules = sorted(by_network.values(), key=lambda r: r.network.prefixlen, reverse=True)
 
     def decide(self, client: str) -> Access:
         try:

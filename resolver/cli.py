@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import dataclasses
 import ipaddress
+import json
 import logging
 import os
 import sys
@@ -63,6 +64,11 @@ def _add_resolver_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics", metavar="ADDR:PORT|off", help="Prometheus endpoint (default 127.0.0.1:9153)"
     )
+    parser.add_argument(
+        "--control",
+        metavar="ADDR:PORT|off",
+        help="control endpoint, loopback only (default 127.0.0.1:8953)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,6 +91,24 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate settings and exit")
     _add_resolver_flags(check)
 
+    cache = commands.add_parser("cache", help="flush or inspect a running resolver's caches")
+    cache_commands = cache.add_subparsers(dest="cache_command", required=True)
+    flush = cache_commands.add_parser("flush", help="forget a name, a subtree, or everything")
+    flush.add_argument(
+        "name",
+        nargs="?",
+        help="the name (absolute or relative to the root); omit to flush everything",
+    )
+    flush.add_argument("--subtree", action="store_true", help="and every name below it")
+    stats = cache_commands.add_parser("stats", help="print cache sizes and counters")
+    for sub in (flush, stats):
+        sub.add_argument(
+            "--control",
+            default="127.0.0.1:8953",
+            metavar="ADDR:PORT",
+            help="the resolver's control endpoint",
+        )
+
     query = commands.add_parser("query", help="ask a resolver, applying search list and ndots")
     query.add_argument("name")
     query.add_argument("type", nargs="?", default="A")
@@ -105,6 +129,7 @@ def _flag_values(args: argparse.Namespace) -> dict[str, Any]:
         "outbound_port": args.outbound_port,
         "log_level": args.log_level,
         "metrics": args.metrics,
+        "control": args.control,
     }
 
 
@@ -151,7 +176,7 @@ def _command_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _setup_logging(settings.log_level)
-    _run(serve(settings))
+    _run(serve(settings, reload=lambda: _settings(args)))
     return 0
 
 
@@ -166,6 +191,31 @@ def _command_lab(args: argparse.Namespace) -> int:
     _setup_logging(settings.log_level)
     lab = Lab.from_file(lab_description(), args.lab_port)
     _run(serve_lab(settings, lab, lambda: _print_lab_banner(settings)))
+    return 0
+
+
+def _command_cache(args: argparse.Namespace) -> int:
+    from resolver.control import request  # noqa: PLC0415
+
+    endpoint = Endpoint.parse(args.control)
+    if args.cache_command == "flush":
+        payload: dict[str, Any] = {"command": "flush", "subtree": args.subtree}
+        if args.name is not None:
+            payload["name"] = args.name
+    else:
+        payload = {"command": "stats"}
+    try:
+        reply = asyncio.run(request(endpoint.host, endpoint.port, payload))
+    except (OSError, TimeoutError) as exc:
+        print(f"rootwalk cache: no resolver on {endpoint}: {exc}", file=sys.stderr)
+        return 1
+    if not reply.get("ok"):
+        print(f"rootwalk cache: {reply.get('error')}", file=sys.stderr)
+        return 2
+    if args.cache_command == "flush":
+        print(f"flushed {reply['removed']} entries")
+    else:
+        print(json.dumps(reply["stats"], indent=2))
     return 0
 
 
@@ -192,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _command_lab(args)
             case "check-config":
                 return _command_check_config(args)
+            case "cache":
+                return _command_cache(args)
             case "query":
                 return run_query(args)
     except (ConfigError, HintsError, LabDescriptionError, ValueError) as exc:

@@ -83,6 +83,8 @@ class Settings:
     cache_file: Path | None = None
     metrics: Endpoint | None = Endpoint("127.0.0.1", 9153)
     """Where Prometheus scrapes ``/metrics``; None (``off``) for no endpoint."""
+    control: Endpoint | None = Endpoint("127.0.0.1", 8953)
+    """The control endpoint (loopback only) for ``rootwalk cache``; None (``off``)."""
     """Save the caches here at shutdown and load them at start (off when unset)."""
     rrset_cache_bytes: int = 64 * 1024 * 1024
 
@@ -106,12 +108,19 @@ def _endpoints(raw: Any) -> tuple[Endpoint, ...]:
     return values
 
 
-def _metrics_endpoint(raw: Any) -> Endpoint | None:
+def _optional_endpoint(raw: Any) -> Endpoint | None:
     if raw == "off":
         return None
     if not isinstance(raw, str):
         raise ValueError("expected ADDR:PORT or off")
     return Endpoint.parse(raw)
+
+
+def _control_endpoint(raw: Any) -> Endpoint | None:
+    endpoint = _optional_endpoint(raw)
+    if endpoint is not None and not ipaddress.ip_address(endpoint.host).is_loopback:
+        raise ValueError(f"the control endpoint must be on loopback, not {endpoint.host}")
+    return endpoint
 
 
 def _networks(raw: Any) -> tuple[IPNetwork, ...]:
@@ -201,7 +210,8 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "answer_cache_bytes": _positive_int,
     "serve_stale": _boolean,
     "cache_file": _path,
-    "metrics": _metrics_endpoint,
+    "metrics": _optional_endpoint,
+    "control": _control_endpoint,
     "rrset_cache_bytes": _positive_int,
 }
 assert set(CONVERTERS) == {f.name for f in dataclasses.fields(Settings)}

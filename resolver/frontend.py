@@ -131,13 +131,20 @@ class Frontend:
         self.clock = clock
         self.rejected: dict[str, int] = {}
         self.answered: dict[tuple[Transport, bytes, int], int] = {}
-        """Replies sent, by (transport, QTYPE in wire form, RCODE); read at scrape time."""
+        """Replies sent by the slow path, by (transport, QTYPE in wire form, RCODE); hits
+        are counted by the answer cache (``hits_by_kind``). Read at scrape time."""
+        self._hit_counts = answers.hits_by_kind
         self.latency = Histogram()
         """Seconds from a query's arrival to its reply, for queries that took the slow path
         (cache hits are not timed: timing would cost a tenth of a hit)."""
         self._decide = functools.lru_cache(maxsize=65536)(access.decide)
         self._tasks: set[asyncio.Task[Result]] = set()
         answers.on_prefetch = self._prefetch
+
+    def set_access(self, access: AccessList) -> None:
+        """Use a new access list (a reload); forgets the remembered decisions."""
+        self.access = access
+        self._decide = functools.lru_cache(maxsize=65536)(access.decide)
 
     def answer_from_cache(self, wire: bytes, client: str, transport: Transport) -> bytes | None:
         """The cached reply for a plain query, or None to take the slow path."""
@@ -148,12 +155,8 @@ class Frontend:
             limit = query.udp_limit if query.udp_limit < MAX_UDP_REPLY else MAX_UDP_REPLY
         else:
             limit = MAX_TCP_MESSAGE
-        reply = self.answers.lookup(query, wire, self.clock(), limit)
-        if reply is not None:
-            counted = (transport, query.key[-5:-3], reply[3] & 0xF)
-            answered = self.answered
-            answered[counted] = answered.get(counted, 0) + 1
-        return reply
+        counts = self._hit_counts[transport]
+        return self.answers.lookup(query, wire, self.clock(), limit, counts)
 
     def _count(self, transport: Transport, wire: bytes, reply: bytes | None) -> None:
         end = question_end(wire)

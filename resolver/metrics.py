@@ -78,7 +78,13 @@ class RootwalkCollector(Collector):
             labels=["transport", "qtype", "rcode"],
         )
         merged: dict[tuple[str, str, str], int] = {}
-        for (transport, qtype, rcode), count in list(frontend.answered.items()):
+        counted = list(frontend.answered.items())
+        for transport, counts in answers.hits_by_kind.items():
+            kinds = answers.kinds
+            counted += [
+                ((transport, *kinds[kind]), count) for kind, count in enumerate(list(counts))
+            ]
+        for (transport, qtype, rcode), count in counted:
             labels = (transport.value, qtype_label(qtype), rcode_label(rcode))
             merged[labels] = merged.get(labels, 0) + count
         for labels, count in merged.items():

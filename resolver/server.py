@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import logging
 import random
 import signal
 import time
 from collections.abc import Callable
+from typing import Any
 
 import dns.name
 
@@ -18,6 +20,7 @@ from resolver.cache.answer import AnswerCache
 from resolver.cache.persist import load_caches, save_caches
 from resolver.cache.view import Caches
 from resolver.config import Endpoint, Settings
+from resolver.control import ControlServer
 from resolver.core.hints import load_root_hints
 from resolver.core.zonecut import ZoneCut
 from resolver.driver import Driver
@@ -62,6 +65,7 @@ class ResolverService:
         self.caches = Caches.sized(settings.rrset_cache_bytes)
         self.mesh: Mesh | None = None
         self.metrics: MetricsExporter | None = None
+        self.control: ControlServer | None = None
 
     async def start(self) -> None:
         settings = self.settings
@@ -93,6 +97,11 @@ class ResolverService:
             await self._listen(endpoint)
         if not self.listeners.bound:
             raise OSError(errno.EADDRNOTAVAIL, "could not listen on any address")
+        if settings.control is not None:
+            self.control = ControlServer(
+                lambda name, subtree: self.flush(name, subtree=subtree), self.stats
+            )
+            await self.control.start(settings.control.host, settings.control.port)
         if settings.metrics is not None:
             self.metrics = MetricsExporter(self, settings.metrics.host, settings.metrics.port)
             try:
@@ -125,7 +134,63 @@ class ResolverService:
             self.caches.infra.clear()
         return removed
 
+    def stats(self) -> dict[str, Any]:
+        """Sizes and counters of the caches, for ``rootwalk cache stats``."""
+        answers = self.answers
+        rrsets, negative = self.caches.rrsets, self.caches.negative
+        return {
+            "answer": {
+                "entries": len(answers),
+                "bytes": answers.bytes_used,
+                "evictions": answers.evictions,
+                **dataclasses.asdict(answers.counters),
+            },
+            "rrset": {
+                "entries": len(rrsets),
+                "bytes": rrsets.bytes_used,
+                "evictions": rrsets.evictions,
+            },
+            "negative": {
+                "entries": len(negative),
+                "bytes": negative.bytes_used,
+                "evictions": negative.evictions,
+            },
+            "failures": {"entries": len(self.caches.failures)},
+            "servers": {"entries": len(self.caches.infra)},
+            "inflight": len(self.mesh) if self.mesh is not None else 0,
+        }
+
+    def apply(self, settings: Settings) -> list[str]:
+        """Take a reloaded configuration without losing the caches; returns the settings that
+        need a restart to change (listen addresses, endpoints, cache sizes)."""
+        old = self.settings
+        assert self.frontend is not None and self.upstream is not None
+        assert self.mesh is not None and self.driver is not None and self.listeners is not None
+        access = AccessList([*LOOPBACK_RULES, *settings.allow_clients])
+        self.frontend.set_access(access)
+        self.upstream.set_allow(settings.outbound_allow)
+        self.mesh.default_timeout_s = settings.upstream_timeout_s
+        self.driver.deadline_s = settings.client_deadline_s
+        self.listeners.tcp.limits = TcpLimits(
+            settings.tcp_idle_timeout_s, settings.max_tcp_connections
+        )
+        self.answers.stale_s = STALE_WINDOW_S if settings.serve_stale else 0.0
+        logging.getLogger().setLevel(settings.log_level)
+        live = {
+            "allow_clients", "outbound_allow", "upstream_timeout_s", "client_deadline_s",
+            "tcp_idle_timeout_s", "max_tcp_connections", "serve_stale", "log_level",
+        }  # fmt: skip
+        pending = [
+            field.name
+            for field in dataclasses.fields(settings)
+            if field.name not in live and getattr(settings, field.name) != getattr(old, field.name)
+        ]
+        self.settings = dataclasses.replace(old, **{name: getattr(settings, name) for name in live})
+        return pending
+
     async def close(self) -> None:
+        if self.control is not None:
+            await self.control.close()
         if self.metrics is not None:
             self.metrics.close()
         if self.listeners is not None:
@@ -151,12 +216,33 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(signum, stop.set)
 
 
-async def serve(settings: Settings) -> None:
-    """Run the resolver until SIGTERM or SIGINT, then shut down gracefully."""
+def _reload_on_sighup(service: ResolverService, reload: Callable[[], Settings]) -> None:
+    """SIGHUP re-reads the configuration; a bad one is reported and the old one stays."""
+
+    def on_hangup() -> None:
+        try:
+            settings = reload()
+        except ValueError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            return
+        pending = service.apply(settings)
+        log.info("configuration reloaded; caches kept")
+        if pending:
+            log.warning("these settings change only on restart: %s", ", ".join(pending))
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hangup)
+
+
+async def serve(settings: Settings, reload: Callable[[], Settings] | None = None) -> None:
+    """Run the resolver until SIGTERM or SIGINT, then shut down gracefully; SIGHUP reloads
+    the configuration with ``reload`` when given."""
     stop = asyncio.Event()
     _stop_on_signals(stop)
     service = ResolverService(settings)
     await service.start()
+    if reload is not None:
+        _reload_on_sighup(service, reload)
     try:
         await stop.wait()
     finally:

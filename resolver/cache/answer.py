@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import dns.name
 
 from resolver.cache.lru import SizedLRU, owner_in
+from resolver.model import Transport
 from resolver.wire import FastQuery, query_from_key, read_fast_query, truncated_reply, ttl_offsets
 
 _OFFSET = struct.Struct("!HI")
@@ -37,6 +38,7 @@ class AnswerEntry:
     offsets: bytes  # packed (offset: H, ttl: I) pairs
     stored_at: float
     ttl: int  # the smallest TTL when stored
+    kind: int  # index of (QTYPE, RCODE) in AnswerCache.kinds, for counting hits cheaply
     refreshing: bool = False  # a prefetch is in flight
     stale_retry_at: float = 0.0  # serve-stale: no new refresh before this (RFC 8767 §4)
 
@@ -77,6 +79,11 @@ class AnswerCache:
         self._entries: SizedLRU[bytes, AnswerEntry] = SizedLRU(max_bytes, _entry_cost)
         self._data = self._entries.data  # the hot path touches the OrderedDict directly
         self.counters = AnswerCacheCounters()
+        self.kinds: list[tuple[bytes, int]] = []
+        """(QTYPE in wire form, RCODE) of the answers stored so far; entries point here."""
+        self._kind_index: dict[tuple[bytes, int], int] = {}
+        self.hits_by_kind: dict[Transport, list[int]] = {Transport.UDP: [], Transport.TCP: []}
+        """Hits per transport and kind: one list index bumped per hit, read at scrape time."""
         self.stale_s = stale_s
         """How long past expiry an entry is kept for serve-stale (0: not kept)."""
         self.on_prefetch = on_prefetch
@@ -104,13 +111,27 @@ class AnswerCache:
             return False
         wire = b"\x00\x00" + reply_wire[2:]
         packed = b"".join(_OFFSET.pack(o, t) for o, t in offsets)
-        self._entries.put(key, AnswerEntry(wire, packed, now, ttl))
+        kind = self._kind(key[-5:-3], reply_wire[3] & 0xF)
+        self._entries.put(key, AnswerEntry(wire, packed, now, ttl, kind))
         self.counters.stored += 1
         return True
 
-    def lookup(self, query: FastQuery, query_wire: bytes, now: float, limit: int) -> bytes | None:
+    def _kind(self, qtype: bytes, rcode: int) -> int:
+        kind = self._kind_index.get((qtype, rcode))
+        if kind is None:
+            kind = len(self.kinds)
+            self.kinds.append((qtype, rcode))
+            self._kind_index[(qtype, rcode)] = kind
+            for counts in self.hits_by_kind.values():
+                counts.append(0)
+        return kind
+
+    def lookup(
+        self, query: FastQuery, query_wire: bytes, now: float, limit: int, counts: list[int]
+    ) -> bytes | None:
         """The patched reply for ``query_wire``, or None on a miss. ``limit`` is the largest
-        reply the transport may carry (the client's UDP size, or 65535 over TCP)."""
+        reply the transport may carry (the client's UDP size, or 65535 over TCP); ``counts``
+        is the transport's list in :attr:`hits_by_kind`."""
         key = query.key
         entry = self._data.get(key)
         if entry is None:
@@ -124,6 +145,7 @@ class AnswerCache:
             return None
         self._data.move_to_end(key)
         self.counters.hits += 1
+        counts[entry.kind] += 1
         if (
             self.on_prefetch is not None
             and not entry.refreshing

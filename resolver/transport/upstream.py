@@ -77,6 +77,11 @@ class Upstream:
         self.counters = UpstreamCounters()
         self._allowed: dict[str, bool] = {}
 
+    def set_allow(self, allow: Sequence[IPNetwork]) -> None:
+        """Use a new outbound allow-list (a reload)."""
+        self.allow = tuple(allow)
+        self._allowed = {}
+
     def _is_allowed(self, address: str) -> bool:
         allowed = self._allowed.get(address)
         if allowed is None:

@@ -25,6 +25,7 @@ def lab_settings(port: int, **changes: object) -> Settings:
         upstream_timeout_s=0.3,
         client_deadline_s=3.0,
         metrics=None,
+        control=None,
     )
     return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
 

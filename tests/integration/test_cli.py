@@ -24,6 +24,7 @@ ENV = {
     **os.environ,
     "ROOTWALK_UPSTREAM_TIMEOUT_S": "0.3",
     "ROOTWALK_METRICS": "off",
+    "ROOTWALK_CONTROL": "off",
     "PYTHONUNBUFFERED": "1",
 }
 

@@ -14,13 +14,18 @@ from hypothesis import strategies as st
 from resolver.cache.answer import AnswerCache
 from resolver.core.compose import compose_response, render
 from resolver.lab.authority import authoritative_answer, load_zone
-from resolver.model import Result
+from resolver.model import Result, Transport
 from resolver.wire import read_fast_query
 from tests.helpers import lab_with
 
 DESCRIPTION = lab_with()
 ZONES = {z: load_zone(str(p), z) for z, p in DESCRIPTION.zone_files.items()}
 T0 = 1_000_000.0
+
+
+def UDP_HITS(cache: AnswerCache) -> list[int]:  # noqa: N802
+    return cache.hits_by_kind[Transport.UDP]
+
 
 QUESTIONS = [
     ("www.example.lab.", "A"),
@@ -126,11 +131,11 @@ def test_a_hit_equals_the_slow_path_rendering(
     second_fast = read_fast_query(second_wire)
     assert second_fast is not None and second_fast.key == fast.key
     expected_full = render(compose_response(second, aged(result, age)), 65535)
-    hit = cache.lookup(second_fast, second_wire, T0 + age, 65535)
+    hit = cache.lookup(second_fast, second_wire, T0 + age, 65535, UDP_HITS(cache))
     assert hit == expected_full
 
     limit = second_fast.udp_limit
-    small = cache.lookup(second_fast, second_wire, T0 + age, limit)
+    small = cache.lookup(second_fast, second_wire, T0 + age, limit, UDP_HITS(cache))
     assert small is not None
     reply = dns.message.from_wire(small)
     assert reply.id == second_id
@@ -165,10 +170,10 @@ def test_ttls_count_down_and_the_entry_expires_with_its_smallest_ttl() -> None:
     wire, _ = store_one(cache, "nx.example.lab.")  # SOA with negative TTL 60
     fast = read_fast_query(wire)
     assert fast is not None
-    at_10 = dns.message.from_wire(cache.lookup(fast, wire, T0 + 10.9, 512) or b"")
+    at_10 = dns.message.from_wire(cache.lookup(fast, wire, T0 + 10.9, 512, UDP_HITS(cache)) or b"")
     assert at_10.authority[0].ttl == 50
-    assert cache.lookup(fast, wire, T0 + 59.5, 512) is not None
-    assert cache.lookup(fast, wire, T0 + 60, 512) is None
+    assert cache.lookup(fast, wire, T0 + 59.5, 512, UDP_HITS(cache)) is not None
+    assert cache.lookup(fast, wire, T0 + 60, 512, UDP_HITS(cache)) is None
     assert cache.counters.expired == 1
     assert len(cache) == 0
 
@@ -179,7 +184,7 @@ def test_different_flags_are_different_entries() -> None:
     with_edns = dns.message.make_query("www.example.lab.", "A", use_edns=0).to_wire()
     fast = read_fast_query(with_edns)
     assert fast is not None
-    assert cache.lookup(fast, with_edns, T0, 512) is None
+    assert cache.lookup(fast, with_edns, T0, 512, UDP_HITS(cache)) is None
 
 
 def test_type_65_is_not_lowered_into_type_97() -> None:
@@ -217,8 +222,8 @@ def test_eviction_under_a_small_size_limit_keeps_the_newest() -> None:
     first = dns.message.make_query(names[0], "A").to_wire()
     last_fast, first_fast = read_fast_query(last), read_fast_query(first)
     assert last_fast is not None and first_fast is not None
-    assert cache.lookup(last_fast, last, T0, 512) is not None
-    assert cache.lookup(first_fast, first, T0, 512) is None
+    assert cache.lookup(last_fast, last, T0, 512, UDP_HITS(cache)) is not None
+    assert cache.lookup(first_fast, first, T0, 512, UDP_HITS(cache)) is None
 
 
 def test_flush_one_name_a_subtree_or_all() -> None:

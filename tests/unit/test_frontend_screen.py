@@ -95,3 +95,9 @@ def test_longest_prefix_wins() -> None:
     assert ACCESS.decide("10.1.9.9") is Access.ALLOW_SNOOP
     assert ACCESS.decide("10.9.9.9") is Access.DENY
     assert ACCESS.decide("not an address") is Access.REFUSE
+
+
+def test_a_configured_rule_overrides_the_built_in_loopback_rule() -> None:
+    access = AccessList([*LOOPBACK_RULES, AccessRule.parse("127.0.0.0/8 refuse")])
+    assert access.decide("127.0.0.1") is Access.REFUSE
+    assert access.decide("::1") is Access.ALLOW
