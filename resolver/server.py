@@ -48,11 +48,13 @@ class ResolverService:
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        insecure_upstream_for_tests: bool = False,
     ) -> None:
         self.settings = settings
         self.limits = limits or Limits()
         self.clock = clock
         self.rng = rng or random.Random()
+        self._insecure_upstream = insecure_upstream_for_tests
         self.root: ZoneCut | None = None
         self.upstream: Upstream | None = None
         self.driver: Driver | None = None
@@ -75,7 +77,11 @@ class ResolverService:
                 settings.cache_file, self.answers, self.caches.rrsets, self.clock()
             )
             log.info("loaded %d cache entries from %s", loaded, settings.cache_file)
-        self.upstream = Upstream(port=settings.outbound_port, allow=settings.outbound_allow)
+        self.upstream = Upstream(
+            port=settings.outbound_port,
+            allow=settings.outbound_allow,
+            insecure_for_tests=self._insecure_upstream,
+        )
         self.mesh = Mesh(
             root=self.root,
             caches=self.caches,

@@ -30,6 +30,10 @@ class Faults:
     wrong_id: bool = False
     garbage: bool = False
     tcp: bool = True
+    spray: int = 0
+    """Forge: for each query, send this many answers with random IDs (and a few IDs that
+    follow the IDs seen before) carrying a wrong address, from the server's own socket, to
+    the resolver's recently seen ports and random ports. The forgery test uses it."""
 
 
 @dataclass(frozen=True, slots=True)

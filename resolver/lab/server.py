@@ -9,9 +9,11 @@ from pathlib import Path
 
 import dns.edns
 import dns.exception
+import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rrset
 
 from resolver.lab.authority import ServedZone, authoritative_answer, load_zone
 from resolver.lab.description import LabDescription, ServerSpec, load_lab_description
@@ -81,6 +83,73 @@ class LabAuthority:
         return reply
 
 
+FORGED_ADDRESS = "203.0.113.66"
+"""What forged answers say (a documentation address: data only, never a destination)."""
+
+
+class Forger:
+    """What a spraying lab server remembers and sends (RFC 5452 §3's attacker, given the
+    best seat: it owns the authority's address and port and sees every query it receives)."""
+
+    def __init__(self, count: int, rng: random.Random) -> None:
+        self.count = count
+        self._rng = rng
+        self.recent_ports: list[int] = []
+        self.recent_ids: list[int] = []
+        self.sent = 0
+
+    def forgeries(self, query_wire: bytes) -> list[tuple[bytes, int]]:
+        """(forged reply, destination port) pairs for one query; only what was seen
+        before this query is used to aim them."""
+        try:
+            query = dns.message.from_wire(query_wire)
+        except dns.exception.DNSException:
+            return []
+        forged = dns.message.make_response(query)
+        forged.flags |= dns.flags.AA
+        rrset = query.question[0]
+        forged.answer.append(dns.rrset.from_text(rrset.name, 3600, "IN", "A", FORGED_ADDRESS))
+        wire = forged.to_wire()
+        ports = self.recent_ports[-8:] + [self._rng.randint(1024, 65535) for _ in range(4)]
+        ids = [(seen + step) & 0xFFFF for seen in self.recent_ids[-2:] for step in range(1, 9)]
+        ids += [self._rng.randrange(65536) for _ in range(self.count)]
+        return [(set_id(wire, message_id), port) for port in ports for message_id in ids]
+
+    def remember(self, port: int, message_id: int) -> None:
+        self.recent_ports = [*self.recent_ports[-31:], port]
+        self.recent_ids = [*self.recent_ids[-31:], message_id]
+
+
+class _SprayingProtocol(asyncio.DatagramProtocol):
+    """UDP for a lab server with the ``spray`` fault: forgeries first, the real answer after."""
+
+    def __init__(self, authority: LabAuthority, forger: Forger) -> None:
+        self._authority = authority
+        self._forger = forger
+        self._transport: asyncio.DatagramTransport | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        assert self._transport is not None
+        host, port = str(addr[0]), int(addr[1])
+        for forged, target in self._forger.forgeries(data):
+            self._transport.sendto(forged, (host, target))
+            self._forger.sent += 1
+        if len(data) >= 2:
+            self._forger.remember(port, int.from_bytes(data[:2], "big"))
+        task = asyncio.get_running_loop().create_task(self._answer(data, addr))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        reply = await self._authority.handle(data, str(addr[0]), Transport.UDP)
+        if reply is not None and self._transport is not None:
+            self._transport.sendto(reply, addr)
+
+
 class Lab:
     """All the lab's servers, started on one port."""
 
@@ -94,6 +163,8 @@ class Lab:
             for spec in description.servers
         ]
         self._listeners: list[Listeners] = []
+        self._spraying: list[asyncio.DatagramTransport] = []
+        self.forgers: dict[str, Forger] = {}
 
     @classmethod
     def from_file(cls, path: Path, port: int) -> Lab:
@@ -110,9 +181,19 @@ class Lab:
         return sum(a.queries_received for a in self.authorities)
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
         for authority in self.authorities:
             listeners = Listeners(authority.handle)
-            await listeners.listen_udp(authority.spec.address, self.port)
+            if authority.spec.faults.spray:
+                forger = Forger(authority.spec.faults.spray, self._rng)
+                self.forgers[authority.spec.address] = forger
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda a=authority, f=forger: _SprayingProtocol(a, f),  # type: ignore[misc]
+                    local_addr=(authority.spec.address, self.port),
+                )
+                self._spraying.append(transport)
+            else:
+                await listeners.listen_udp(authority.spec.address, self.port)
             if authority.spec.faults.tcp:
                 await listeners.listen_tcp(authority.spec.address, self.port)
             self._listeners.append(listeners)
@@ -122,3 +203,6 @@ class Lab:
         for listeners in self._listeners:
             await listeners.close()
         self._listeners.clear()
+        for transport in self._spraying:
+            transport.close()
+        self._spraying.clear()

@@ -39,6 +39,19 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 EDNS_PAYLOAD = 1232
 """Our advertised UDP size upstream (DNS Flag Day 2020)."""
 
+MISMATCH_LIMIT = 3
+"""Unexpected datagrams on one query's socket before the question is asked over TCP
+instead: somebody is guessing IDs (RFC 5452 §9.2; Unbound's ``unwanted-reply-threshold``
+acts on the same signal)."""
+
+
+INSECURE_PORT = 33333
+"""The fixed source port of the test-only insecure mode."""
+
+
+class _ForgeryDetectedError(Exception):
+    """Too many mismatched replies: ask over TCP."""
+
 
 def is_allowed(address: str, allow: Sequence[IPNetwork]) -> bool:
     """True when ``address`` lies in one of the ``allow`` networks."""
@@ -66,16 +79,24 @@ class UpstreamCounters:
     prohibited: int = 0
     mismatched: int = 0
     """Datagrams on a query's socket that did not match its ID and question."""
+    forgery_tcp_switches: int = 0
+    """Questions moved to TCP after repeated mismatched replies."""
 
 
 class Upstream:
     """Sends the core's ``SendQuery`` actions and returns the matching events."""
 
-    def __init__(self, *, port: int, allow: Sequence[IPNetwork]) -> None:
+    def __init__(
+        self, *, port: int, allow: Sequence[IPNetwork], insecure_for_tests: bool = False
+    ) -> None:
         self.port = port
         self.allow = tuple(allow)
         self.counters = UpstreamCounters()
         self._allowed: dict[str, bool] = {}
+        self._insecure = insecure_for_tests
+        """Test-only: one fixed source port and sequential IDs, the way naive resolvers do it,
+        so the forgery test can show that it would catch a poisoning."""
+        self._next_id = 0
 
     def set_allow(self, allow: Sequence[IPNetwork]) -> None:
         """Use a new outbound allow-list (a reload)."""
@@ -96,12 +117,16 @@ class Upstream:
             self.counters.prohibited += 1
             log.warning("refused to send to %s: not in the outbound allow-list", send.server)
             return QueryFailed(send.ref, Failure.PROHIBITED)
-        wire = query_wire(send, secrets.randbits(16))
+        wire = query_wire(send, self._message_id())
         started = time.monotonic()
         try:
             self.counters.sent_udp += 1
-            reply_wire = await self._exchange_udp(wire, send.server, send.timeout_s)
-            if reply_wire[2] & (FLAG_TC >> 8):
+            try:
+                reply_wire = await self._exchange_udp(wire, send.server, send.timeout_s)
+            except _ForgeryDetectedError:
+                self.counters.forgery_tcp_switches += 1
+                reply_wire = None
+            if reply_wire is None or reply_wire[2] & (FLAG_TC >> 8):
                 self.counters.tcp_fallbacks += 1
                 self.counters.sent_tcp += 1
                 reply = await self._exchange_tcp(send, send.timeout_s)
@@ -122,13 +147,23 @@ class Upstream:
             return QueryFailed(send.ref, Failure.MALFORMED)
         return ReplyReceived(send.ref, reply, time.monotonic() - started)
 
+    def _message_id(self) -> int:
+        if self._insecure:
+            self._next_id = (self._next_id + 1) & 0xFFFF
+            return self._next_id
+        return secrets.randbits(16)
+
     async def _exchange_udp(self, wire: bytes, server: str, timeout_s: float) -> bytes:
         """Send from a fresh connected socket; wait for the matching datagram."""
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in server else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
+        mismatched = 0
         try:
             sock.setblocking(False)
+            if self._insecure:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", INSECURE_PORT))
             sock.connect((server, self.port))
             sock.send(wire)
             done: asyncio.Future[bytes] = loop.create_future()
@@ -145,7 +180,11 @@ class Upstream:
                     if reply_matches(data, wire):
                         done.set_result(data)
                     else:
+                        nonlocal mismatched
+                        mismatched += 1
                         self.counters.mismatched += 1
+                        if mismatched >= MISMATCH_LIMIT and not self._insecure:
+                            done.set_exception(_ForgeryDetectedError())
 
             fileno = sock.fileno()
             loop.add_reader(fileno, on_readable)

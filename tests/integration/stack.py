@@ -30,10 +30,16 @@ class Stack:
         lab: LabDescription | None = None,
         lab_port: int = 0,
         clock: Callable[[], float] = time.time,
+        insecure_upstream: bool = False,
     ) -> None:
         self.settings = settings
         self.lab = Lab(lab, lab_port) if lab is not None else None
-        self.service = ResolverService(settings, rng=random.Random(53), clock=clock)
+        self.service = ResolverService(
+            settings,
+            rng=random.Random(53),
+            clock=clock,
+            insecure_upstream_for_tests=insecure_upstream,
+        )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 

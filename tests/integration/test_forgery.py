@@ -1,0 +1,69 @@
+"""Forgery resilience (RFC 5452): a lab server that owns the authority's address and port
+sprays forged answers while the real one is delayed. The resolver must never be poisoned; a
+control resolver with a pinned source port and sequential IDs must be, or this test could
+not fail."""
+
+from __future__ import annotations
+
+import dns.message
+import dns.name
+import dns.query
+import dns.rdatatype
+
+from resolver.lab.server import FORGED_ADDRESS
+from tests.helpers import lab_with
+from tests.integration.conftest import LAB_PORT, RESOLVER_PORT, lab_settings
+from tests.integration.stack import Stack
+
+SLOW = 'address = "127.53.9.1"\nzones = ["slow.lab."]\nfaults = { delay_s = 0.5 }\n'
+SPRAYING = (
+    'address = "127.53.9.1"\nzones = ["slow.lab."]\nfaults = { delay_s = 0.05, spray = 48 }\n'
+)
+ROUNDS = 30
+WWW_SLOW = dns.name.from_text("www.slow.lab.")
+
+
+def attack(port: int, lab_port: int, *, insecure: bool) -> tuple[int, int, int]:
+    """Rounds of: forget www.slow.lab., ask for it while the forger sprays. Returns
+    (rounds, forgeries sent, poisoned answers)."""
+    settings = lab_settings(
+        port, outbound_port=lab_port, upstream_timeout_s=1.0, client_deadline_s=3.0
+    )
+    running = Stack(
+        settings, lab_with(replace={SLOW: SPRAYING}), lab_port, insecure_upstream=insecure
+    ).start()
+    poisoned = 0
+    try:
+        for _ in range(ROUNDS):
+            running.service.flush(WWW_SLOW)
+            reply = dns.query.udp(
+                dns.message.make_query(WWW_SLOW, "A"), "127.0.0.1", port=port, timeout=5
+            )
+            addresses = [
+                r.to_text()
+                for rrset in reply.answer
+                if rrset.rdtype == dns.rdatatype.A
+                for r in rrset
+            ]
+            if FORGED_ADDRESS in addresses:
+                poisoned += 1
+            else:
+                assert addresses == ["192.0.2.42"]
+        sent = running.lab_server.forgers["127.53.9.1"].sent
+    finally:
+        running.stop()
+    print(
+        f"\nforgery {'control (pinned port, sequential IDs)' if insecure else 'rootwalk'}: {ROUNDS} rounds, {sent} forgeries sent, {poisoned} poisoned"
+    )
+    return ROUNDS, sent, poisoned
+
+
+def test_no_forged_answer_gets_through() -> None:
+    rounds, sent, poisoned = attack(RESOLVER_PORT + 40, LAB_PORT + 5, insecure=False)
+    assert sent >= rounds * 48
+    assert poisoned == 0
+
+
+def test_the_control_resolver_is_poisoned() -> None:
+    _rounds, _sent, poisoned = attack(RESOLVER_PORT + 41, LAB_PORT + 6, insecure=True)
+    assert poisoned > 0
