@@ -30,6 +30,9 @@ class Faults:
     wrong_id: bool = False
     garbage: bool = False
     tcp: bool = True
+    poison: bool = False
+    """Lie: add out-of-zone records to every answer (an A record for a name in another TLD,
+    NS records for the parent zone, glue for a TLD server) pointing at a wrong address."""
     spray: int = 0
     """Forge: for each query, send this many answers with random IDs (and a few IDs that
     follow the IDs seen before) carrying a wrong address, from the server's own socket, to

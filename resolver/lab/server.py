@@ -71,6 +71,8 @@ class LabAuthority:
             response = authoritative_answer(self.zones, query)
             if query.edns >= 0:
                 response.use_edns(0, payload=LAB_EDNS_PAYLOAD)
+            if faults.poison:
+                add_poison(response)
         if transport is Transport.UDP and faults.truncate:
             response.answer.clear()
             response.authority.clear()
@@ -85,6 +87,20 @@ class LabAuthority:
 
 FORGED_ADDRESS = "203.0.113.66"
 """What forged answers say (a documentation address: data only, never a destination)."""
+
+
+def add_poison(response: dns.message.Message) -> None:
+    """Out-of-bailiwick records in every section (the ``poison`` fault)."""
+    response.answer.append(
+        dns.rrset.from_text("www.other.example.", 86400, "IN", "A", FORGED_ADDRESS)
+    )
+    response.authority.append(dns.rrset.from_text("lab.", 86400, "IN", "NS", "ns.evil.example."))
+    response.additional.append(
+        dns.rrset.from_text("ns.evil.example.", 86400, "IN", "A", FORGED_ADDRESS)
+    )
+    response.additional.append(
+        dns.rrset.from_text("ns1.nic.lab.", 86400, "IN", "A", FORGED_ADDRESS)
+    )
 
 
 class Forger:

@@ -1,0 +1,58 @@
+"""Bailiwick over real sockets: example.lab.'s servers add out-of-zone records to every
+answer (answer, authority and additional sections); none of it may change what the resolver
+answers for those names, or what it caches (RFC 2181 §5.4.1)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import dns.message
+import dns.name
+import dns.query
+import dns.rdatatype
+import pytest
+
+from resolver.lab.server import FORGED_ADDRESS
+from tests.helpers import lab_with
+from tests.integration.conftest import LAB_PORT, RESOLVER_PORT, lab_settings
+from tests.integration.stack import Stack
+
+PORT = RESOLVER_PORT + 50
+LYING = {
+    f'address = "127.53.3.{n}"\nzones = ["example.lab."]\n': f'address = "127.53.3.{n}"\nzones = ["example.lab."]\nfaults = {{ poison = true }}\n'
+    for n in (1, 2)
+}
+
+
+@pytest.fixture
+def lied_to() -> Iterator[Stack]:
+    running = Stack(
+        lab_settings(PORT, outbound_port=LAB_PORT + 7), lab_with(replace=LYING), LAB_PORT + 7
+    ).start()
+    yield running
+    running.stop()
+
+
+def values(qname: str, qtype: str = "A") -> list[str]:
+    reply = dns.query.udp(dns.message.make_query(qname, qtype), "127.0.0.1", port=PORT, timeout=5)
+    wanted = dns.rdatatype.from_text(qtype)
+    return [r.to_text() for rrset in reply.answer if rrset.rdtype == wanted for r in rrset]
+
+
+def test_out_of_zone_records_change_nothing(lied_to: Stack) -> None:
+    assert values("www.example.lab.") == ["192.0.2.10"]  # the lying server's own data is fine
+    other = lied_to.lab_server.authority("127.53.4.1")
+    asked = other.queries_received
+    assert values("www.other.example.") == ["192.0.2.20"]  # answer section lie ignored
+    assert other.queries_received == asked + 1  # really asked, not taken from the lie
+    assert values("www.deadns.lab.") == ["192.0.2.40"]  # lab.'s NS and glue intact
+    rrsets = lied_to.service.caches.rrsets
+    now = lied_to.service.clock()
+    glue = rrsets.get(dns.name.from_text("ns1.nic.lab."), dns.rdatatype.A, now)
+    assert glue is not None and [r.to_text() for r in glue] == ["127.53.1.1"]
+    lab_ns = rrsets.get(dns.name.from_text("lab."), dns.rdatatype.NS, now)
+    assert lab_ns is not None and "ns.evil.example." not in {r.to_text() for r in lab_ns}
+    assert rrsets.get(dns.name.from_text("ns.evil.example."), dns.rdatatype.A, now) is None
+    for rrset_name in ("www.other.example.", "ns1.nic.lab.", "ns.evil.example."):
+        cached = rrsets.get(dns.name.from_text(rrset_name), dns.rdatatype.A, now)
+        assert cached is None or FORGED_ADDRESS not in {r.to_text() for r in cached}
