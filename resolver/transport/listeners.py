@@ -65,10 +65,17 @@ def _socket(host: str, port: int, kind: socket.SocketKind, reuse_port: bool) -> 
     return sock
 
 
+@dataclass(slots=True)
+class ListenerCounters:
+    handler_errors: int = 0
+    """Exceptions out of a handler: bugs (the query got no answer)."""
+
+
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, handler: Handler, fast: FastHandler) -> None:
+    def __init__(self, handler: Handler, fast: FastHandler, counters: ListenerCounters) -> None:
         self._handler = handler
         self._fast = fast
+        self._counters = counters
         self._transport: asyncio.DatagramTransport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -79,6 +86,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         try:
             reply = self._fast(data, str(addr[0]), Transport.UDP)
         except Exception:
+            self._counters.handler_errors += 1
             log.exception("fast path failed for a UDP query from %s", addr[0])
             reply = None
         if reply is not None:
@@ -93,6 +101,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         try:
             reply = await self._handler(data, str(addr[0]), Transport.UDP)
         except Exception:
+            self._counters.handler_errors += 1
             log.exception("handler failed for a UDP query from %s", addr[0])
             return
         if reply is not None and self._transport is not None:
@@ -142,6 +151,7 @@ class _TcpConnection(asyncio.Protocol):
             try:
                 reply = self._server.fast(message, self._client, Transport.TCP)
             except Exception:
+                self._server.counters.handler_errors += 1
                 log.exception("fast path failed for a TCP query from %s", self._client)
                 reply = None
             if reply is not None:
@@ -157,6 +167,7 @@ class _TcpConnection(asyncio.Protocol):
         try:
             reply = await self._server.handler(message, self._client, Transport.TCP)
         except Exception:
+            self._server.counters.handler_errors += 1
             log.exception("handler failed for a TCP query from %s", self._client)
             return
         if reply is not None and self._transport is not None and not self._transport.is_closing():
@@ -194,6 +205,7 @@ class TcpServerState:
     handler: Handler
     fast: FastHandler
     limits: TcpLimits
+    counters: ListenerCounters
     connections: int = 0
     rejected: int = 0
     open: set[_TcpConnection] = None  # type: ignore[assignment]
@@ -213,7 +225,8 @@ class Listeners:
     ) -> None:
         self.handler = handler
         self.fast = fast
-        self.tcp = TcpServerState(handler, fast, tcp_limits or TcpLimits())
+        self.counters = ListenerCounters()
+        self.tcp = TcpServerState(handler, fast, tcp_limits or TcpLimits(), self.counters)
         self._udp: list[tuple[asyncio.DatagramTransport, _UdpProtocol]] = []
         self._servers: list[asyncio.Server] = []
         self.bound: list[tuple[str, int, Transport]] = []
@@ -223,7 +236,7 @@ class Listeners:
         loop = asyncio.get_running_loop()
         sock = _socket(host, port, socket.SOCK_DGRAM, reuse_port)
         transport, protocol = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self.handler, self.fast), sock=sock
+            lambda: _UdpProtocol(self.handler, self.fast, self.counters), sock=sock
         )
         self._udp.append((transport, protocol))
         bound_port = int(sock.getsockname()[1])
