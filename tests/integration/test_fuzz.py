@@ -49,15 +49,7 @@ def mutated(data: st.DataObject) -> bytes:
 )
 @given(data=st.data())
 def test_udp_fuzz(target: Stack, data: st.DataObject) -> None:
-    packet = (
-        data.draw(
-            st.one_of(
-                st.binary(max_size=600), st.builds(lambda: None).flatmap(lambda _: st.just(b""))
-            )
-        )
-        if data.draw(st.booleans())
-        else mutated(data)
-    )
+    packet = data.draw(st.binary(max_size=600)) if data.draw(st.booleans()) else mutated(data)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.sendto(packet, ("127.0.0.1", PORT))
     listeners = target.service.listeners
@@ -103,7 +95,6 @@ def test_tcp_abuse_is_bounded_and_udp_keeps_working(target: Stack) -> None:
         for sock in idle:
             sock.close()
     listeners = target.service.listeners
-    assert (
-        listeners is not None and listeners.tcp.connections == 0 or listeners.tcp.connections <= 1
-    )
+    assert listeners is not None and listeners.tcp.rejected >= 1
+    assert listeners.counters.handler_errors == 0
     still_answers()
