@@ -91,6 +91,16 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate settings and exit")
     _add_resolver_flags(check)
 
+    trace = commands.add_parser("trace", help="resolve in-process, printing every step")
+    _add_resolver_flags(trace)
+    trace.add_argument("name", help="the name (absolute, or relative to the root)")
+    trace.add_argument("type", nargs="?", default="A")
+    trace.add_argument(
+        "--lab",
+        action="store_true",
+        help="walk the bundled lab (its hints, port 10053, loopback only)",
+    )
+
     cache = commands.add_parser("cache", help="flush or inspect a running resolver's caches")
     cache_commands = cache.add_subparsers(dest="cache_command", required=True)
     flush = cache_commands.add_parser("flush", help="forget a name, a subtree, or everything")
@@ -219,6 +229,26 @@ def _command_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_trace(args: argparse.Namespace) -> int:
+    import dns.rcode  # noqa: PLC0415
+    import dns.rdatatype  # noqa: PLC0415
+
+    from resolver.model import Question  # noqa: PLC0415
+    from resolver.names import parse_name  # noqa: PLC0415
+    from resolver.trace import trace  # noqa: PLC0415
+
+    settings = _settings(args, _lab_base(LAB_PORT) if args.lab else None)
+    _setup_logging(settings.log_level if args.log_level else "WARNING")
+    question = Question(parse_name(args.name), dns.rdatatype.from_text(args.type))
+    results = []
+
+    async def run() -> None:
+        results.append(await trace(settings, question))
+
+    _run(run())
+    return 0 if results and results[0].rcode != dns.rcode.SERVFAIL else 1
+
+
 def _command_check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     for field in dataclasses.fields(settings):
@@ -244,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _command_check_config(args)
             case "cache":
                 return _command_cache(args)
+            case "trace":
+                return _command_trace(args)
             case "query":
                 return run_query(args)
     except (ConfigError, HintsError, LabDescriptionError, ValueError) as exc:

@@ -38,6 +38,8 @@ class Driver:
         self.clock = clock
         self.bugs = 0
         self.upstream_rtt = Histogram()
+        self.observer: Callable[[Transmit, ReplyReceived | QueryFailed], None] | None = None
+        """Called with each upstream exchange before the mesh sees it (``rootwalk trace``)."""
         self._waiters: dict[int, list[asyncio.Future[Result]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -80,6 +82,8 @@ class Driver:
         event: ReplyReceived | QueryFailed = await self.upstream.query(effect.query)
         if isinstance(event, ReplyReceived):
             self.upstream_rtt.observe(event.rtt_s)
+        if self.observer is not None:
+            self.observer(effect, event)
         try:
             effects = self.mesh.handle(effect.job_id, event, self.clock())
         except Exception:

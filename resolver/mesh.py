@@ -136,6 +136,11 @@ class Mesh:
         job = self._jobs.get(deepest)
         return job.resolution.zone.to_text() if job is not None else "?"
 
+    def describe(self, job_id: int) -> tuple[Question, int] | None:
+        """The question a job resolves and its sub-resolution depth (for ``trace``)."""
+        job = self._jobs.get(job_id)
+        return (job.question, job.depth) if job is not None else None
+
     def client_jobs_of(self, job_id: int) -> list[int]:
         """The jobs with clients that ``job_id`` works for (itself included)."""
         found: list[int] = []

@@ -211,3 +211,38 @@ def test_serve_with_lab_hints_and_loopback_allow_list(stack: Stack, tmp_path: Pa
         if process.poll() is None:
             process.kill()
             process.wait(5)
+
+
+def test_trace_shows_a_glueless_delegation_step_by_step(stack: Stack) -> None:
+    result = rootwalk(
+        "trace",
+        "www.glueless.lab",
+        "--root-hints",
+        str(Path(__file__).parents[2] / "zones/lab/root.hints"),
+        "--outbound-port",
+        "20053",
+        "--outbound-allow",
+        "127.0.0.0/8",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any("referral to glueless.lab.: nsg.other.example. (no glue)" in line for line in lines)
+    sub = [line for line in lines if line.startswith("  [") and "nsg.other.example. A" in line]
+    assert sub, "no indented sub-resolution for the name server's address"
+    assert any(line.strip().startswith("cached: nsg.other.example. A 127.53.6.1") for line in lines)
+    assert lines[-1] == "www.glueless.lab. 300 IN A 192.0.2.30"
+
+
+def test_trace_of_a_lame_zone_says_why(stack: Stack) -> None:
+    result = rootwalk(
+        "trace",
+        "www.lame.lab.",
+        "--root-hints",
+        str(Path(__file__).parents[2] / "zones/lab/root.hints"),
+        "--outbound-port",
+        "20053",
+        "--outbound-allow",
+        "127.0.0.0/8",
+    )
+    assert result.returncode == 1
+    assert ";; SERVFAIL: all servers for lame.lab. answered REFUSED" in result.stdout
