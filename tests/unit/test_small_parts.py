@@ -98,3 +98,14 @@ def test_outbound_allow_list() -> None:
     assert is_allowed("127.53.0.1", loopback)
     assert not is_allowed("192.0.2.1", loopback)
     assert not is_allowed("::1", loopback)
+
+
+def test_the_real_root_hints_parse_but_the_lab_hints_are_loopback_only() -> None:
+    from resolver.core.hints import load_root_hints  # noqa: PLC0415
+    from resolver.paths import lab_root_hints, real_root_hints  # noqa: PLC0415
+
+    real = load_root_hints(real_root_hints())
+    assert len(real.nameservers) == 13
+    assert len(real.addresses()) == 26
+    lab = load_root_hints(lab_root_hints())
+    assert all(ipaddress.ip_address(a).is_loopback for a in lab.addresses())
