@@ -8,7 +8,6 @@ RFC 5625 advice on what a resolver accepts). :class:`Frontend` wires it to the d
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -50,6 +49,7 @@ log = logging.getLogger(__name__)
 
 _RECURSION_ALLOWED = (Access.ALLOW, Access.ALLOW_SNOOP)
 _CACHEABLE_RCODES = (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
+_MAX_REMEMBERED_CLIENTS = 65536
 
 _REFUSED_TYPES = {dns.rdatatype.AXFR, dns.rdatatype.IXFR}
 """Zone transfers: a resolver serves none (Unbound answers REFUSED)."""
@@ -137,19 +137,29 @@ class Frontend:
         self.latency = Histogram()
         """Seconds from a query's arrival to its reply, for queries that took the slow path
         (cache hits are not timed: timing would cost a tenth of a hit)."""
-        self._decide = functools.lru_cache(maxsize=65536)(access.decide)
+        self._recursion_allowed: dict[str, bool] = {}
+        """Access decisions by client address, remembered for the hot path (a dict lookup
+        costs a third of a ``functools.lru_cache`` call); cleared when it grows too big."""
         self._tasks: set[asyncio.Task[Result]] = set()
         answers.on_prefetch = self._prefetch
 
     def set_access(self, access: AccessList) -> None:
         """Use a new access list (a reload); forgets the remembered decisions."""
         self.access = access
-        self._decide = functools.lru_cache(maxsize=65536)(access.decide)
+        self._recursion_allowed = {}
 
     def answer_from_cache(self, wire: bytes, client: str, transport: Transport) -> bytes | None:
         """The cached reply for a plain query, or None to take the slow path."""
         query = read_fast_query(wire)
-        if query is None or self._decide(client) not in _RECURSION_ALLOWED:
+        if query is None:
+            return None
+        allowed = self._recursion_allowed.get(client)
+        if allowed is None:
+            if len(self._recursion_allowed) >= _MAX_REMEMBERED_CLIENTS:
+                self._recursion_allowed.clear()
+            allowed = self.access.decide(client) in _RECURSION_ALLOWED
+            self._recursion_allowed[client] = allowed
+        if not allowed:
             return None
         if transport is Transport.UDP:
             limit = query.udp_limit if query.udp_limit < MAX_UDP_REPLY else MAX_UDP_REPLY

@@ -123,7 +123,7 @@ class ResolverService:
             await self.listeners.listen_udp(endpoint.host, endpoint.port)
             await self.listeners.listen_tcp(endpoint.host, endpoint.port)
         except OSError as exc:
-            if exc.errno == errno.EADDRNOTAVAIL and ":" in endpoint.host:
+            if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) and ":" in endpoint.host:
                 log.warning("not listening on %s: %s", endpoint, exc.strerror)
                 return
             raise OSError(exc.errno, f"cannot listen on {endpoint}: {exc.strerror}") from exc

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Build the image with podman (no registry: a debootstrapped Debian stands in for the official
+# python:3.11-slim base, as ../shared/RECIPES.md describes), run it inside a private network
+# namespace, ask it with dig over UDP and TCP, stop it with SIGTERM, and check that it exited
+# 0 within 5 s. Run as root. Leaves its work in ${WORK:-/tmp/rootwalk-container}.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REPO=$PWD
+WORK=${WORK:-/tmp/rootwalk-container}
+mkdir -p "$WORK"
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need podman || ! need debootstrap || ! need runc || ! need dig; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman buildah runc debootstrap bind9-dnsutils >/dev/null
+fi
+
+cat > "$WORK/containers.conf" <<'CONF'
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+CONF
+export CONTAINERS_CONF="$WORK/containers.conf"
+
+if ! podman image exists docker.io/library/python:3.11-slim; then
+  if ! podman image exists localhost/debian-base; then
+    rm -rf "$WORK/rootfs"
+    debootstrap --variant=minbase bookworm "$WORK/rootfs" >/dev/null
+    tar -C "$WORK/rootfs" -c . | podman import - localhost/debian-base >/dev/null
+  fi
+  mkdir -p "$WORK/base-standin"
+  cat > "$WORK/base-standin/Dockerfile" <<'BASE'
+FROM localhost/debian-base
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip python3-venv ca-certificates \
+ && ln -sf /usr/bin/python3 /usr/local/bin/python && ln -sf /usr/bin/python3.11 /usr/local/bin/python3.11 \
+ && ln -sf /usr/bin/pip3 /usr/local/bin/pip && rm -rf /var/lib/apt/lists/*
+ENV PIP_BREAK_SYSTEM_PACKAGES=1 PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+BASE
+  podman build -q --pull=never --network=host -t docker.io/library/python:3.11-slim "$WORK/base-standin" >/dev/null
+fi
+
+podman build -q --pull=never --network=host --format docker \
+  -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
+  -t localhost/rootwalk "$REPO" >/dev/null
+echo "container: image built"
+
+# Everything that talks to the container happens in a namespace with only loopback.
+unshare --net --mount bash -euo pipefail -c '
+  ip link set lo up
+  check() { echo "container: $1"; }
+  answer() { for _ in $(seq 1 60); do out=$(dig @127.0.0.1 -p "$1" "$2" "${@:3}" +time=1 +tries=1 +short || true); [ -n "$out" ] && { echo "$out"; return 0; }; done; return 1; }
+
+  # 1. serve with the container defaults: localhost. is answered without any upstream.
+  cid=$(podman run -d -p 127.0.0.1:5353:53/udp -p 127.0.0.1:5353:53/tcp localhost/rootwalk)
+  trap "podman rm -f $cid >/dev/null 2>&1 || true" EXIT
+  [ "$(answer 5353 localhost. A)" = "127.0.0.1" ] && check "serve answers localhost. over UDP"
+  [ "$(answer 5353 localhost. A +tcp)" = "127.0.0.1" ] && check "serve answers localhost. over TCP"
+  [ "$(podman exec "$cid" id -u)" != "0" ] && check "runs as a non-root user"
+  started=$(date +%s.%N)
+  podman stop -t 5 "$cid" >/dev/null
+  elapsed=$(echo "$(date +%s.%N) - $started" | bc)
+  code=$(podman inspect --format "{{.State.ExitCode}}" "$cid")
+  [ "$code" = "0" ] || { echo "container: exit code $code after SIGTERM"; exit 1; }
+  awk -v e="$elapsed" "BEGIN { exit !(e < 5) }" || { echo "container: took ${elapsed}s to stop"; exit 1; }
+  check "SIGTERM: exit 0 in ${elapsed}s"
+  podman rm "$cid" >/dev/null
+
+  # 2. the demo lab inside the container.
+  cid=$(podman run -d -p 127.0.0.1:5300:5300/udp -p 127.0.0.1:5300:5300/tcp localhost/rootwalk lab --listen 0.0.0.0:5300)
+  trap "podman rm -f $cid >/dev/null 2>&1 || true" EXIT
+  [ "$(answer 5300 www.example.lab A)" = "192.0.2.10" ] && check "lab: www.example.lab over UDP"
+  [ "$(answer 5300 chain.example.lab A +tcp | tail -1)" = "192.0.2.60" ] && check "lab: chain.example.lab over TCP"
+  podman stop -t 5 "$cid" >/dev/null
+  [ "$(podman inspect --format "{{.State.ExitCode}}" "$cid")" = "0" ] && check "lab: exit 0 after SIGTERM"
+'
+echo "container: all checks passed"
