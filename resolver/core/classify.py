@@ -153,6 +153,10 @@ def classify_reply(
             referral=cut_from_ns(delegation, list(glue)),
             referral_rrsets=(delegation, *glue),
         )
+    if chain and negative is None:
+        # RFC 1034 §5.3.3 step 4c: a CNAME whose target the reply neither answers nor denies
+        # (no SOA): ask again for the target from the top.
+        return ClassifiedReply(ReplyKind.CNAME, tuple(chain), final_name, authoritative=aa)
     if negative is not None or aa:
         return ClassifiedReply(
             ReplyKind.NODATA, tuple(chain), final_name, negative, authoritative=aa

@@ -103,3 +103,15 @@ def test_referral_to_the_same_zone_is_lame() -> None:
     message = reply(aa=False)
     message.authority.append(rr("example.lab.", "NS", "ns1.example.lab."))
     assert classify(message, "example.lab.").kind is ReplyKind.LAME
+
+
+def test_cname_to_an_in_zone_target_not_answered_nor_denied_restarts() -> None:
+    message = reply("a.example.lab.")
+    message.answer.append(rr("a.example.lab.", "CNAME", "b.example.lab."))
+    classified = classify(message, "example.lab.", "a.example.lab.")
+    assert classified.kind is ReplyKind.CNAME
+    assert classified.next_qname == N("b.example.lab.")
+    message.authority.append(
+        rr("example.lab.", "SOA", "ns.example.lab. hm.example.lab. 1 2 3 4 60")
+    )
+    assert classify(message, "example.lab.", "a.example.lab.").kind is ReplyKind.NODATA
