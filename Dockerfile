@@ -18,7 +18,10 @@ RUN apt-get update \
  && useradd --system --no-create-home --uid 10053 rootwalk
 COPY --from=build /opt/rootwalk /opt/rootwalk
 COPY deploy/container.toml /etc/rootwalk/rootwalk.toml
-ENV PATH=/opt/rootwalk/bin:$PATH PYTHONUNBUFFERED=1
+# Clients on loopback and the private ranges (RFC 1918, RFC 4193, link-local) are answered,
+# in every mode (serve and the lab demo); override with -e ROOTWALK_ALLOW_CLIENTS=...
+ENV PATH=/opt/rootwalk/bin:$PATH PYTHONUNBUFFERED=1 \
+    ROOTWALK_ALLOW_CLIENTS="10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,fe80::/10"
 USER rootwalk
 EXPOSE 53/udp 53/tcp 9153/tcp
 # localhost. is answered locally (RFC 6761): healthy without the internet.

@@ -161,7 +161,8 @@ def _lab_base(lab_port: int) -> Settings:
 
 def _print_lab_banner(settings: Settings) -> None:
     endpoint = settings.listen[0]
-    at = f"@{endpoint.host} -p {endpoint.port}"
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(endpoint.host, endpoint.host)
+    at = f"@{host} -p {endpoint.port}"
     names = [
         "www.example.lab A",
         "www.example.lab AAAA",

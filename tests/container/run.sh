@@ -49,14 +49,21 @@ echo "container: image built"
 unshare --net --mount bash -euo pipefail -c '
   ip link set lo up
   check() { echo "container: $1"; }
-  answer() { for _ in $(seq 1 60); do out=$(dig @127.0.0.1 -p "$1" "$2" "${@:3}" +time=1 +tries=1 +short || true); [ -n "$out" ] && { echo "$out"; return 0; }; done; return 1; }
+  answer() {  # the answer lines, once the container answers (dig prints ";" lines on errors)
+    for _ in $(seq 1 60); do
+      out=$(dig @127.0.0.1 -p "$1" "$2" "${@:3}" +time=1 +tries=1 +short | grep -v "^;" || true)
+      [ -n "$out" ] && { echo "$out"; return 0; }
+    done
+    return 1
+  }
+  expect() { [ "$1" = "$2" ] || { echo "container: FAILED: $3 (got: $1)"; exit 1; }; echo "container: $3"; }
 
   # 1. serve with the container defaults: localhost. is answered without any upstream.
   cid=$(podman run -d -p 127.0.0.1:5353:53/udp -p 127.0.0.1:5353:53/tcp localhost/rootwalk)
   trap "podman rm -f $cid >/dev/null 2>&1 || true" EXIT
-  [ "$(answer 5353 localhost. A)" = "127.0.0.1" ] && check "serve answers localhost. over UDP"
-  [ "$(answer 5353 localhost. A +tcp)" = "127.0.0.1" ] && check "serve answers localhost. over TCP"
-  [ "$(podman exec "$cid" id -u)" != "0" ] && check "runs as a non-root user"
+  expect "$(answer 5353 localhost. A)" 127.0.0.1 "serve answers localhost. over UDP"
+  expect "$(answer 5353 localhost. A +tcp)" 127.0.0.1 "serve answers localhost. over TCP"
+  expect "$(podman exec "$cid" id -u)" 10053 "runs as the non-root user rootwalk"
   started=$(date +%s.%N)
   podman stop -t 5 "$cid" >/dev/null
   elapsed=$(echo "$(date +%s.%N) - $started" | bc)
@@ -69,9 +76,9 @@ unshare --net --mount bash -euo pipefail -c '
   # 2. the demo lab inside the container.
   cid=$(podman run -d -p 127.0.0.1:5300:5300/udp -p 127.0.0.1:5300:5300/tcp localhost/rootwalk lab --listen 0.0.0.0:5300)
   trap "podman rm -f $cid >/dev/null 2>&1 || true" EXIT
-  [ "$(answer 5300 www.example.lab A)" = "192.0.2.10" ] && check "lab: www.example.lab over UDP"
-  [ "$(answer 5300 chain.example.lab A +tcp | tail -1)" = "192.0.2.60" ] && check "lab: chain.example.lab over TCP"
+  expect "$(answer 5300 www.example.lab A)" 192.0.2.10 "lab: www.example.lab over UDP"
+  expect "$(answer 5300 chain.example.lab A +tcp | tail -1)" 192.0.2.60 "lab: chain.example.lab over TCP"
   podman stop -t 5 "$cid" >/dev/null
-  [ "$(podman inspect --format "{{.State.ExitCode}}" "$cid")" = "0" ] && check "lab: exit 0 after SIGTERM"
+  expect "$(podman inspect --format "{{.State.ExitCode}}" "$cid")" 0 "lab: exit 0 after SIGTERM"
 '
 echo "container: all checks passed"
