@@ -59,11 +59,13 @@ unshare --net --mount bash -euo pipefail -c '
   expect() { [ "$1" = "$2" ] || { echo "container: FAILED: $3 (got: $1)"; exit 1; }; echo "container: $3"; }
 
   # 1. serve with the container defaults: localhost. is answered without any upstream.
-  cid=$(podman run -d -p 127.0.0.1:5353:53/udp -p 127.0.0.1:5353:53/tcp localhost/rootwalk)
+  cid=$(podman run -d --log-level=error -p 127.0.0.1:5353:53/udp -p 127.0.0.1:5353:53/tcp localhost/rootwalk)
   trap "podman rm -f $cid >/dev/null 2>&1 || true" EXIT
   expect "$(answer 5353 localhost. A)" 127.0.0.1 "serve answers localhost. over UDP"
   expect "$(answer 5353 localhost. A +tcp)" 127.0.0.1 "serve answers localhost. over TCP"
   expect "$(podman exec "$cid" id -u)" 10053 "runs as the non-root user rootwalk"
+  podman healthcheck run "$cid" >/dev/null 2>&1 && check "the image HEALTHCHECK passes" \
+    || { echo "container: FAILED: HEALTHCHECK"; exit 1; }
   started=$(date +%s.%N)
   podman stop -t 5 "$cid" >/dev/null
   elapsed=$(echo "$(date +%s.%N) - $started" | bc)
