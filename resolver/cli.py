@@ -77,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the resolver")
     _add_resolver_flags(serve)
+    serve.add_argument("--workers", metavar="N", help="processes sharing the ports (default 1)")
+    serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by the supervisor
 
     lab = commands.add_parser("lab", help="run the lab and a resolver pointed at it")
     _add_resolver_flags(lab)
@@ -140,6 +142,7 @@ def _flag_values(args: argparse.Namespace) -> dict[str, Any]:
         "log_level": args.log_level,
         "metrics": args.metrics,
         "control": args.control,
+        "workers": getattr(args, "workers", None),
     }
 
 
@@ -182,12 +185,26 @@ def _print_lab_banner(settings: Settings) -> None:
         print(f"  dig {at} {name}", flush=True)
 
 
-def _command_serve(args: argparse.Namespace) -> int:
+def _command_serve(args: argparse.Namespace, argv: list[str]) -> int:
     from resolver.server import serve  # noqa: PLC0415
+    from resolver.supervisor import Supervisor, worker_command, worker_settings  # noqa: PLC0415
 
     settings = _settings(args)
     _setup_logging(settings.log_level)
-    _run(serve(settings, reload=lambda: _settings(args)))
+    index = args.worker
+    if index is not None:
+        _run(
+            serve(
+                worker_settings(settings, index),
+                reload=lambda: worker_settings(_settings(args), index),
+                worker=True,
+            )
+        )
+    elif settings.workers > 1:
+        supervisor = Supervisor(settings, lambda i: worker_command(argv, i))
+        _run(supervisor.run(reload=lambda: _settings(args)))
+    else:
+        _run(serve(settings, reload=lambda: _settings(args)))
     return 0
 
 
@@ -264,11 +281,12 @@ def _setup_logging(level: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(arguments)
     try:
         match args.command:
             case "serve":
-                return _command_serve(args)
+                return _command_serve(args, arguments)
             case "lab":
                 return _command_lab(args)
             case "check-config":

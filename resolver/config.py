@@ -85,6 +85,8 @@ class Settings:
     """Where Prometheus scrapes ``/metrics``; None (``off``) for no endpoint."""
     control: Endpoint | None = Endpoint("127.0.0.1", 8953)
     """The control endpoint (loopback only) for ``rootwalk cache``; None (``off``)."""
+    workers: int = 1
+    """Resolver processes sharing the listening ports (SO_REUSEPORT), each with its own cache."""
     """Save the caches here at shutdown and load them at start (off when unset)."""
     rrset_cache_bytes: int = 64 * 1024 * 1024
 
@@ -212,6 +214,7 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "cache_file": _path,
     "metrics": _optional_endpoint,
     "control": _control_endpoint,
+    "workers": _positive_int,
     "rrset_cache_bytes": _positive_int,
 }
 assert set(CONVERTERS) == {f.name for f in dataclasses.fields(Settings)}

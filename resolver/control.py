@@ -11,10 +11,11 @@ run on the resolver's event loop, so they see and change the caches without lock
 from __future__ import annotations
 
 import asyncio
+import inspect
 import ipaddress
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import dns.exception
@@ -36,8 +37,8 @@ class ControlServer:
 
     def __init__(
         self,
-        flush: Callable[[dns.name.Name | None, bool], int],
-        stats: Callable[[], dict[str, Any]],
+        flush: Callable[[dns.name.Name | None, bool], int | Awaitable[int]],
+        stats: Callable[[], dict[str, Any] | Awaitable[dict[str, Any]]],
     ) -> None:
         self._flush = flush
         self._stats = stats
@@ -54,7 +55,7 @@ class ControlServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await asyncio.wait_for(reader.readline(), 5.0)
-            reply = self.handle(line)
+            reply = await self.handle(line)
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
         except (TimeoutError, ValueError, ConnectionError) as exc:
@@ -62,7 +63,7 @@ class ControlServer:
         finally:
             writer.close()
 
-    def handle(self, line: bytes) -> dict[str, Any]:
+    async def handle(self, line: bytes) -> dict[str, Any]:
         """One request line -> one reply; errors are replies, never exceptions."""
         try:
             request = json.loads(line)
@@ -72,11 +73,11 @@ class ControlServer:
             if command == "flush":
                 name_text = request.get("name")
                 name = parse_name(name_text) if isinstance(name_text, str) else None
-                removed = self._flush(name, bool(request.get("subtree", False)))
+                removed = await _settle(self._flush(name, bool(request.get("subtree", False))))
                 log.info("flushed %d entries for %s", removed, name or "everything")
                 return {"ok": True, "removed": removed}
             if command == "stats":
-                return {"ok": True, "stats": self._stats()}
+                return {"ok": True, "stats": await _settle(self._stats())}
             return {"ok": False, "error": f"unknown command {command!r}: flush or stats"}
         except (ValueError, InvalidNameError, dns.exception.DNSException) as exc:
             return {"ok": False, "error": str(exc)}
@@ -86,6 +87,11 @@ class ControlServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+
+
+async def _settle(value: Any) -> Any:
+    """A callback's result, awaited when it is awaitable (the supervisor's are)."""
+    return await value if inspect.isawaitable(value) else value
 
 
 async def request(

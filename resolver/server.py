@@ -34,6 +34,9 @@ from resolver.transport.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
+WORKER_READY = "rootwalk-worker-ready"
+"""The line a worker prints once it listens (read by the supervisor)."""
+
 STALE_WINDOW_S = 86400.0
 """RFC 8767 §5: serve data at most one day past its expiry."""
 
@@ -49,12 +52,15 @@ class ResolverService:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         insecure_upstream_for_tests: bool = False,
+        reuse_port: bool = False,
     ) -> None:
         self.settings = settings
         self.limits = limits or Limits()
         self.clock = clock
         self.rng = rng or random.Random()
         self._insecure_upstream = insecure_upstream_for_tests
+        self._reuse_port = reuse_port
+        """Several worker processes share the listening ports (SO_REUSEPORT)."""
         self.root: ZoneCut | None = None
         self.upstream: Upstream | None = None
         self.driver: Driver | None = None
@@ -120,8 +126,12 @@ class ResolverService:
     async def _listen(self, endpoint: Endpoint) -> None:
         assert self.listeners is not None
         try:
-            await self.listeners.listen_udp(endpoint.host, endpoint.port)
-            await self.listeners.listen_tcp(endpoint.host, endpoint.port)
+            await self.listeners.listen_udp(
+                endpoint.host, endpoint.port, reuse_port=self._reuse_port
+            )
+            await self.listeners.listen_tcp(
+                endpoint.host, endpoint.port, reuse_port=self._reuse_port
+            )
         except OSError as exc:
             if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) and ":" in endpoint.host:
                 log.warning("not listening on %s: %s", endpoint, exc.strerror)
@@ -240,13 +250,25 @@ def _reload_on_sighup(service: ResolverService, reload: Callable[[], Settings]) 
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hangup)
 
 
-async def serve(settings: Settings, reload: Callable[[], Settings] | None = None) -> None:
+async def serve(
+    settings: Settings,
+    reload: Callable[[], Settings] | None = None,
+    *,
+    worker: bool = False,
+) -> None:
     """Run the resolver until SIGTERM or SIGINT, then shut down gracefully; SIGHUP reloads
-    the configuration with ``reload`` when given."""
+    the configuration with ``reload`` when given. A ``worker`` shares its listening ports with
+    its siblings and tells its supervisor where its control and metrics endpoints are."""
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    service = ResolverService(settings)
+    service = ResolverService(settings, reuse_port=worker)
     await service.start()
+    if worker:
+        assert service.control is not None and service.metrics is not None
+        print(
+            f"{WORKER_READY} control={service.control.port} metrics={service.metrics.port}",
+            flush=True,
+        )
     if reload is not None:
         _reload_on_sighup(service, reload)
     try:
