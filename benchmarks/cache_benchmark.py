@@ -106,12 +106,31 @@ def nsd_queries(folder: Path) -> int:
 # --- measuring a server -----------------------------------------------------------------------
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of ``pid`` and its children that are running (workers under a supervisor)."""
+    pids = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_stat(int(entry.name))[1]) == pid:
+                    pids.append(int(entry.name))
+            except (OSError, IndexError):
+                continue
+    total = 0
+    for each in pids:
+        try:
+            fields = _stat(each)
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
-def rss_bytes(pid: int) -> int:
+def rss_bytes(pid: int) -> int:  # the process itself (with workers: the supervisor only)
     match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
     return int(match.group(1)) * 1024 if match else 0
 
@@ -191,8 +210,10 @@ def measure(
     zones: int,
 ) -> Result:
     with (folder / f"{name}.log").open("w") as log_file:
+        # One process: CPU 1, dnsperf on CPU 0. Several workers: both CPUs (shared with dnsperf).
+        cpus = "0,1" if "--workers" in command else "1"
         process = subprocess.Popen(
-            ["taskset", "-c", "1", *command], stdout=subprocess.DEVNULL, stderr=log_file
+            ["taskset", "-c", cpus, *command], stdout=subprocess.DEVNULL, stderr=log_file
         )
     try:
         wait_answering(port)
@@ -323,6 +344,8 @@ def inside(args: argparse.Namespace) -> int:
             "--log-level",
             "WARNING",
         ]
+        if args.workers > 1:
+            rootwalk += ["--workers", str(args.workers)]
         results = [
             measure(
                 "rootwalk",
@@ -383,6 +406,7 @@ def main() -> int:
     parser.add_argument("--zones", type=int, default=100_000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--out", help="folder for the lab, logs and results (default: a temp dir)")
+    parser.add_argument("--workers", type=int, default=1, help="rootwalk serve --workers N")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
@@ -402,6 +426,8 @@ def main() -> int:
         str(args.zones),
         "--seconds",
         str(args.seconds),
+        "--workers",
+        str(args.workers),
     ]
     if args.out:
         command += ["--out", args.out]
