@@ -106,3 +106,56 @@ def test_promtool_accepts_the_exposition(measured: Stack) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus is not installed")
+def test_a_real_prometheus_scrapes_the_endpoint(measured: Stack, tmp_path: object) -> None:
+    import json  # noqa: PLC0415
+    import time  # noqa: PLC0415
+    import urllib.parse  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    metrics = measured.service.metrics
+    assert metrics is not None
+    for _ in range(5):
+        dns.query.udp(dns.message.make_query("www.example.lab.", "A"), SERVER, timeout=5, port=PORT)
+    folder = Path(str(tmp_path))
+    config = folder / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: rootwalk\n"
+        f"    static_configs:\n      - targets: ['127.0.0.1:{metrics.port}']\n"
+    )
+    web = "127.0.0.1:19090"
+    prometheus = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={folder / 'tsdb'}",
+            f"--web.listen-address={web}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    query = urllib.parse.urlencode(
+        {"query": 'sum(rootwalk_client_queries_total{qtype="A",rcode="NOERROR"})'}
+    )
+    value = None
+    try:
+        deadline = time.monotonic() + 30
+        while value is None and time.monotonic() < deadline:
+            # Prometheus scrapes on its own timer: wait for that external process (bounded).
+            time.sleep(0.5)
+            try:
+                with urllib.request.urlopen(
+                    f"http://{web}/api/v1/query?{query}", timeout=2
+                ) as response:
+                    result = json.loads(response.read())["data"]["result"]
+            except OSError:
+                continue
+            if result:
+                value = float(result[0]["value"][1])
+    finally:
+        prometheus.terminate()
+        prometheus.wait(10)
+    assert value is not None, "Prometheus never stored a sample"
+    assert value >= 5
