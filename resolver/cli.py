@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import ipaddress
 import json
-import logging
 import os
 import sys
 from collections.abc import Coroutine, Sequence
@@ -190,7 +189,7 @@ def _command_serve(args: argparse.Namespace, argv: list[str]) -> int:
     from resolver.supervisor import Supervisor, worker_command, worker_settings  # noqa: PLC0415
 
     settings = _settings(args)
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, settings.log_format)
     index = args.worker
     if index is not None:
         _run(
@@ -216,7 +215,7 @@ def _command_lab(args: argparse.Namespace) -> int:
         raise ConfigError(f"--lab-port: port out of range: {args.lab_port}")
     settings = _settings(args, _lab_base(args.lab_port))
     settings = dataclasses.replace(settings, outbound_port=args.lab_port)
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, settings.log_format)
     lab = Lab.from_file(lab_description(), args.lab_port)
     _run(serve_lab(settings, lab, lambda: _print_lab_banner(settings)))
     return 0
@@ -274,10 +273,10 @@ def _command_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _setup_logging(level: str, log_format: str = "text") -> None:
+    from resolver.logs import setup_logging  # noqa: PLC0415
+
+    setup_logging(level, log_format)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

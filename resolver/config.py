@@ -74,6 +74,10 @@ class Settings:
     )
     outbound_port: int = 53
     log_level: str = "INFO"
+    log_format: str = "text"
+    """``text`` or ``json`` (one JSON object per line)."""
+    query_log: bool = False
+    """Log every client query (client, name, type, rcode, transport, cached, seconds)."""
     upstream_timeout_s: float = 1.0
     client_deadline_s: float = 4.0
     tcp_idle_timeout_s: float = 10.0
@@ -192,6 +196,12 @@ def _boolean(raw: Any) -> bool:
     raise ValueError(f"expected true or false, got {raw!r}")
 
 
+def _log_format(raw: Any) -> str:
+    if raw not in ("text", "json"):
+        raise ValueError(f"expected text or json, got {raw!r}")
+    return str(raw)
+
+
 def _log_level(raw: Any) -> str:
     if not isinstance(raw, str) or raw.upper() not in logging.getLevelNamesMapping():
         raise ValueError(f"unknown log level {raw!r}: DEBUG, INFO, WARNING or ERROR")
@@ -205,6 +215,8 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "outbound_allow": _networks,
     "outbound_port": _port,
     "log_level": _log_level,
+    "log_format": _log_format,
+    "query_log": _boolean,
     "upstream_timeout_s": _seconds,
     "client_deadline_s": _seconds,
     "tcp_idle_timeout_s": _seconds,

@@ -17,6 +17,7 @@ from typing import Any
 import dns.edns
 import dns.exception
 import dns.message
+import dns.name
 import dns.opcode
 import dns.rcode
 import dns.rdataclass
@@ -46,6 +47,7 @@ from resolver.wire import (
 )
 
 log = logging.getLogger(__name__)
+query_log = logging.getLogger("rootwalk.query")
 
 _RECURSION_ALLOWED = (Access.ALLOW, Access.ALLOW_SNOOP)
 _CACHEABLE_RCODES = (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
@@ -124,8 +126,11 @@ class Frontend:
         access: AccessList,
         answers: AnswerCache,
         clock: Callable[[], float],
+        *,
+        query_log: bool = False,
     ) -> None:
         self.driver = driver
+        self.query_log = query_log
         self.access = access
         self.answers = answers
         self.clock = clock
@@ -166,7 +171,43 @@ class Frontend:
         else:
             limit = MAX_TCP_MESSAGE
         counts = self._hit_counts[transport]
-        return self.answers.lookup(query, wire, self.clock(), limit, counts)
+        reply = self.answers.lookup(query, wire, self.clock(), limit, counts)
+        if reply is not None and self.query_log:
+            self._log_query(client, wire, transport, reply, cached=True, seconds=0.0)
+        return reply
+
+    def _log_query(
+        self,
+        client: str,
+        wire: bytes,
+        transport: Transport,
+        reply: bytes | None,
+        *,
+        cached: bool,
+        seconds: float,
+    ) -> None:
+        """One line in the query log (logger ``rootwalk.query``)."""
+        end = question_end(wire)
+        qname = qtype = "?"
+        if end is not None:
+            try:
+                qname = dns.name.from_wire(wire, 12)[0].to_text()
+                qtype = dns.rdatatype.to_text(
+                    dns.rdatatype.RdataType(int.from_bytes(wire[end - 4 : end - 2], "big"))
+                )
+            except dns.exception.DNSException:
+                pass
+        rcode = (
+            dns.rcode.to_text(dns.rcode.Rcode(reply[3] & 0xF))
+            if reply and len(reply) > 3
+            else "DROPPED"
+        )
+        query_log.info(
+            "%s %s %s %s from %s%s",
+            qname, qtype, rcode, transport.value, client, " (cached)" if cached else "",
+            extra={"client": client, "qname": qname, "qtype": qtype, "rcode": rcode,
+                   "transport": transport.value, "cached": cached, "seconds": round(seconds, 6)},
+        )  # fmt: skip
 
     def _count(self, transport: Transport, wire: bytes, reply: bytes | None) -> None:
         end = question_end(wire)
@@ -177,8 +218,11 @@ class Frontend:
     async def handle(self, wire: bytes, client: str, transport: Transport) -> bytes | None:
         started = time.monotonic()
         reply = await self._answer(wire, client, transport)
-        self.latency.observe(time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        self.latency.observe(elapsed)
         self._count(transport, wire, reply)
+        if self.query_log:
+            self._log_query(client, wire, transport, reply, cached=False, seconds=elapsed)
         return reply
 
     async def _answer(self, wire: bytes, client: str, transport: Transport) -> bytes | None:

@@ -99,7 +99,9 @@ class ResolverService:
             self.mesh, self.upstream, deadline_s=settings.client_deadline_s, clock=self.clock
         )
         access = AccessList([*LOOPBACK_RULES, *settings.allow_clients])
-        self.frontend = Frontend(self.driver, access, self.answers, self.clock)
+        self.frontend = Frontend(
+            self.driver, access, self.answers, self.clock, query_log=settings.query_log
+        )
         self.listeners = Listeners(
             self.frontend.handle,
             TcpLimits(settings.tcp_idle_timeout_s, settings.max_tcp_connections),
@@ -191,10 +193,11 @@ class ResolverService:
             settings.tcp_idle_timeout_s, settings.max_tcp_connections
         )
         self.answers.stale_s = STALE_WINDOW_S if settings.serve_stale else 0.0
+        self.frontend.query_log = settings.query_log
         logging.getLogger().setLevel(settings.log_level)
         live = {
             "allow_clients", "outbound_allow", "upstream_timeout_s", "client_deadline_s",
-            "tcp_idle_timeout_s", "max_tcp_connections", "serve_stale", "log_level",
+            "tcp_idle_timeout_s", "max_tcp_connections", "serve_stale", "log_level", "query_log",
         }  # fmt: skip
         pending = [
             field.name

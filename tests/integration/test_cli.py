@@ -246,3 +246,53 @@ def test_trace_of_a_lame_zone_says_why(stack: Stack) -> None:
     )
     assert result.returncode == 1
     assert ";; SERVFAIL: all servers for lame.lab. answered REFUSED" in result.stdout
+
+
+def test_json_logs_and_the_query_log(stack: Stack) -> None:
+    import json  # noqa: PLC0415
+
+    port = CLI_PORT + 2
+    env = {**ENV, "ROOTWALK_LOG_FORMAT": "json", "ROOTWALK_QUERY_LOG": "true"}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "resolver",
+            "serve",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--root-hints",
+            "zones/lab/root.hints",
+            "--outbound-allow",
+            "127.0.0.0/8",
+            "--outbound-port",
+            "20053",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=Path(__file__).parents[2],
+    )
+    try:
+        wait_until_answering(port, process)
+        for _ in range(2):
+            dns.query.udp(
+                dns.message.make_query("www.example.lab.", "A"), "127.0.0.1", port=port, timeout=5
+            )
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+    assert process.stderr is not None
+    entries = [json.loads(line) for line in process.stderr.read().splitlines()]
+    assert all({"time", "level", "logger", "message"} <= set(e) for e in entries)
+    queries = [
+        e for e in entries if e["logger"] == "rootwalk.query" and e["qname"] == "www.example.lab."
+    ]
+    assert [(q["qtype"], q["rcode"], q["transport"], q["cached"]) for q in queries] == [
+        ("A", "NOERROR", "udp", False),
+        ("A", "NOERROR", "udp", True),
+    ]
