@@ -89,6 +89,12 @@ class Settings:
     """Where Prometheus scrapes ``/metrics``; None (``off``) for no endpoint."""
     control: Endpoint | None = Endpoint("127.0.0.1", 8953)
     """The control endpoint (loopback only) for ``rootwalk cache``; None (``off``)."""
+    client_rate_limit: float = 0.0
+    """Queries per second per client address (0: no limit), as Unbound's ip-ratelimit."""
+    client_rate_burst: float = 0.0
+    """Bucket size: queries a client may send at once (0: the same as the rate)."""
+    rate_limit_action: str = "drop"
+    """Over the limit: ``drop`` the query or answer ``refuse`` (REFUSED)."""
     workers: int = 1
     """Resolver processes sharing the listening ports (SO_REUSEPORT), each with its own cache."""
     """Save the caches here at shutdown and load them at start (off when unset)."""
@@ -196,6 +202,24 @@ def _boolean(raw: Any) -> bool:
     raise ValueError(f"expected true or false, got {raw!r}")
 
 
+def _rate(raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise ValueError("expected a number")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"must not be negative, got {value:g}")
+    return value
+
+
+def _rate_limit_action(raw: Any) -> str:
+    if raw not in ("drop", "refuse"):
+        raise ValueError(f"expected drop or refuse, got {raw!r}")
+    return str(raw)
+
+
 def _log_format(raw: Any) -> str:
     if raw not in ("text", "json"):
         raise ValueError(f"expected text or json, got {raw!r}")
@@ -227,6 +251,9 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "metrics": _optional_endpoint,
     "control": _control_endpoint,
     "workers": _positive_int,
+    "client_rate_limit": _rate,
+    "client_rate_burst": _rate,
+    "rate_limit_action": _rate_limit_action,
     "rrset_cache_bytes": _positive_int,
 }
 assert set(CONVERTERS) == {f.name for f in dataclasses.fields(Settings)}

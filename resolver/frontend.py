@@ -36,6 +36,7 @@ from resolver.core.local import local_answer
 from resolver.driver import Driver
 from resolver.histogram import Histogram
 from resolver.model import Question, Result, Transport
+from resolver.ratelimit import RateLimiter
 from resolver.transport.framing import MAX_TCP_MESSAGE
 from resolver.wire import (
     FastQuery,
@@ -128,9 +129,13 @@ class Frontend:
         clock: Callable[[], float],
         *,
         query_log: bool = False,
+        rate_limiter: RateLimiter | None = None,
+        refuse_over_limit: bool = False,
     ) -> None:
         self.driver = driver
         self.query_log = query_log
+        self.rate_limiter = rate_limiter
+        self.refuse_over_limit = refuse_over_limit
         self.access = access
         self.answers = answers
         self.clock = clock
@@ -154,7 +159,10 @@ class Frontend:
         self._recursion_allowed = {}
 
     def answer_from_cache(self, wire: bytes, client: str, transport: Transport) -> bytes | None:
-        """The cached reply for a plain query, or None to take the slow path."""
+        """The cached reply for a plain query, or None to take the slow path (empty bytes:
+        drop it)."""
+        if self.rate_limiter is not None and not self.rate_limiter.allow(client, self.clock()):
+            return self._over_limit(wire)
         query = read_fast_query(wire)
         if query is None:
             return None
@@ -175,6 +183,14 @@ class Frontend:
         if reply is not None and self.query_log:
             self._log_query(client, wire, transport, reply, cached=True, seconds=0.0)
         return reply
+
+    def _over_limit(self, wire: bytes) -> bytes:
+        """A rate-limited query: dropped (empty bytes) or REFUSED, and counted."""
+        self.rejected["ratelimited"] = self.rejected.get("ratelimited", 0) + 1
+        header = read_header(wire)
+        if not self.refuse_over_limit or header is None or header.is_response:
+            return b""
+        return error_reply(wire, dns.rcode.REFUSED)
 
     def _log_query(
         self,

@@ -29,6 +29,7 @@ from resolver.lab.server import Lab
 from resolver.limits import Limits
 from resolver.mesh import Mesh
 from resolver.metrics import MetricsExporter
+from resolver.ratelimit import RateLimiter
 from resolver.transport.listeners import Listeners, TcpLimits
 from resolver.transport.upstream import Upstream
 
@@ -39,6 +40,13 @@ WORKER_READY = "rootwalk-worker-ready"
 
 STALE_WINDOW_S = 86400.0
 """RFC 8767 §5: serve data at most one day past its expiry."""
+
+
+def _rate_limiter(settings: Settings) -> RateLimiter | None:
+    if not settings.client_rate_limit:
+        return None
+    burst = settings.client_rate_burst or settings.client_rate_limit
+    return RateLimiter(settings.client_rate_limit, burst)
 
 
 class ResolverService:
@@ -100,7 +108,13 @@ class ResolverService:
         )
         access = AccessList([*LOOPBACK_RULES, *settings.allow_clients])
         self.frontend = Frontend(
-            self.driver, access, self.answers, self.clock, query_log=settings.query_log
+            self.driver,
+            access,
+            self.answers,
+            self.clock,
+            query_log=settings.query_log,
+            rate_limiter=_rate_limiter(settings),
+            refuse_over_limit=settings.rate_limit_action == "refuse",
         )
         self.listeners = Listeners(
             self.frontend.handle,
@@ -194,10 +208,13 @@ class ResolverService:
         )
         self.answers.stale_s = STALE_WINDOW_S if settings.serve_stale else 0.0
         self.frontend.query_log = settings.query_log
+        self.frontend.rate_limiter = _rate_limiter(settings)
+        self.frontend.refuse_over_limit = settings.rate_limit_action == "refuse"
         logging.getLogger().setLevel(settings.log_level)
         live = {
             "allow_clients", "outbound_allow", "upstream_timeout_s", "client_deadline_s",
             "tcp_idle_timeout_s", "max_tcp_connections", "serve_stale", "log_level", "query_log",
+            "client_rate_limit", "client_rate_burst", "rate_limit_action",
         }  # fmt: skip
         pending = [
             field.name

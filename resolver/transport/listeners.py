@@ -27,7 +27,8 @@ Handler = Callable[[bytes, str, Transport], Awaitable[bytes | None]]
 """Takes (query bytes, client IP address, transport); returns the reply, or None to drop."""
 
 FastHandler = Callable[[bytes, str, Transport], bytes | None]
-"""Answers at once without awaiting (a cache hit), or returns None for the slow handler."""
+"""Answers at once without awaiting (a cache hit), returns empty bytes to drop the query, or
+None for the slow handler."""
 
 
 def _no_fast_answer(wire: bytes, client: str, transport: Transport) -> bytes | None:
@@ -90,8 +91,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             log.exception("fast path failed for a UDP query from %s", addr[0])
             reply = None
         if reply is not None:
-            assert self._transport is not None
-            self._transport.sendto(reply, addr)
+            if reply:
+                assert self._transport is not None
+                self._transport.sendto(reply, addr)
             return
         task = asyncio.get_running_loop().create_task(self._answer(data, addr))
         self._tasks.add(task)
@@ -155,8 +157,9 @@ class _TcpConnection(asyncio.Protocol):
                 log.exception("fast path failed for a TCP query from %s", self._client)
                 reply = None
             if reply is not None:
-                assert self._transport is not None
-                self._transport.write(frame(reply))
+                if reply:
+                    assert self._transport is not None
+                    self._transport.write(frame(reply))
                 continue
             task = asyncio.get_running_loop().create_task(self._answer(message))
             self._tasks.add(task)

@@ -197,3 +197,31 @@ def test_edns_fallback_over_real_sockets() -> None:
         good_query_is_answered(RESOLVER_PORT + 4)
     finally:
         running.stop()
+
+
+def test_per_client_rate_limit_refuses_then_recovers() -> None:
+    from tests.integration.test_cache_integration import FakeClock  # noqa: PLC0415
+
+    clock = FakeClock()
+    port = RESOLVER_PORT + 5
+    settings = lab_settings(
+        port, client_rate_limit=5.0, client_rate_burst=5.0, rate_limit_action="refuse"
+    )
+    running = Stack(settings, clock=clock).start()
+    try:
+        rcodes = [
+            dns.query.udp(
+                dns.message.make_query("localhost.", "A"), SERVER, timeout=5, port=port
+            ).rcode()
+            for _ in range(8)
+        ]
+        assert rcodes == [dns.rcode.NOERROR] * 5 + [dns.rcode.REFUSED] * 3
+        clock.now += 1.0  # five new tokens
+        again = dns.query.udp(
+            dns.message.make_query("localhost.", "A"), SERVER, timeout=5, port=port
+        )
+        assert again.rcode() == dns.rcode.NOERROR
+        assert running.service.frontend is not None
+        assert running.service.frontend.rejected["ratelimited"] == 3
+    finally:
+        running.stop()
