@@ -95,6 +95,12 @@ class Settings:
     """Bucket size: queries a client may send at once (0: the same as the rate)."""
     rate_limit_action: str = "drop"
     """Over the limit: ``drop`` the query or answer ``refuse`` (REFUSED)."""
+    max_pending_queries: int = 64
+    """Client queries being resolved at once; past this, new misses are dropped (counted), so
+    a flood of never-seen names cannot queue work without bound (Unbound's
+    num-queries-per-thread, 1024 there: a miss costs Rootwalk about 15 times more CPU, and a
+    deeper queue only starves the socket: benchmarks/flood.py kept every cached name answered
+    under a 2,000 qps random-subdomain flood with 64 and 100, and lost them with 128 and more)."""
     workers: int = 1
     """Resolver processes sharing the listening ports (SO_REUSEPORT), each with its own cache."""
     """Save the caches here at shutdown and load them at start (off when unset)."""
@@ -251,6 +257,7 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "metrics": _optional_endpoint,
     "control": _control_endpoint,
     "workers": _positive_int,
+    "max_pending_queries": _positive_int,
     "client_rate_limit": _rate,
     "client_rate_burst": _rate,
     "rate_limit_action": _rate_limit_action,

@@ -131,11 +131,15 @@ class Frontend:
         query_log: bool = False,
         rate_limiter: RateLimiter | None = None,
         refuse_over_limit: bool = False,
+        max_pending: int = 64,
     ) -> None:
         self.driver = driver
         self.query_log = query_log
         self.rate_limiter = rate_limiter
         self.refuse_over_limit = refuse_over_limit
+        self.max_pending = max_pending
+        self.pending = 0
+        """Queries on the slow path now; a miss past ``max_pending`` is dropped."""
         self.access = access
         self.answers = answers
         self.clock = clock
@@ -180,7 +184,12 @@ class Frontend:
             limit = MAX_TCP_MESSAGE
         counts = self._hit_counts[transport]
         reply = self.answers.lookup(query, wire, self.clock(), limit, counts)
-        if reply is not None and self.query_log:
+        if reply is None:
+            if self.pending >= self.max_pending:
+                self.rejected["overloaded"] = self.rejected.get("overloaded", 0) + 1
+                return b""  # drop: the client retries, the cached names stay answered
+            return None
+        if self.query_log:
             self._log_query(client, wire, transport, reply, cached=True, seconds=0.0)
         return reply
 
@@ -233,7 +242,11 @@ class Frontend:
 
     async def handle(self, wire: bytes, client: str, transport: Transport) -> bytes | None:
         started = time.monotonic()
-        reply = await self._answer(wire, client, transport)
+        self.pending += 1
+        try:
+            reply = await self._answer(wire, client, transport)
+        finally:
+            self.pending -= 1
         elapsed = time.monotonic() - started
         self.latency.observe(elapsed)
         self._count(transport, wire, reply)

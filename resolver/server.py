@@ -115,6 +115,7 @@ class ResolverService:
             query_log=settings.query_log,
             rate_limiter=_rate_limiter(settings),
             refuse_over_limit=settings.rate_limit_action == "refuse",
+            max_pending=settings.max_pending_queries,
         )
         self.listeners = Listeners(
             self.frontend.handle,
@@ -210,11 +211,12 @@ class ResolverService:
         self.frontend.query_log = settings.query_log
         self.frontend.rate_limiter = _rate_limiter(settings)
         self.frontend.refuse_over_limit = settings.rate_limit_action == "refuse"
+        self.frontend.max_pending = settings.max_pending_queries
         logging.getLogger().setLevel(settings.log_level)
         live = {
             "allow_clients", "outbound_allow", "upstream_timeout_s", "client_deadline_s",
             "tcp_idle_timeout_s", "max_tcp_connections", "serve_stale", "log_level", "query_log",
-            "client_rate_limit", "client_rate_burst", "rate_limit_action",
+            "client_rate_limit", "client_rate_burst", "rate_limit_action", "max_pending_queries",
         }  # fmt: skip
         pending = [
             field.name
