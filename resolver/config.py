@@ -95,6 +95,8 @@ class Settings:
     """Bucket size: queries a client may send at once (0: the same as the rate)."""
     rate_limit_action: str = "drop"
     """Over the limit: ``drop`` the query or answer ``refuse`` (REFUSED)."""
+    use_0x20: bool = False
+    """Randomise the letter case of upstream query names; replies must echo it exactly."""
     max_pending_queries: int = 64
     """Client queries being resolved at once; past this, new misses are dropped (counted), so
     a flood of never-seen names cannot queue work without bound (Unbound's
@@ -258,6 +260,7 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "control": _control_endpoint,
     "workers": _positive_int,
     "max_pending_queries": _positive_int,
+    "use_0x20": _boolean,
     "client_rate_limit": _rate,
     "client_rate_burst": _rate,
     "rate_limit_action": _rate_limit_action,

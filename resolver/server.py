@@ -94,6 +94,7 @@ class ResolverService:
         self.upstream = Upstream(
             port=settings.outbound_port,
             allow=settings.outbound_allow,
+            use_0x20=settings.use_0x20,
             insecure_for_tests=self._insecure_upstream,
         )
         self.mesh = Mesh(

@@ -256,9 +256,10 @@ def build_query(message_id: int, qname_wire: bytes, qtype: int, edns_payload: in
     return header + question + b"\x00" + _RR_FIXED.pack(TYPE_OPT, edns_payload, 0, 0)
 
 
-def reply_matches(reply: bytes, query: bytes) -> bool:
-    """True when ``reply`` answers ``query``: same ID, QR set, and the same question, letters
-    compared without case (RFC 5452 §9.1; the question is echoed, RFC 1035 §4.1.1)."""
+def reply_matches(reply: bytes, query: bytes, *, exact_case: bool = False) -> bool:
+    """True when ``reply`` answers ``query``: same ID, QR set, and the same question (RFC 5452
+    §9.1; the question is echoed, RFC 1035 §4.1.1). Letters are compared without case, or
+    exactly with ``exact_case`` (0x20 randomisation, draft-vixie-dnsext-dns0x20)."""
     if len(reply) < HEADER_LENGTH or reply[0:2] != query[0:2] or not reply[2] & 0x80:
         return False
     if reply[4:6] == b"\x00\x00" and reply[3] & 0xF in (1, 4):
@@ -266,7 +267,25 @@ def reply_matches(reply: bytes, query: bytes) -> bool:
     end = question_end(query)
     if end is None or reply[4:6] != b"\x00\x01":
         return False
+    if exact_case:
+        return reply[HEADER_LENGTH:end] == query[HEADER_LENGTH:end]
     return reply[HEADER_LENGTH:end].lower() == query[HEADER_LENGTH:end].lower()
+
+
+def randomize_case(name_wire: bytes, bits: int) -> bytes:
+    """The name with each ASCII letter's case taken from successive bits of ``bits``
+    (0x20 randomisation: extra entropy a forger must guess, draft-vixie-dnsext-dns0x20)."""
+    out = bytearray(name_wire)
+    offset = 0
+    while offset < len(out) and out[offset]:
+        length = out[offset]
+        for index in range(offset + 1, offset + 1 + length):
+            byte = out[index] | 0x20
+            if 0x61 <= byte <= 0x7A:  # a letter
+                out[index] = byte ^ 0x20 if bits & 1 else byte
+                bits >>= 1
+        offset += 1 + length
+    return bytes(out)
 
 
 def query_from_key(key: bytes, message_id: int = 0) -> bytes:

@@ -46,6 +46,8 @@ class LabAuthority:
         self.zones = zones
         self._rng = rng
         self.queries_received = 0
+        self.recent_qnames: list[str] = []
+        """The last question names received, as sent (letter case kept)."""
         self.queries_by_transport: dict[Transport, int] = {Transport.UDP: 0, Transport.TCP: 0}
 
     async def handle(self, wire: bytes, client: str, transport: Transport) -> bytes | None:
@@ -63,6 +65,8 @@ class LabAuthority:
             query = dns.message.from_wire(wire)
         except dns.exception.DNSException:
             return None
+        if query.question:
+            self.recent_qnames = [*self.recent_qnames[-15:], query.question[0].name.to_text()]
         if faults.rcode is not None or (faults.formerr_edns and query.edns >= 0):
             response = dns.message.make_response(query)
             response.use_edns(False)
@@ -165,6 +169,12 @@ class _SprayingProtocol(asyncio.DatagramProtocol):
         if reply is not None and self._transport is not None:
             self._transport.sendto(reply, addr)
 
+    async def cancel_pending(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
 
 class Lab:
     """All the lab's servers, started on one port."""
@@ -179,7 +189,7 @@ class Lab:
             for spec in description.servers
         ]
         self._listeners: list[Listeners] = []
-        self._spraying: list[asyncio.DatagramTransport] = []
+        self._spraying: list[tuple[asyncio.DatagramTransport, _SprayingProtocol]] = []
         self.forgers: dict[str, Forger] = {}
 
     @classmethod
@@ -203,11 +213,11 @@ class Lab:
             if authority.spec.faults.spray:
                 forger = Forger(authority.spec.faults.spray, self._rng)
                 self.forgers[authority.spec.address] = forger
-                transport, _ = await loop.create_datagram_endpoint(
+                transport, protocol = await loop.create_datagram_endpoint(
                     lambda a=authority, f=forger: _SprayingProtocol(a, f),  # type: ignore[misc]
                     local_addr=(authority.spec.address, self.port),
                 )
-                self._spraying.append(transport)
+                self._spraying.append((transport, protocol))
             else:
                 await listeners.listen_udp(authority.spec.address, self.port)
             if authority.spec.faults.tcp:
@@ -219,6 +229,7 @@ class Lab:
         for listeners in self._listeners:
             await listeners.close()
         self._listeners.clear()
-        for transport in self._spraying:
+        for transport, protocol in self._spraying:
             transport.close()
+            await protocol.cancel_pending()
         self._spraying.clear()

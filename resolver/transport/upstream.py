@@ -30,7 +30,7 @@ import dns.message
 import dns.name
 
 from resolver.core.events import Failure, QueryFailed, ReplyReceived, SendQuery
-from resolver.wire import FLAG_TC, build_query, reply_matches
+from resolver.wire import FLAG_TC, build_query, randomize_case, reply_matches
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,13 @@ def is_allowed(address: str, allow: Sequence[IPNetwork]) -> bool:
     return any(ip in network for network in allow)
 
 
-def query_wire(send: SendQuery, message_id: int) -> bytes:
+def query_wire(send: SendQuery, message_id: int, case_bits: int | None = None) -> bytes:
     """The iterative query for ``send`` in wire form: RD=0, EDNS0 unless the server is known
-    to reject it (RFC 6891 §7)."""
+    to reject it (RFC 6891 §7), the name's letters cased by ``case_bits`` when given (0x20)."""
     qname_wire = send.qname.to_wire()
     assert qname_wire is not None
+    if case_bits is not None:
+        qname_wire = randomize_case(qname_wire, case_bits)
     return build_query(message_id, qname_wire, send.qtype, EDNS_PAYLOAD if send.use_edns else None)
 
 
@@ -87,12 +89,20 @@ class Upstream:
     """Sends the core's ``SendQuery`` actions and returns the matching events."""
 
     def __init__(
-        self, *, port: int, allow: Sequence[IPNetwork], insecure_for_tests: bool = False
+        self,
+        *,
+        port: int,
+        allow: Sequence[IPNetwork],
+        use_0x20: bool = False,
+        insecure_for_tests: bool = False,
     ) -> None:
         self.port = port
         self.allow = tuple(allow)
         self.counters = UpstreamCounters()
         self._allowed: dict[str, bool] = {}
+        self.use_0x20 = use_0x20
+        """Randomise the letter case of each query's name and accept only replies that echo it
+        exactly (off by default: some servers do not preserve case)."""
         self._insecure = insecure_for_tests
         """Test-only: one fixed source port and sequential IDs, the way naive resolvers do it,
         so the forgery test can show that it would catch a poisoning."""
@@ -117,7 +127,7 @@ class Upstream:
             self.counters.prohibited += 1
             log.warning("refused to send to %s: not in the outbound allow-list", send.server)
             return QueryFailed(send.ref, Failure.PROHIBITED)
-        wire = query_wire(send, self._message_id())
+        wire = query_wire(send, self._message_id(), secrets.randbits(64) if self.use_0x20 else None)
         started = time.monotonic()
         try:
             self.counters.sent_udp += 1
@@ -177,7 +187,7 @@ class Upstream:
                     except OSError as exc:  # e.g. ICMP port unreachable
                         done.set_exception(exc)
                         return
-                    if reply_matches(data, wire):
+                    if reply_matches(data, wire, exact_case=self.use_0x20):
                         done.set_result(data)
                     else:
                         nonlocal mismatched

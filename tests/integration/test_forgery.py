@@ -67,3 +67,17 @@ def test_no_forged_answer_gets_through() -> None:
 def test_the_control_resolver_is_poisoned() -> None:
     _rounds, _sent, poisoned = attack(RESOLVER_PORT + 41, LAB_PORT + 6, insecure=True)
     assert poisoned > 0
+
+
+def test_0x20_mixes_the_case_upstream_and_still_resolves(stack: Stack) -> None:
+    port = RESOLVER_PORT + 42
+    running = Stack(lab_settings(port, use_0x20=True)).start()
+    try:
+        reply = dns.query.udp(
+            dns.message.make_query("alias.example.lab.", "A"), "127.0.0.1", port=port, timeout=5
+        )
+        assert reply.answer[-1][0].to_text() == "192.0.2.20"
+        seen = stack.lab_server.authority("127.53.4.1").recent_qnames
+        assert any(name != name.lower() for name in seen), seen
+    finally:
+        running.stop()

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import dns.message
 import dns.name
 import dns.query
+import dns.rcode
 import dns.rdatatype
 import pytest
 
@@ -56,3 +57,27 @@ def test_out_of_zone_records_change_nothing(lied_to: Stack) -> None:
     for rrset_name in ("www.other.example.", "ns1.nic.lab.", "ns.evil.example."):
         cached = rrsets.get(dns.name.from_text(rrset_name), dns.rdatatype.A, now)
         assert cached is None or FORGED_ADDRESS not in {r.to_text() for r in cached}
+
+
+def test_nxns_delegation_costs_bounded_queries_at_the_lab_servers(stack: Stack) -> None:
+    """attack.lab. is delegated to 30 glueless name servers under victim.example., none of
+    which exists: the resolver gives up within its sub-resolution budget, counted at the
+    example. TLD server that has to answer for them."""
+    from resolver.limits import MAX_SUBQUERIES  # noqa: PLC0415
+
+    port = RESOLVER_PORT + 51
+    running = Stack(lab_settings(port)).start()
+    victim = stack.lab_server.authority("127.53.2.1")
+    before = victim.queries_received
+    try:
+        reply = dns.query.udp(
+            dns.message.make_query("www.attack.lab.", "A"), "127.0.0.1", port=port, timeout=5
+        )
+    finally:
+        running.stop()
+    cost = victim.queries_received - before
+    print(
+        f"\nNXNS at the lab: {cost} queries reached the victim's TLD server (sub-resolution limit {MAX_SUBQUERIES})"
+    )
+    assert reply.rcode() == dns.rcode.SERVFAIL
+    assert 1 <= cost <= MAX_SUBQUERIES

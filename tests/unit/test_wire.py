@@ -1,6 +1,7 @@
 """Byte-level helpers: whole, cut short byte by byte, and with trailing junk."""
 
 import dns.message
+import dns.name
 import dns.rcode
 from hypothesis import given
 from hypothesis import strategies as st
@@ -72,3 +73,21 @@ def test_set_id_round_trips(message_id: int) -> None:
 def test_random_bytes_never_raise(data: bytes) -> None:
     read_header(data)
     question_end(data)
+
+
+def test_0x20_randomises_letters_only_and_replies_must_echo_the_case() -> None:
+    from resolver.wire import build_query, randomize_case, reply_matches  # noqa: PLC0415
+
+    name = dns.name.from_text("www-1.example.lab.").to_wire()
+    assert name is not None
+    mixed = randomize_case(name, 0b101)
+    assert mixed.lower() == name.lower()
+    assert mixed != name
+    assert randomize_case(name, 0) == name
+    query = build_query(7, mixed, 1, 1232)
+    echo = bytearray(query)
+    echo[2] |= 0x80  # QR
+    assert reply_matches(bytes(echo), query, exact_case=True)
+    lowered = bytes(echo[:12]) + bytes(echo[12:]).lower()
+    assert reply_matches(lowered, query)  # case-insensitive by default
+    assert not reply_matches(lowered, query, exact_case=True)  # a forger who guessed the ID only
