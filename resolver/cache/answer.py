@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import dns.name
 
-from resolver.cache.lru import SizedLRU, owner_in
+from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
 from resolver.model import Transport
 from resolver.wire import FastQuery, query_from_key, read_fast_query, truncated_reply, ttl_offsets
 
@@ -65,7 +65,7 @@ def _entry_cost(entry: AnswerEntry) -> int:
     return entry.cost
 
 
-class AnswerCache:
+class AnswerCache(BoundedCache):
     """Rendered answers keyed by :attr:`FastQuery.key`, bounded in bytes, least recently
     used evicted first."""
 
@@ -89,17 +89,6 @@ class AnswerCache:
         self.on_prefetch = on_prefetch
         """Called with the key of an entry asked for in the last tenth of its TTL, once per
         entry (Unbound's ``prefetch``), so popular names never fall out of the cache."""
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @property
-    def bytes_used(self) -> int:
-        return self._entries.bytes_used
-
-    @property
-    def evictions(self) -> int:
-        return self._entries.evictions
 
     def store(self, key: bytes, reply_wire: bytes, question_end: int, now: float) -> bool:
         """Keep a rendered reply; False when it cannot be cached (no TTL, or TTL 0)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import dns.name
 
@@ -85,3 +85,20 @@ def owner_in(name: dns.name.Name | None, subtree: bool) -> Callable[[bytes], boo
         return owner == name or (subtree and owner.is_subdomain(name))
 
     return matches
+
+
+class BoundedCache:
+    """What every cache reports about its size (entries, bytes, evictions) from its LRU."""
+
+    _entries: SizedLRU[Any, Any]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def bytes_used(self) -> int:
+        return self._entries.bytes_used
+
+    @property
+    def evictions(self) -> int:
+        return self._entries.evictions

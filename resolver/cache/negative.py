@@ -19,7 +19,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from resolver.cache.lru import SizedLRU, owner_in
+from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
 from resolver.cache.rrset import name_wire, rrset_key
 
 MAX_NEGATIVE_TTL = 3600
@@ -55,7 +55,7 @@ class NegativeAnswer:
     soa: dns.rrset.RRset
 
 
-class NegativeCache:
+class NegativeCache(BoundedCache):
     def __init__(
         self,
         max_bytes: int,
@@ -66,17 +66,6 @@ class NegativeCache:
         self._entries: SizedLRU[bytes, NegativeEntry] = SizedLRU(max_bytes, _entry_cost)
         self.max_ttl = max_ttl
         self.harden_below_nxdomain = harden_below_nxdomain
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @property
-    def bytes_used(self) -> int:
-        return self._entries.bytes_used
-
-    @property
-    def evictions(self) -> int:
-        return self._entries.evictions
 
     def put(
         self,

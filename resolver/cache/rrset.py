@@ -20,7 +20,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from resolver.cache.lru import SizedLRU, owner_in
+from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
 from resolver.core.zonecut import ZoneCut, addresses_of
 
 _ENTRY_OVERHEAD = 240
@@ -102,7 +102,7 @@ class TtlBounds:
     max_ttl: int = 86400
 
 
-class RRsetCache:
+class RRsetCache(BoundedCache):
     """Owner + type -> RRset, bounded in bytes, least recently used evicted first."""
 
     def __init__(self, max_bytes: int, bounds: TtlBounds | None = None) -> None:
@@ -111,17 +111,6 @@ class RRsetCache:
         self._decoded: dict[bytes, tuple[bytes, dns.rrset.RRset]] = {}
         """Recently decoded RRsets (the delegations every walk passes through), reused while
         the entry and its counted-down TTL are unchanged. Callers never modify RRsets."""
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @property
-    def bytes_used(self) -> int:
-        return self._entries.bytes_used
-
-    @property
-    def evictions(self) -> int:
-        return self._entries.evictions
 
     def put(self, rrset: dns.rrset.RRset, rank: Rank, now: float) -> bool:
         """Store ``rrset`` unless a live entry of higher rank holds its place."""

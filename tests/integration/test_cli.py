@@ -40,6 +40,15 @@ def rootwalk(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str
     )
 
 
+def serve_on_lab(port: int, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``rootwalk serve`` as the README shows it, pointed at the session lab (port 20053)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "resolver", "serve", "--listen", f"127.0.0.1:{port}", "--root-hints",
+         "zones/lab/root.hints", "--outbound-allow", "127.0.0.0/8", "--outbound-port", "20053"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+
+
 def wait_until_answering(port: int, process: subprocess.Popen[str]) -> None:
     """Poll with real queries (each waits for its reply) until the server answers."""
     for _ in range(100):
@@ -178,27 +187,7 @@ def test_check_config_prints_the_layered_settings(tmp_path: Path) -> None:
 def test_serve_with_lab_hints_and_loopback_allow_list(stack: Stack, tmp_path: Path) -> None:
     """``serve`` as the README shows it, pointed at the session lab (port 20053)."""
     port = CLI_PORT + 1
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "resolver",
-            "serve",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--root-hints",
-            "zones/lab/root.hints",
-            "--outbound-allow",
-            "127.0.0.0/8",
-            "--outbound-port",
-            "20053",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-        cwd=Path(__file__).parents[2],
-    )
+    process = serve_on_lab(port, ENV)
     try:
         wait_until_answering(port, process)
         reply = dns.query.udp(
@@ -253,27 +242,7 @@ def test_json_logs_and_the_query_log(stack: Stack) -> None:
 
     port = CLI_PORT + 2
     env = {**ENV, "ROOTWALK_LOG_FORMAT": "json", "ROOTWALK_QUERY_LOG": "true"}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "resolver",
-            "serve",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--root-hints",
-            "zones/lab/root.hints",
-            "--outbound-allow",
-            "127.0.0.0/8",
-            "--outbound-port",
-            "20053",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=Path(__file__).parents[2],
-    )
+    process = serve_on_lab(port, env)
     try:
         wait_until_answering(port, process)
         for _ in range(2):
