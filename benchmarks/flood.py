@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         **({"ROOTWALK_MAX_PENDING_QUERIES": str(args.max_pending)} if args.max_pending else {}),
         "PYTHONPATH": str(REPO),
     }
+    log_file = open(args.log, "w") if args.log else subprocess.DEVNULL  # noqa: SIM115
     server = subprocess.Popen(
         [
             sys.executable,
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             str(args.lab_port),
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log_file,
         text=True,
         env=env,
         cwd=REPO,
@@ -200,6 +201,7 @@ def main() -> int:
     )
     parser.add_argument("--max-growth-mb", type=float, default=8.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--log", help="file for the resolver's log (default: discarded)")
     parser.add_argument(
         "--max-pending", type=int, help="max_pending_queries (default: the resolver's)"
     )

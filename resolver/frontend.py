@@ -131,7 +131,7 @@ class Frontend:
         query_log: bool = False,
         rate_limiter: RateLimiter | None = None,
         refuse_over_limit: bool = False,
-        max_pending: int = 64,
+        max_pending: int = 100,
     ) -> None:
         self.driver = driver
         self.query_log = query_log
