@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from resolver.lab.description import LabDescription, parse_lab_description
@@ -28,3 +31,13 @@ def lab_zone(tmp_path: Path, name: str, body: str) -> Path:
     path = tmp_path / f"{name}zone"
     path.write_text(body)
     return path
+
+
+def run_rootwalk(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """Run the command line (``python -m resolver ...``) to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "resolver", *args],
+        capture_output=True, text=True, timeout=timeout, env=env, check=False,
+    )  # fmt: skip

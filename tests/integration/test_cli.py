@@ -15,6 +15,7 @@ import dns.message
 import dns.query
 import pytest
 
+from tests.helpers import run_rootwalk
 from tests.integration.conftest import RESOLVER_PORT
 from tests.integration.stack import Stack
 
@@ -29,15 +30,8 @@ ENV = {
 }
 
 
-def rootwalk(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resolver", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=ENV,
-    )
+def rootwalk(*args: str) -> subprocess.CompletedProcess[str]:
+    return run_rootwalk(*args, env=ENV)
 
 
 def serve_on_lab(port: int, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -202,17 +196,22 @@ def test_serve_with_lab_hints_and_loopback_allow_list(stack: Stack, tmp_path: Pa
             process.wait(5)
 
 
-def test_trace_shows_a_glueless_delegation_step_by_step(stack: Stack) -> None:
-    result = rootwalk(
+def trace_on_lab(name: str) -> subprocess.CompletedProcess[str]:
+    hints = str(Path(__file__).parents[2] / "zones/lab/root.hints")
+    return rootwalk(
         "trace",
-        "www.glueless.lab",
+        name,
         "--root-hints",
-        str(Path(__file__).parents[2] / "zones/lab/root.hints"),
+        hints,
         "--outbound-port",
         "20053",
         "--outbound-allow",
         "127.0.0.0/8",
     )
+
+
+def test_trace_shows_a_glueless_delegation_step_by_step(stack: Stack) -> None:
+    result = trace_on_lab("www.glueless.lab")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert any("referral to glueless.lab.: nsg.other.example. (no glue)" in line for line in lines)
@@ -223,16 +222,7 @@ def test_trace_shows_a_glueless_delegation_step_by_step(stack: Stack) -> None:
 
 
 def test_trace_of_a_lame_zone_says_why(stack: Stack) -> None:
-    result = rootwalk(
-        "trace",
-        "www.lame.lab.",
-        "--root-hints",
-        str(Path(__file__).parents[2] / "zones/lab/root.hints"),
-        "--outbound-port",
-        "20053",
-        "--outbound-allow",
-        "127.0.0.0/8",
-    )
+    result = trace_on_lab("www.lame.lab.")
     assert result.returncode == 1
     assert ";; SERVFAIL: all servers for lame.lab. answered REFUSED" in result.stdout
 

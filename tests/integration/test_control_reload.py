@@ -17,6 +17,7 @@ import dns.query
 import dns.rcode
 import pytest
 
+from tests.helpers import run_rootwalk
 from tests.integration.conftest import LAB_PORT
 from tests.integration.stack import Stack
 
@@ -40,14 +41,7 @@ def ask(qname: str = "www.example.lab.") -> dns.message.Message:
 
 
 def rootwalk(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resolver", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=ENV,
-        check=False,
-    )
+    return run_rootwalk(*args, env=ENV)
 
 
 def until(condition: object, attempts: int = 100) -> None:

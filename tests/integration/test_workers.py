@@ -20,6 +20,7 @@ import dns.query
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.helpers import run_rootwalk
 from tests.integration.conftest import LAB_PORT
 from tests.integration.stack import Stack
 
@@ -27,14 +28,7 @@ PORT, METRICS, CONTROL = 35600, 35601, 35602
 REPO = Path(__file__).parents[2]
 
 
-def rootwalk(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resolver", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+rootwalk = run_rootwalk
 
 
 def stats() -> dict[str, object]:
