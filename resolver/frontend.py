@@ -35,7 +35,7 @@ from resolver.core.compose import (
 from resolver.core.local import local_answer
 from resolver.driver import Driver
 from resolver.histogram import Histogram
-from resolver.model import Question, Result, Transport
+from resolver.model import ExtendedError, Question, Result, Transport
 from resolver.ratelimit import RateLimiter
 from resolver.transport.framing import MAX_TCP_MESSAGE
 from resolver.wire import (
@@ -334,7 +334,7 @@ class Frontend:
             stale.use_edns(
                 0,
                 payload=stale.payload,
-                options=[dns.edns.EDEOption(dns.edns.EDECode.STALE_ANSWER)],
+                options=[dns.edns.EDEOption(dns.edns.EDECode(ExtendedError.STALE_ANSWER))],
             )
             return render(stale, limit)
         return reply if len(reply) <= limit else render(dns.message.from_wire(reply), limit)

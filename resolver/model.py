@@ -38,7 +38,6 @@ class ExtendedError(enum.IntEnum):
     STALE_ANSWER = 3
     PROHIBITED = 18
     NO_REACHABLE_AUTHORITY = 22
-    NETWORK_ERROR = 23
 
 
 @dataclass(frozen=True, slots=True)

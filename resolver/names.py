@@ -35,11 +35,6 @@ def parse_name(text: str, origin: dns.name.Name = dns.name.root) -> dns.name.Nam
         raise InvalidNameError(f"not a domain name: {text!r} ({exc})") from exc
 
 
-def is_absolute_text(text: str) -> bool:
-    """True when typed text names an absolute name (ends with an unescaped dot)."""
-    return dns.name.from_text(text, origin=None).is_absolute()
-
-
 def search_candidates(
     text: str, search: list[dns.name.Name] | tuple[dns.name.Name, ...], ndots: int
 ) -> list[dns.name.Name]:

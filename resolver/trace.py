@@ -103,7 +103,3 @@ async def trace(
         write(rrset.to_text())
     await driver.close()
     return result
-
-
-def parse_question(name: str, qtype: str) -> Question:
-    return Question(dns.name.from_text(name), dns.rdatatype.from_text(qtype))

@@ -192,13 +192,6 @@ class AnswerCache(BoundedCache):
             _TTL.pack_into(reply, offset, STALE_ANSWER_TTL)
         return bytes(reply)
 
-    def remaining_fraction(self, key: bytes, now: float) -> float:
-        """How much of the entry's TTL is left (1.0 fresh, 0.0 expired or absent)."""
-        entry = self._entries.peek(key)
-        if entry is None or entry.ttl <= 0:
-            return 0.0
-        return max(0.0, (entry.expires_at - now) / entry.ttl)
-
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
         """Forget answers for ``name`` (and below it with ``subtree``), or all; returns how
         many entries went."""
