@@ -66,7 +66,7 @@ def _add_resolver_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--control",
         metavar="ADDR:PORT|off",
-        help="control endpoint, loopback only (default 127.0.0.1:8953)",
+        help="control endpoint, loopback only (default 127.0.0.1:9154)",
     )
 
 
@@ -115,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (flush, stats):
         sub.add_argument(
             "--control",
-            default="127.0.0.1:8953",
+            default="127.0.0.1:9154",
             metavar="ADDR:PORT",
             help="the resolver's control endpoint",
         )

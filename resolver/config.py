@@ -87,8 +87,9 @@ class Settings:
     cache_file: Path | None = None
     metrics: Endpoint | None = Endpoint("127.0.0.1", 9153)
     """Where Prometheus scrapes ``/metrics``; None (``off``) for no endpoint."""
-    control: Endpoint | None = Endpoint("127.0.0.1", 8953)
-    """The control endpoint (loopback only) for ``rootwalk cache``; None (``off``)."""
+    control: Endpoint | None = Endpoint("127.0.0.1", 9154)
+    """The control endpoint (loopback only) for ``rootwalk cache``; None (``off``). Not 8953:
+    that is unbound-control's, and the two may run side by side."""
     client_rate_limit: float = 0.0
     """Queries per second per client address (0: no limit), as Unbound's ip-ratelimit."""
     client_rate_burst: float = 0.0

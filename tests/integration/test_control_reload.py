@@ -139,7 +139,7 @@ def test_cache_flush_and_stats_commands(
 
 def test_control_endpoint_must_be_loopback(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
-    config.write_text('control = "192.0.2.1:8953"\n')
+    config.write_text('control = "192.0.2.1:9154"\n')
     result = rootwalk("check-config", "--config", str(config))
     assert result.returncode == 2
     assert "key 'control': the control endpoint must be on loopback" in result.stderr

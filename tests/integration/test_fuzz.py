@@ -98,3 +98,12 @@ def test_tcp_abuse_is_bounded_and_udp_keeps_working(target: Stack) -> None:
     assert listeners is not None and listeners.tcp.rejected >= 1
     assert listeners.counters.handler_errors == 0
     still_answers()
+
+
+def test_fuzzing_left_nothing_behind(target: Stack) -> None:
+    """Bounded state after the fuzzing: nothing in flight, caches within their limits."""
+    service = target.service
+    assert service.mesh is not None and len(service.mesh) == 0
+    assert service.frontend is not None and service.frontend.pending == 0
+    assert service.answers.bytes_used <= target.settings.answer_cache_bytes
+    assert service.caches.rrsets.bytes_used <= target.settings.rrset_cache_bytes
