@@ -269,15 +269,21 @@ class Frontend:
             stale = await self._stale_or_none(fast, wire, query, question, limit)
             if stale is not None:
                 return stale
-        result = await self._resolve_and_store(query, question, wire)
+        result = await self.driver.resolve(question)
         if result.is_failure:
             log.info("SERVFAIL for %s from %s: %s", question, client, result.reason)
-        return render(compose_response(query, result), limit)
+        response = compose_response(query, result)
+        full = render(response, MAX_TCP_MESSAGE)
+        fast = read_fast_query(wire)
+        if fast is not None and result.rcode in _CACHEABLE_RCODES:
+            self.answers.store(fast.key, full, fast.question_end, self.clock())
+        return full if len(full) <= limit else render(response, limit)
 
     async def _resolve_and_store(
         self, query: dns.message.Message, question: Question, wire: bytes, *, refresh: bool = False
     ) -> Result:
-        """Resolve, and keep the rendered answer for the hot path when it may be cached."""
+        """Resolve in the background (prefetch, serve-stale refresh) and keep the rendered
+        answer for the hot path when it may be cached."""
         result = await self.driver.resolve(question, refresh=refresh)
         fast = read_fast_query(wire)
         if fast is not None and result.rcode in _CACHEABLE_RCODES:

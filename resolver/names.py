@@ -14,6 +14,8 @@ it treats a relative name as a candidate for the search list: see :func:`search_
 
 from __future__ import annotations
 
+import functools
+
 import dns.exception
 import dns.name
 
@@ -56,3 +58,17 @@ def search_candidates(
         if name not in unique:
             unique.append(name)
     return unique
+
+
+def name_wire(name: dns.name.Name) -> bytes:
+    """The uncompressed wire form of an absolute name (RFC 1035 §3.1)."""
+    wire = name.to_wire()
+    assert wire is not None
+    return wire
+
+
+@functools.lru_cache(maxsize=8192)
+def lowered_wire(name: dns.name.Name) -> bytes:
+    """The name lower-cased in wire form (RFC 4343), memoised: the caches ask for the same
+    few names many times per resolution, and dnspython's conversion is slow."""
+    return name_wire(name.canonicalize())

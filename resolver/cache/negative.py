@@ -20,7 +20,8 @@ import dns.rdatatype
 import dns.rrset
 
 from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
-from resolver.cache.rrset import name_wire, rrset_key
+from resolver.cache.rrset import rrset_key
+from resolver.names import name_wire
 
 MAX_NEGATIVE_TTL = 3600
 """Unbound's ``cache-max-negative-ttl`` default."""

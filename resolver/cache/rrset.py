@@ -9,7 +9,6 @@ costs about 625 bytes by itself); an RRset is rebuilt only when a resolution rea
 from __future__ import annotations
 
 import enum
-import functools
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import dns.rrset
 
 from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
 from resolver.core.zonecut import ZoneCut, addresses_of
+from resolver.names import lowered_wire
 
 _ENTRY_OVERHEAD = 240
 """Bytes an entry costs beyond its packed bytes: the bytes header, the key, its place in the
@@ -38,20 +38,6 @@ class Rank(enum.IntEnum):
     ANSWER = 3  # answer section of a non-authoritative reply
     AUTH_AUTHORITY = 4  # authority section of an authoritative reply
     AUTH_ANSWER = 5  # answer section of an authoritative reply
-
-
-def name_wire(name: dns.name.Name) -> bytes:
-    """The uncompressed wire form of an absolute name (RFC 1035 §3.1)."""
-    wire = name.to_wire()
-    assert wire is not None
-    return wire
-
-
-@functools.lru_cache(maxsize=8192)
-def lowered_wire(name: dns.name.Name) -> bytes:
-    """The name lower-cased in wire form (RFC 4343), memoised: the caches ask for the same
-    few names many times per resolution, and dnspython's conversion is slow."""
-    return name_wire(name.canonicalize())
 
 
 def rrset_key(name: dns.name.Name, rdtype: int) -> bytes:

@@ -30,6 +30,7 @@ import dns.message
 import dns.name
 
 from resolver.core.events import Failure, QueryFailed, ReplyReceived, SendQuery
+from resolver.names import lowered_wire
 from resolver.wire import FLAG_TC, build_query, randomize_case, reply_matches
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,7 @@ def is_allowed(address: str, allow: Sequence[IPNetwork]) -> bool:
 def query_wire(send: SendQuery, message_id: int, case_bits: int | None = None) -> bytes:
     """The iterative query for ``send`` in wire form: RD=0, EDNS0 unless the server is known
     to reject it (RFC 6891 §7), the name's letters cased by ``case_bits`` when given (0x20)."""
-    qname_wire = send.qname.to_wire()
-    assert qname_wire is not None
+    qname_wire = lowered_wire(send.qname)
     if case_bits is not None:
         qname_wire = randomize_case(qname_wire, case_bits)
     return build_query(message_id, qname_wire, send.qtype, EDNS_PAYLOAD if send.use_edns else None)
@@ -196,11 +196,17 @@ class Upstream:
                         if mismatched >= MISMATCH_LIMIT and not self._insecure:
                             done.set_exception(_ForgeryDetectedError())
 
+            def on_timeout() -> None:
+                if not done.done():
+                    done.set_exception(TimeoutError())
+
             fileno = sock.fileno()
             loop.add_reader(fileno, on_readable)
+            timer = loop.call_later(timeout_s, on_timeout)
             try:
-                return await asyncio.wait_for(done, timeout_s)
+                return await done
             finally:
+                timer.cancel()
                 loop.remove_reader(fileno)
         finally:
             sock.close()
