@@ -217,7 +217,12 @@ def _command_lab(args: argparse.Namespace) -> int:
     settings = dataclasses.replace(settings, outbound_port=args.lab_port)
     _setup_logging(settings.log_level, settings.log_format)
     lab = Lab.from_file(lab_description(), args.lab_port)
-    _run(serve_lab(settings, lab, lambda: _print_lab_banner(settings)))
+
+    def reload() -> Settings:
+        fresh = _settings(args, _lab_base(args.lab_port))
+        return dataclasses.replace(fresh, outbound_port=args.lab_port)
+
+    _run(serve_lab(settings, lab, lambda: _print_lab_banner(settings), reload))
     return 0
 
 

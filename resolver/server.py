@@ -301,14 +301,22 @@ async def serve(
         await service.close()
 
 
-async def serve_lab(settings: Settings, lab: Lab, on_ready: Callable[[], None]) -> None:
-    """Run the lab's servers and the resolver pointed at them until a signal."""
+async def serve_lab(
+    settings: Settings,
+    lab: Lab,
+    on_ready: Callable[[], None],
+    reload: Callable[[], Settings] | None = None,
+) -> None:
+    """Run the lab's servers and the resolver pointed at them until SIGTERM or SIGINT;
+    SIGHUP reloads the resolver's configuration as ``serve`` does."""
     stop = asyncio.Event()
     _stop_on_signals(stop)
     await lab.start()
     service = ResolverService(settings)
     try:
         await service.start()
+        if reload is not None:
+            _reload_on_sighup(service, reload)
         on_ready()
         await stop.wait()
     finally:

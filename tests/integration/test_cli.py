@@ -255,3 +255,27 @@ def test_json_logs_and_the_query_log(stack: Stack) -> None:
         ("A", "NOERROR", "udp", False),
         ("A", "NOERROR", "udp", True),
     ]
+
+
+def test_lab_survives_sighup(stack: Stack) -> None:
+    port = CLI_PORT + 3
+    process = subprocess.Popen(
+        [sys.executable, "-m", "resolver", "lab", "--listen", f"127.0.0.1:{port}", "--lab-port", str(CLI_LAB_PORT + 1)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+    )  # fmt: skip
+    try:
+        wait_until_answering(port, process)
+        process.send_signal(signal.SIGHUP)
+        wait_until_answering(port, process)  # still there after the reload
+        reply = dns.query.udp(
+            dns.message.make_query("www.example.lab.", "A"), "127.0.0.1", port=port, timeout=5
+        )
+        assert reply.answer[0][0].to_text() == "192.0.2.10"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+        assert process.stderr is not None
+        assert "configuration reloaded; caches kept" in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
