@@ -149,7 +149,8 @@ class RootwalkCollector(Collector):
         outcomes = CounterMetricFamily(
             "rootwalk_upstream_queries",
             "Upstream queries by outcome: reply kinds (answer, referral, nxdomain, nodata, "
-            "cname, lame, server error...) and failures (timeout, network error, malformed).",
+            "cname, lame, edns_unsupported), error rcodes (rcode_SERVFAIL, rcode_REFUSED...) "
+            "and failures (timeout, network_error, malformed, prohibited).",
             labels=["outcome"],
         )
         for outcome, count in list(mesh.counters.upstream.items()):

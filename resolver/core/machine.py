@@ -266,7 +266,10 @@ class Resolution:
         reply = classify_reply(
             event.message, query.zone, query.qname, query.qtype, used_edns=query.use_edns
         )
-        self._upstream_outcomes[reply.kind.value] += 1
+        outcome = reply.kind.value
+        if reply.kind is ReplyKind.SERVER_ERROR:
+            outcome = f"rcode {reply.detail}"  # e.g. "rcode REFUSED": a bounded set of names
+        self._upstream_outcomes[outcome] += 1
         self._remember(query, reply)
         return self._on_classified(query, reply)
 

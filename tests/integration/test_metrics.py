@@ -159,3 +159,14 @@ def test_a_real_prometheus_scrapes_the_endpoint(measured: Stack, tmp_path: objec
         prometheus.wait(10)
     assert value is not None, "Prometheus never stored a sample"
     assert value >= 5
+
+
+def test_error_rcodes_upstream_are_counted_by_name(measured: Stack) -> None:
+    before = scrape(measured)
+    measured.service.flush()
+    dns.query.udp(dns.message.make_query("www.lame.lab.", "A"), SERVER, timeout=5, port=PORT)
+    after = scrape(measured)
+    rise = sample(after, "rootwalk_upstream_queries_total", outcome="rcode_REFUSED") - sample(
+        before, "rootwalk_upstream_queries_total", outcome="rcode_REFUSED"
+    )
+    assert rise == 2  # both of lame.lab.'s servers

@@ -154,10 +154,16 @@ def test_a_killed_worker_is_restarted(supervisor: subprocess.Popen[str]) -> None
     assert metric("rootwalk_worker_restarts_total") == 1
 
 
-def test_sigterm_stops_every_worker(supervisor: subprocess.Popen[str]) -> None:
+def test_sighup_reaches_every_worker_and_sigterm_stops_them(
+    supervisor: subprocess.Popen[str],
+) -> None:
     pids = [w["pid"] for w in stats()["workers"]]  # type: ignore[union-attr]
+    supervisor.send_signal(signal.SIGHUP)
+    answered_by_many_sockets(8)  # still answering after the reload
     supervisor.send_signal(signal.SIGTERM)
     assert supervisor.wait(15) == 0
+    assert supervisor.stderr is not None
+    assert supervisor.stderr.read().count("configuration reloaded; caches kept") == 2
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
