@@ -273,22 +273,24 @@ class Frontend:
         if result.is_failure:
             log.info("SERVFAIL for %s from %s: %s", question, client, result.reason)
         response = compose_response(query, result)
+        full = self._render_and_store(response, result, fast)
+        return full if len(full) <= limit else render(response, limit)
+
+    def _render_and_store(
+        self, response: dns.message.Message, result: Result, fast: FastQuery | None
+    ) -> bytes:
+        """The whole reply, kept for the hot path when it may be cached."""
         full = render(response, MAX_TCP_MESSAGE)
-        fast = read_fast_query(wire)
         if fast is not None and result.rcode in _CACHEABLE_RCODES:
             self.answers.store(fast.key, full, fast.question_end, self.clock())
-        return full if len(full) <= limit else render(response, limit)
+        return full
 
     async def _resolve_and_store(
         self, query: dns.message.Message, question: Question, wire: bytes, *, refresh: bool = False
     ) -> Result:
-        """Resolve in the background (prefetch, serve-stale refresh) and keep the rendered
-        answer for the hot path when it may be cached."""
+        """Resolve in the background (prefetch, serve-stale refresh) and keep the answer."""
         result = await self.driver.resolve(question, refresh=refresh)
-        fast = read_fast_query(wire)
-        if fast is not None and result.rcode in _CACHEABLE_RCODES:
-            full = render(compose_response(query, result), MAX_TCP_MESSAGE)
-            self.answers.store(fast.key, full, fast.question_end, self.clock())
+        self._render_and_store(compose_response(query, result), result, read_fast_query(wire))
         return result
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Result]) -> asyncio.Task[Result]:

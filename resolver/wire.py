@@ -14,10 +14,8 @@ HEADER_LENGTH = 12
 """RFC 1035 §4.1.1: the fixed header is 12 bytes."""
 
 FLAG_QR = 0x8000
-FLAG_AA = 0x0400
 FLAG_TC = 0x0200
 FLAG_RD = 0x0100
-FLAG_RA = 0x0080
 OPCODE_MASK = 0x7800
 OPCODE_SHIFT = 11
 
@@ -212,12 +210,34 @@ def ttl_offsets(wire: bytes) -> list[tuple[int, int]] | None:
     return found
 
 
-def patch_ttls(
-    reply: bytearray, offsets: list[tuple[int, int]] | tuple[tuple[int, int], ...], age: int
-) -> None:
-    """Count every TTL down by ``age`` seconds (RFC 1035 §3.2.1), never below zero."""
-    for offset, ttl in offsets:
-        _TTL.pack_into(reply, offset, ttl - age if ttl > age else 0)
+_OFFSET = struct.Struct("!HI")  # a TTL field's offset and the TTL stored there
+
+
+def pack_ttl_offsets(offsets: list[tuple[int, int]]) -> bytes:
+    """(offset, TTL) pairs from :func:`ttl_offsets`, packed six bytes each."""
+    return b"".join(_OFFSET.pack(offset, ttl) for offset, ttl in offsets)
+
+
+def age_ttls(reply: bytearray, packed_offsets: bytes, age: int) -> None:
+    """Count every TTL down by ``age`` seconds, never below zero (RFC 1035 §3.2.1)."""
+    pack_ttl = _TTL.pack_into
+    for offset, ttl in _OFFSET.iter_unpack(packed_offsets):
+        pack_ttl(reply, offset, ttl - age if ttl > age else 0)
+
+
+def set_ttls(reply: bytearray, packed_offsets: bytes, ttl: int) -> None:
+    """Set every TTL to ``ttl`` (stale answers, RFC 8767 §4)."""
+    for offset, _stored in _OFFSET.iter_unpack(packed_offsets):
+        _TTL.pack_into(reply, offset, ttl)
+
+
+def answer_for(stored: bytes, query_wire: bytes, question_end: int) -> bytearray:
+    """A stored reply made the answer to ``query_wire``: its ID and its question as asked
+    (letter case kept; the same name, so the same length)."""
+    reply = bytearray(stored)
+    reply[0:2] = query_wire[0:2]
+    reply[HEADER_LENGTH:question_end] = query_wire[HEADER_LENGTH:question_end]
+    return reply
 
 
 def truncated_reply(wire: bytes, question_end: int) -> bytes:

@@ -9,7 +9,6 @@ never outlives its smallest TTL.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,10 +16,18 @@ import dns.name
 
 from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
 from resolver.model import Transport
-from resolver.wire import FastQuery, query_from_key, read_fast_query, truncated_reply, ttl_offsets
+from resolver.wire import (
+    FastQuery,
+    age_ttls,
+    answer_for,
+    pack_ttl_offsets,
+    query_from_key,
+    read_fast_query,
+    set_ttls,
+    truncated_reply,
+    ttl_offsets,
+)
 
-_OFFSET = struct.Struct("!HI")
-_TTL = struct.Struct("!I")
 PREFETCH_DIVISOR = 10
 """Prefetch when less than a tenth of the TTL is left (Unbound's ``prefetch``)."""
 
@@ -99,7 +106,7 @@ class AnswerCache(BoundedCache):
         if ttl <= 0 or len(reply_wire) > 0xFFFF:
             return False
         wire = b"\x00\x00" + reply_wire[2:]
-        packed = b"".join(_OFFSET.pack(o, t) for o, t in offsets)
+        packed = pack_ttl_offsets(offsets)
         kind = self._kind(key[-5:-3], reply_wire[3] & 0xF)
         self._entries.put(key, AnswerEntry(wire, packed, now, ttl, kind))
         self.counters.stored += 1
@@ -145,18 +152,11 @@ class AnswerCache(BoundedCache):
             self.on_prefetch(key)
         end = query.question_end
         if len(entry.wire) > limit:
-            reply = bytearray(truncated_reply(entry.wire, end))
-            reply[0:2] = query_wire[0:2]
-            reply[12:end] = query_wire[12:end]
-            return bytes(reply)
-        reply = bytearray(entry.wire)
-        reply[0:2] = query_wire[0:2]
-        reply[12:end] = query_wire[12:end]  # the question as asked: ID-free, case kept
+            return bytes(answer_for(truncated_reply(entry.wire, end), query_wire, end))
+        reply = answer_for(entry.wire, query_wire, end)
         age = int(now - entry.stored_at)
         if age > 0:
-            pack_ttl = _TTL.pack_into
-            for offset, ttl in _OFFSET.iter_unpack(entry.offsets):
-                pack_ttl(reply, offset, ttl - age if ttl > age else 0)
+            age_ttls(reply, entry.offsets, age)
         return bytes(reply)
 
     def export(self, now: float) -> list[tuple[bytes, bytes, float, float]]:
@@ -185,11 +185,8 @@ class AnswerCache(BoundedCache):
         """``entry`` patched for ``query_wire`` with every TTL set to the stale-answer TTL
         (RFC 8767 §4: 30 seconds)."""
         self.counters.stale_answers += 1
-        reply = bytearray(entry.wire)
-        reply[0:2] = query_wire[0:2]
-        reply[12 : query.question_end] = query_wire[12 : query.question_end]
-        for offset, _ttl in _OFFSET.iter_unpack(entry.offsets):
-            _TTL.pack_into(reply, offset, STALE_ANSWER_TTL)
+        reply = answer_for(entry.wire, query_wire, query.question_end)
+        set_ttls(reply, entry.offsets, STALE_ANSWER_TTL)
         return bytes(reply)
 
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:

@@ -20,6 +20,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 
+from resolver.lab.description import Faults
 from resolver.limits import MAX_CNAME_IN_ZONE
 
 _WILDCARD = dns.name.Name([b"*"])
@@ -192,4 +193,44 @@ def authoritative_answer(
         if not target.is_subdomain(served.origin) or any(r.name == target for r in response.answer):
             return response
         qname = target
+    return response
+
+
+LAB_EDNS_PAYLOAD = 1232
+
+FORGED_ADDRESS = "203.0.113.66"
+"""What forged answers say (a documentation address: data only, never a destination)."""
+
+
+def add_poison(response: dns.message.Message) -> None:
+    """Out-of-bailiwick records in every section (the ``poison`` fault)."""
+    response.answer.append(
+        dns.rrset.from_text("www.other.example.", 86400, "IN", "A", FORGED_ADDRESS)
+    )
+    response.authority.append(dns.rrset.from_text("lab.", 86400, "IN", "NS", "ns.evil.example."))
+    response.additional.append(
+        dns.rrset.from_text("ns.evil.example.", 86400, "IN", "A", FORGED_ADDRESS)
+    )
+    response.additional.append(
+        dns.rrset.from_text("ns1.nic.lab.", 86400, "IN", "A", FORGED_ADDRESS)
+    )
+
+
+def lab_response(
+    zones: Mapping[dns.name.Name, ServedZone], faults: Faults, query: dns.message.Message
+) -> dns.message.Message:
+    """What a lab server with ``faults`` replies to ``query``: an error rcode (the ``rcode``
+    and ``formerr_edns`` faults, without EDNS, as old servers do), or the authoritative answer
+    (with EDNS when asked, and lies when ``poison``). Faults about transport (drop, delay,
+    garbage, wrong ID, truncation, TCP) are the server's business, not this function's."""
+    if faults.rcode is not None or (faults.formerr_edns and query.edns >= 0):
+        response = dns.message.make_response(query)
+        response.use_edns(False)
+        response.set_rcode(faults.rcode if faults.rcode is not None else dns.rcode.FORMERR)
+        return response
+    response = authoritative_answer(zones, query)
+    if query.edns >= 0:
+        response.use_edns(0, payload=LAB_EDNS_PAYLOAD)
+    if faults.poison:
+        add_poison(response)
     return response

@@ -15,15 +15,13 @@ import dns.name
 import dns.rcode
 import dns.rrset
 
-from resolver.lab.authority import ServedZone, authoritative_answer, load_zone
+from resolver.lab.authority import FORGED_ADDRESS, ServedZone, lab_response, load_zone
 from resolver.lab.description import LabDescription, ServerSpec, load_lab_description
 from resolver.model import Transport
 from resolver.transport.listeners import Listeners
 from resolver.wire import FLAG_TC, set_id
 
 log = logging.getLogger(__name__)
-
-LAB_EDNS_PAYLOAD = 1232
 
 
 def _udp_limit(query: dns.message.Message) -> int:
@@ -67,16 +65,7 @@ class LabAuthority:
             return None
         if query.question:
             self.recent_qnames = [*self.recent_qnames[-15:], query.question[0].name.to_text()]
-        if faults.rcode is not None or (faults.formerr_edns and query.edns >= 0):
-            response = dns.message.make_response(query)
-            response.use_edns(False)
-            response.set_rcode(faults.rcode if faults.rcode is not None else dns.rcode.FORMERR)
-        else:
-            response = authoritative_answer(self.zones, query)
-            if query.edns >= 0:
-                response.use_edns(0, payload=LAB_EDNS_PAYLOAD)
-            if faults.poison:
-                add_poison(response)
+        response = lab_response(self.zones, faults, query)
         if transport is Transport.UDP and faults.truncate:
             response.answer.clear()
             response.authority.clear()
@@ -87,24 +76,6 @@ class LabAuthority:
         if faults.wrong_id:
             reply = set_id(reply, query.id ^ 0x5A5A)
         return reply
-
-
-FORGED_ADDRESS = "203.0.113.66"
-"""What forged answers say (a documentation address: data only, never a destination)."""
-
-
-def add_poison(response: dns.message.Message) -> None:
-    """Out-of-bailiwick records in every section (the ``poison`` fault)."""
-    response.answer.append(
-        dns.rrset.from_text("www.other.example.", 86400, "IN", "A", FORGED_ADDRESS)
-    )
-    response.authority.append(dns.rrset.from_text("lab.", 86400, "IN", "NS", "ns.evil.example."))
-    response.additional.append(
-        dns.rrset.from_text("ns.evil.example.", 86400, "IN", "A", FORGED_ADDRESS)
-    )
-    response.additional.append(
-        dns.rrset.from_text("ns1.nic.lab.", 86400, "IN", "A", FORGED_ADDRESS)
-    )
 
 
 class Forger:

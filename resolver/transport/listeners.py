@@ -14,7 +14,7 @@ import logging
 import socket
 import typing
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from resolver.model import Transport
 from resolver.transport.framing import frame, split_frames
@@ -211,10 +211,7 @@ class TcpServerState:
     counters: ListenerCounters
     connections: int = 0
     rejected: int = 0
-    open: set[_TcpConnection] = None  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        self.open = set()
+    open: set[_TcpConnection] = field(default_factory=set)
 
 
 class Listeners:

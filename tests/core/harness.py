@@ -20,7 +20,7 @@ from resolver.cache.view import Caches
 from resolver.core.events import Failure, QueryFailed, ReplyReceived, SendQuery
 from resolver.core.hints import load_root_hints
 from resolver.core.zonecut import ZoneCut
-from resolver.lab.authority import authoritative_answer, load_zone
+from resolver.lab.authority import lab_response, load_zone
 from resolver.lab.description import LabDescription
 from resolver.limits import Limits
 from resolver.mesh import Completed, Mesh, Transmit
@@ -47,12 +47,7 @@ def lab_responder(description: LabDescription, seed: int = 0) -> Responder:
             return Failure.TIMEOUT
         if faults.garbage or faults.wrong_id:
             return Failure.TIMEOUT  # the transport ignores them until its timeout
-        if faults.rcode is not None or (faults.formerr_edns and query.edns >= 0):
-            reply = dns.message.make_response(query)
-            reply.use_edns(False)
-            reply.set_rcode(faults.rcode if faults.rcode is not None else dns.rcode.FORMERR)
-            return reply
-        return authoritative_answer({z: loaded[z] for z in spec.zones}, query)
+        return lab_response({z: loaded[z] for z in spec.zones}, faults, query)
 
     return respond
 
