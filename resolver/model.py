@@ -9,7 +9,8 @@ import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
-import dns.rrset
+
+from resolver.records import WireRRset
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +51,8 @@ class Result:
     """
 
     rcode: dns.rcode.Rcode
-    answer: tuple[dns.rrset.RRset, ...] = ()
-    authority: tuple[dns.rrset.RRset, ...] = ()
+    answer: tuple[WireRRset, ...] = ()
+    authority: tuple[WireRRset, ...] = ()
     reason: str = ""
     error_code: ExtendedError | None = None
     upstream_queries: int = field(default=0, compare=False)

@@ -10,7 +10,6 @@ from collections.abc import Callable
 import dns.name
 import dns.rcode
 import dns.rdatatype
-import dns.rrset
 
 from resolver.cache.view import Caches
 from resolver.config import Settings
@@ -21,12 +20,14 @@ from resolver.driver import Driver
 from resolver.limits import Limits
 from resolver.mesh import Mesh, Transmit
 from resolver.model import Question, Result
+from resolver.records import WireRRset
 from resolver.transport.upstream import Upstream
 
 
-def _rrsets_text(rrsets: tuple[dns.rrset.RRset, ...]) -> str:
+def _rrsets_text(rrsets: tuple[WireRRset, ...]) -> str:
     return "; ".join(
-        f"{r.name} {dns.rdatatype.to_text(r.rdtype)} " + " ".join(d.to_text() for d in r)
+        f"{r.name} {dns.rdatatype.to_text(dns.rdatatype.RdataType.make(r.rdtype))} "
+        + " ".join(d.to_text() for d in r)
         for r in rrsets
     )
 
@@ -88,7 +89,7 @@ async def trace(
             write(f"{indent}    -> {event.failure.value}")
             return
         reply = classify_reply(
-            event.message, send.zone, send.qname, send.qtype, used_edns=send.use_edns
+            event.reply, send.zone, send.qname, send.qtype, used_edns=send.use_edns
         )
         lines = describe_reply(reply)
         write(f"{indent}    -> {lines[0]} ({event.rtt_s * 1000:.1f} ms)")

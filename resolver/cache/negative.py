@@ -14,14 +14,12 @@ from dataclasses import dataclass
 
 import dns.name
 import dns.rcode
-import dns.rdata
-import dns.rdataclass
 import dns.rdatatype
-import dns.rrset
 
 from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
 from resolver.cache.rrset import rrset_key
 from resolver.names import name_wire
+from resolver.records import WireRRset, name_from_wire
 
 MAX_NEGATIVE_TTL = 3600
 """Unbound's ``cache-max-negative-ttl`` default."""
@@ -53,7 +51,7 @@ def _entry_cost(entry: NegativeEntry) -> int:
 @dataclass(frozen=True, slots=True)
 class NegativeAnswer:
     rcode: dns.rcode.Rcode
-    soa: dns.rrset.RRset
+    soa: WireRRset
 
 
 class NegativeCache(BoundedCache):
@@ -73,19 +71,19 @@ class NegativeCache(BoundedCache):
         name: dns.name.Name,
         qtype: int,
         rcode: dns.rcode.Rcode,
-        soa: dns.rrset.RRset,
+        soa: WireRRset,
         now: float,
         *,
         secure: bool = False,
     ) -> bool:
         """Remember NXDOMAIN for ``name`` or NODATA for ``name``/``qtype``."""
         ttl = min(soa.ttl, self.max_ttl)
-        if ttl <= 0 or len(soa) == 0:
+        if ttl <= 0 or not soa.rdatas:
             return False
         kind = _NXDOMAIN_TYPE if rcode == dns.rcode.NXDOMAIN else qtype
         key = rrset_key(name, kind)
         soa_owner = name_wire(soa.name)
-        soa_rdata = soa[0].to_wire()
+        soa_rdata = soa.rdatas[0]
         self._entries.put(key, NegativeEntry(soa_owner, soa_rdata, now + ttl, secure))
         return True
 
@@ -117,12 +115,9 @@ class NegativeCache(BoundedCache):
 
     @staticmethod
     def _answer(rcode: dns.rcode.Rcode, entry: NegativeEntry, now: float) -> NegativeAnswer:
-        owner = dns.name.from_wire(entry.soa_owner, 0)[0]
-        rdata = dns.rdata.from_wire(
-            dns.rdataclass.IN, dns.rdatatype.SOA, entry.soa_rdata, 0, len(entry.soa_rdata)
-        )
+        owner = name_from_wire(entry.soa_owner)
         ttl = max(0, math.ceil(entry.expires_at - now))
-        return NegativeAnswer(rcode, dns.rrset.from_rdata_list(owner, ttl, [rdata]))
+        return NegativeAnswer(rcode, WireRRset(owner, dns.rdatatype.SOA, ttl, (entry.soa_rdata,)))
 
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
         return self._entries.remove_where(owner_in(name, subtree))

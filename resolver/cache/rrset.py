@@ -14,20 +14,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dns.name
-import dns.rdata
-import dns.rdataclass
 import dns.rdatatype
-import dns.rrset
 
 from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
 from resolver.core.zonecut import ZoneCut, addresses_of
 from resolver.names import lowered_wire
+from resolver.records import WireRRset
 
 _ENTRY_OVERHEAD = 240
 """Bytes an entry costs beyond its packed bytes: the bytes header, the key, its place in the
 LRU (tracemalloc: about 280 bytes for a one-record A RRset)."""
 _NS = dns.rdatatype.NS.to_bytes(2, "big")
-_DECODED_MAX = 1024
 
 
 class Rank(enum.IntEnum):
@@ -94,13 +91,10 @@ class RRsetCache(BoundedCache):
     def __init__(self, max_bytes: int, bounds: TtlBounds | None = None) -> None:
         self._entries: SizedLRU[bytes, bytes] = SizedLRU(max_bytes, _entry_cost)
         self.bounds = bounds or TtlBounds()
-        self._decoded: dict[bytes, tuple[bytes, dns.rrset.RRset]] = {}
-        """Recently decoded RRsets (the delegations every walk passes through), reused while
-        the entry and its counted-down TTL are unchanged. Callers never modify RRsets."""
 
-    def put(self, rrset: dns.rrset.RRset, rank: Rank, now: float) -> bool:
+    def put(self, rrset: WireRRset, rank: Rank, now: float) -> bool:
         """Store ``rrset`` unless a live entry of higher rank holds its place."""
-        if rrset.rdclass != dns.rdataclass.IN or len(rrset) == 0 or rrset.ttl <= 0:
+        if not rrset.rdatas or rrset.ttl <= 0:
             return False
         key = rrset_key(rrset.name, rrset.rdtype)
         current = self._entries.peek(key)
@@ -109,17 +103,16 @@ class RRsetCache(BoundedCache):
             if stored_at + current_ttl > now and current_rank > rank:
                 return False
         ttl = min(max(rrset.ttl, self.bounds.min_ttl), self.bounds.max_ttl)
-        rdatas = tuple(rdata.to_wire() for rdata in rrset)
-        self._entries.put(key, pack_entry(rdatas, now, ttl, rank))
+        self._entries.put(key, pack_entry(rrset.rdatas, now, ttl, rank))
         return True
 
-    def get(self, name: dns.name.Name, rdtype: int, now: float) -> dns.rrset.RRset | None:
+    def get(self, name: dns.name.Name, rdtype: int, now: float) -> WireRRset | None:
         """The live RRset with its TTL counted down, or None."""
         return self._get_by_key(rrset_key(name, rdtype), name, rdtype, now)
 
     def _get_by_key(
         self, key: bytes, name: dns.name.Name, rdtype: int, now: float
-    ) -> dns.rrset.RRset | None:
+    ) -> WireRRset | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -128,12 +121,7 @@ class RRsetCache(BoundedCache):
             self._entries.pop(key)
             return None
         remaining = ttl - int(now - stored_at)  # as the answer cache ages TTLs
-        kind = dns.rdatatype.RdataType.make(rdtype)
-        rdatas = [
-            dns.rdata.from_wire(dns.rdataclass.IN, kind, wire, 0, len(wire))
-            for wire in entry_rdatas(entry)
-        ]
-        return dns.rrset.from_rdata_list(name, remaining, rdatas)
+        return WireRRset(name, rdtype, remaining, tuple(entry_rdatas(entry)))
 
     def export(self, now: float) -> list[tuple[bytes, tuple[bytes, ...], float, int, int]]:
         """Live entries as (key, rdatas, stored_at, ttl, rank), for saving across a restart."""
@@ -160,13 +148,13 @@ class RRsetCache(BoundedCache):
             ns = self._get_by_key(wire + _NS, name, dns.rdatatype.NS, now)
             if ns is not None:
                 cut = ZoneCut(name, {})
-                for rdata in ns:
+                for target in ns.targets():
                     found = [
                         rrset
                         for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)
-                        if (rrset := self.get(rdata.target, rdtype, now)) is not None
+                        if (rrset := self.get(target, rdtype, now)) is not None
                     ]
-                    cut.nameservers[rdata.target] = addresses_of(found, rdata.target)
+                    cut.nameservers[target] = addresses_of(found, target)
                 return cut
             if name == dns.name.root:
                 return None
@@ -175,5 +163,4 @@ class RRsetCache(BoundedCache):
 
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
         """Forget RRsets owned by ``name`` (or below it with ``subtree``), or all."""
-        self._decoded.clear()
         return self._entries.remove_where(owner_in(name, subtree))

@@ -10,14 +10,13 @@ import enum
 from dataclasses import dataclass
 
 import dns.flags
-import dns.message
 import dns.name
 import dns.rcode
 import dns.rdatatype
-import dns.rrset
 
 from resolver.core.scrub import ScrubbedReply, scrub_reply
 from resolver.core.zonecut import ZoneCut, cut_from_ns
+from resolver.records import Reply, WireRRset
 
 
 class ReplyKind(enum.Enum):
@@ -35,32 +34,32 @@ class ReplyKind(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class ClassifiedReply:
     kind: ReplyKind
-    chain: tuple[dns.rrset.RRset, ...] = ()
+    chain: tuple[WireRRset, ...] = ()
     """CNAMEs followed inside this reply, then the final RRsets for ANSWER."""
     next_qname: dns.name.Name | None = None
     """The name the chain ends at (the name still to resolve for CNAME)."""
-    soa: dns.rrset.RRset | None = None
+    soa: WireRRset | None = None
     referral: ZoneCut | None = None
-    referral_rrsets: tuple[dns.rrset.RRset, ...] = ()
+    referral_rrsets: tuple[WireRRset, ...] = ()
     """The NS RRset of a referral and its glue, to be cached at their ranks."""
     authoritative: bool = False
     detail: str = ""
 
 
-def negative_soa(rrset: dns.rrset.RRset) -> dns.rrset.RRset:
+def negative_soa(rrset: WireRRset) -> WireRRset:
     """The SOA of a negative answer with TTL min(SOA TTL, SOA MINIMUM) (RFC 2308 §3, §5)."""
-    return dns.rrset.from_rdata_list(rrset.name, min(rrset.ttl, rrset[0].minimum), list(rrset))
+    return rrset.with_ttl(min(rrset.ttl, rrset.soa_minimum()))
 
 
 def _follow_chain(
     scrubbed: ScrubbedReply, qname: dns.name.Name, qtype: dns.rdatatype.RdataType
-) -> tuple[list[dns.rrset.RRset], dns.name.Name, bool, bool]:
+) -> tuple[list[WireRRset], dns.name.Name, bool, bool]:
     """Follow CNAMEs through the answer section (RFC 1034 §4.3.2 step 3a, §5.3.3 step 4c).
 
     Returns the RRsets used, the final name, whether the final name was answered, and
     whether the chain looped.
     """
-    chain: list[dns.rrset.RRset] = []
+    chain: list[WireRRset] = []
     current = qname
     seen = {qname}
     while True:
@@ -84,14 +83,14 @@ def _follow_chain(
         if cname is None:
             return chain, current, False, False
         chain.append(cname)
-        current = cname[0].target
+        current = cname.target()
         if current in seen:
             return chain, current, False, True
         seen.add(current)
 
 
 def classify_reply(
-    message: dns.message.Message,
+    message: Reply,
     zone: dns.name.Name,
     qname: dns.name.Name,
     qtype: dns.rdatatype.RdataType,
@@ -99,11 +98,13 @@ def classify_reply(
     used_edns: bool,
 ) -> ClassifiedReply:
     """What a reply from a server of ``zone`` to ``qname``/``qtype`` means for the walk."""
-    rcode = message.rcode()
+    rcode = message.rcode
     if rcode == dns.rcode.FORMERR and used_edns:
         return ClassifiedReply(ReplyKind.EDNS_UNSUPPORTED, detail="FORMERR to EDNS")
     if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-        return ClassifiedReply(ReplyKind.SERVER_ERROR, detail=dns.rcode.to_text(rcode))
+        return ClassifiedReply(
+            ReplyKind.SERVER_ERROR, detail=dns.rcode.to_text(dns.rcode.Rcode.make(rcode))
+        )
 
     scrubbed = scrub_reply(message, zone)
     aa = bool(message.flags & dns.flags.AA)
@@ -142,11 +143,8 @@ def classify_reply(
     if delegation is not None and negative is None:
         if chain:  # an in-zone CNAME target that is delegated further down
             return ClassifiedReply(ReplyKind.CNAME, tuple(chain), final_name, authoritative=aa)
-        glue = tuple(
-            rrset
-            for rrset in scrubbed.additional
-            if any(rrset.name == rdata.target for rdata in delegation)
-        )
+        targets = delegation.targets()
+        glue = tuple(rrset for rrset in scrubbed.additional if rrset.name in targets)
         return ClassifiedReply(
             ReplyKind.REFERRAL,
             next_qname=final_name,

@@ -31,8 +31,8 @@ def compose_response(query: dns.message.Message, result: Result) -> dns.message.
         query, recursion_available=True, our_payload=SERVER_EDNS_PAYLOAD
     )
     response.set_rcode(result.rcode)
-    response.answer.extend(result.answer)
-    response.authority.extend(result.authority)
+    response.answer.extend(rrset.to_rrset() for rrset in result.answer)
+    response.authority.extend(rrset.to_rrset() for rrset in result.authority)
     if query.edns >= 0 and result.error_code is not None:
         response.use_edns(
             0,

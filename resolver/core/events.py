@@ -5,11 +5,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-import dns.message
 import dns.name
 import dns.rdatatype
 
 from resolver.model import Question, Result
+from resolver.records import Reply
 
 
 class Failure(enum.Enum):
@@ -29,7 +29,7 @@ class ReplyReceived:
     """A reply that matched our query's ID, source and question (RFC 5452 §9.1)."""
 
     ref: int
-    message: dns.message.Message
+    reply: Reply
     rtt_s: float
 
 

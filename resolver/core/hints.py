@@ -10,6 +10,7 @@ import dns.rdatatype
 import dns.zone
 
 from resolver.core.zonecut import ZoneCut, cut_from_ns
+from resolver.records import WireRRset
 
 
 class HintsError(ValueError):
@@ -32,7 +33,9 @@ def root_cut_from_hints(text: str, source: str = "<hints>") -> ZoneCut:
         for rrset in [zone.get_rrset(name, rdataset.rdtype)]
         if rrset is not None
     ]
-    cut = cut_from_ns(ns_rrset, address_rrsets)
+    cut = cut_from_ns(
+        WireRRset.from_rrset(ns_rrset), [WireRRset.from_rrset(r) for r in address_rrsets]
+    )
     if not cut.addresses():
         raise HintsError(f"{source}: no addresses for any root server")
     return cut

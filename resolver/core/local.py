@@ -14,6 +14,9 @@ import dns.reversename
 import dns.rrset
 
 from resolver.model import Question, Result
+from resolver.records import WireRRset
+
+_wire = WireRRset.from_rrset
 
 LOCALHOST = dns.name.from_text("localhost.")
 LOOPBACK_V4_REVERSE = dns.name.from_text("127.in-addr.arpa.")
@@ -21,9 +24,11 @@ LOOPBACK_V6_REVERSE = dns.reversename.from_address("::1")
 LOCAL_TTL = 3600  # what Unbound's default local-zone for localhost uses
 
 
-def _soa(zone: dns.name.Name) -> dns.rrset.RRset:
-    return dns.rrset.from_text(
-        zone, LOCAL_TTL, "IN", "SOA", "localhost. nobody.invalid. 1 3600 1200 604800 10800"
+def _soa(zone: dns.name.Name) -> WireRRset:
+    return _wire(
+        dns.rrset.from_text(
+            zone, LOCAL_TTL, "IN", "SOA", "localhost. nobody.invalid. 1 3600 1200 604800 10800"
+        )
     )
 
 
@@ -32,7 +37,7 @@ def _positive(
 ) -> Result:
     if question.qtype in (rdtype, dns.rdatatype.ANY):
         rrset = dns.rrset.from_text(question.qname, LOCAL_TTL, "IN", rdtype, rdata_text)
-        return Result(dns.rcode.NOERROR, (rrset,))
+        return Result(dns.rcode.NOERROR, (_wire(rrset),))
     return Result(dns.rcode.NOERROR, (), (_soa(zone),))
 
 

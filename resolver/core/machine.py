@@ -19,7 +19,6 @@ from collections import Counter
 import dns.name
 import dns.rcode
 import dns.rdatatype
-import dns.rrset
 
 from resolver.cache.rrset import Rank
 from resolver.cache.view import Caches
@@ -39,6 +38,7 @@ from resolver.core.select import select_server
 from resolver.core.zonecut import ZoneCut, addresses_of
 from resolver.limits import Budget
 from resolver.model import ExtendedError, Question, Result, servfail
+from resolver.records import WireRRset
 
 
 class State(enum.Enum):
@@ -67,7 +67,7 @@ class Resolution:
         self.question = question
         self.state = State.INIT
         self.qname = question.qname
-        self.chain: list[dns.rrset.RRset] = []
+        self.chain: list[WireRRset] = []
         self._root = root
         self._caches = caches
         self._budget = budget
@@ -163,7 +163,7 @@ class Resolution:
                     else None
                 )
                 if cname is not None:
-                    if not self._restart_at(cname[0].target, (cname,)):
+                    if not self._restart_at(cname.target(), (cname,)):
                         return
                     continue
             negative = caches.negative.get(self.qname, qtype, now)
@@ -264,7 +264,7 @@ class Resolution:
         self._pending = None
         self._caches.infra.record_rtt(query.server, event.rtt_s, self._now)
         reply = classify_reply(
-            event.message, query.zone, query.qname, query.qtype, used_edns=query.use_edns
+            event.reply, query.zone, query.qname, query.qtype, used_edns=query.use_edns
         )
         outcome = reply.kind.value
         if reply.kind is ReplyKind.SERVER_ERROR:
@@ -330,7 +330,7 @@ class Resolution:
             self.state = State.INIT
         return self._advance()
 
-    def _restart_at(self, target: dns.name.Name, chain: tuple[dns.rrset.RRset, ...]) -> bool:
+    def _restart_at(self, target: dns.name.Name, chain: tuple[WireRRset, ...]) -> bool:
         """Add ``chain`` and move on to ``target``; False (and finished) on a loop or when
         the chain grows too long."""
         self.chain.extend(chain)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import dns.message
 import dns.name
 import dns.rdatatype
-import dns.rrset
+
+from resolver.records import Reply, WireRRset
 
 _ADDRESS_TYPES = (dns.rdatatype.A, dns.rdatatype.AAAA)
 
@@ -21,9 +21,9 @@ _ADDRESS_TYPES = (dns.rdatatype.A, dns.rdatatype.AAAA)
 class ScrubbedReply:
     """The parts of a reply that are in bailiwick for the zone asked."""
 
-    answer: tuple[dns.rrset.RRset, ...]
-    authority: tuple[dns.rrset.RRset, ...]
-    additional: tuple[dns.rrset.RRset, ...]
+    answer: tuple[WireRRset, ...]
+    authority: tuple[WireRRset, ...]
+    additional: tuple[WireRRset, ...]
 
 
 def is_in_bailiwick(owner: dns.name.Name, zone: dns.name.Name) -> bool:
@@ -31,7 +31,7 @@ def is_in_bailiwick(owner: dns.name.Name, zone: dns.name.Name) -> bool:
     return owner.is_subdomain(zone)
 
 
-def scrub_reply(message: dns.message.Message, zone: dns.name.Name) -> ScrubbedReply:
+def scrub_reply(message: Reply, zone: dns.name.Name) -> ScrubbedReply:
     """Drop every RRset the servers of ``zone`` may not speak for.
 
     * answer: RRsets owned at or below the zone;
@@ -48,7 +48,10 @@ def scrub_reply(message: dns.message.Message, zone: dns.name.Name) -> ScrubbedRe
         and is_in_bailiwick(rrset.name, zone)
     )
     ns_targets = {
-        rdata.target for rrset in authority if rrset.rdtype == dns.rdatatype.NS for rdata in rrset
+        target
+        for rrset in authority
+        if rrset.rdtype == dns.rdatatype.NS
+        for target in rrset.targets()
     }
     additional = tuple(
         rrset

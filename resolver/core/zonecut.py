@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 
 import dns.name
 import dns.rdatatype
-import dns.rrset
+
+from resolver.records import WireRRset
 
 
 @dataclass(slots=True)
@@ -36,21 +36,20 @@ class ZoneCut:
         return ZoneCut(self.zone, {ns: list(a) for ns, a in self.nameservers.items()})
 
 
-def addresses_of(rrsets: list[dns.rrset.RRset], owner: dns.name.Name) -> list[str]:
+def addresses_of(rrsets: list[WireRRset], owner: dns.name.Name) -> list[str]:
     """The A and AAAA addresses that ``rrsets`` hold for ``owner`` (RFC 1035 §3.4.1)."""
     found: list[str] = []
     for rrset in rrsets:
         if rrset.name == owner and rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
-            for rdata in rrset:
-                address = str(ipaddress.ip_address(rdata.address))
+            for address in rrset.addresses():
                 if address not in found:
                     found.append(address)
     return found
 
 
-def cut_from_ns(ns_rrset: dns.rrset.RRset, address_rrsets: list[dns.rrset.RRset]) -> ZoneCut:
+def cut_from_ns(ns_rrset: WireRRset, address_rrsets: list[WireRRset]) -> ZoneCut:
     """A zone cut from an NS RRset and the address records (glue) that came with it."""
     nameservers: dict[dns.name.Name, list[str]] = {}
-    for rdata in ns_rrset:
-        nameservers[rdata.target] = addresses_of(address_rrsets, rdata.target)
+    for target in ns_rrset.targets():
+        nameservers[target] = addresses_of(address_rrsets, target)
     return ZoneCut(ns_rrset.name, nameservers)

@@ -31,6 +31,7 @@ import dns.name
 
 from resolver.core.events import Failure, QueryFailed, ReplyReceived, SendQuery
 from resolver.names import lowered_wire
+from resolver.records import Reply, read_reply
 from resolver.wire import FLAG_TC, build_query, randomize_case, reply_matches
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ class Upstream:
                 self.counters.sent_tcp += 1
                 reply = await self._exchange_tcp(send, send.timeout_s)
             else:
-                reply = dns.message.from_wire(reply_wire)
+                reply = read_reply(reply_wire)
         except TimeoutError:
             self.counters.timeouts += 1
             return QueryFailed(send.ref, Failure.TIMEOUT)
@@ -211,7 +212,8 @@ class Upstream:
         finally:
             sock.close()
 
-    async def _exchange_tcp(self, send: SendQuery, timeout_s: float) -> dns.message.Message:
+    async def _exchange_tcp(self, send: SendQuery, timeout_s: float) -> Reply:
         """The same question over TCP (RFC 7766 §5), with a new ID."""
         query = dns.message.from_wire(query_wire(send, secrets.randbits(16)))
-        return await dns.asyncquery.tcp(query, send.server, timeout=timeout_s, port=self.port)
+        message = await dns.asyncquery.tcp(query, send.server, timeout=timeout_s, port=self.port)
+        return Reply.from_message(message)

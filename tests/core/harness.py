@@ -26,6 +26,7 @@ from resolver.limits import Limits
 from resolver.mesh import Completed, Mesh, Transmit
 from resolver.model import Question, Result
 from resolver.paths import lab_root_hints
+from resolver.records import read_reply
 from resolver.transport.upstream import query_wire
 
 Responder = Callable[[str, dns.message.Message], dns.message.Message | Failure]
@@ -110,6 +111,6 @@ def resolve(
         else:
             walk.elapsed_s += rtt_s
             now += rtt_s
-            event = ReplyReceived(send.ref, dns.message.from_wire(reply.to_wire()), rtt_s)
+            event = ReplyReceived(send.ref, read_reply(reply.to_wire()), rtt_s)
         queue.extend(mesh.handle(effect.job_id, event, now))
     raise AssertionError("the resolution stopped without finishing")

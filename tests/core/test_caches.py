@@ -12,6 +12,7 @@ from resolver.cache.infra import InfraCache
 from resolver.cache.negative import FailureCache, NegativeCache
 from resolver.cache.rrset import Rank, RRsetCache, TtlBounds
 from resolver.cache.view import Caches
+from resolver.records import WireRRset
 from tests.core.harness import lab_responder, resolve
 from tests.helpers import lab_with
 
@@ -20,13 +21,15 @@ T0 = 1_000_000.0
 N = dns.name.from_text
 
 
-def a_rrset(name: str, address: str, ttl: int = 300) -> dns.rrset.RRset:
-    return dns.rrset.from_text(name, ttl, "IN", "A", address)
+def a_rrset(name: str, address: str, ttl: int = 300) -> WireRRset:
+    return WireRRset.from_rrset(dns.rrset.from_text(name, ttl, "IN", "A", address))
 
 
-def soa(ttl: int = 60) -> dns.rrset.RRset:
-    return dns.rrset.from_text(
-        "example.lab.", ttl, "IN", "SOA", "ns.example.lab. hm.example.lab. 1 2 3 4 60"
+def soa(ttl: int = 60) -> WireRRset:
+    return WireRRset.from_rrset(
+        dns.rrset.from_text(
+            "example.lab.", ttl, "IN", "SOA", "ns.example.lab. hm.example.lab. 1 2 3 4 60"
+        )
     )
 
 

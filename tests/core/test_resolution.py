@@ -12,13 +12,14 @@ import pytest
 from resolver.core.events import Failure
 from resolver.limits import Limits
 from resolver.model import ExtendedError
+from resolver.records import WireRRset
 from tests.core.harness import Responder, lab_responder, resolve
 from tests.helpers import lab_with
 
 LAB = lab_responder(lab_with())
 
 
-def addresses(walk_result_answer: tuple[dns.rrset.RRset, ...], rdtype: str = "A") -> list[str]:
+def addresses(walk_result_answer: tuple[WireRRset, ...], rdtype: str = "A") -> list[str]:
     wanted = dns.rdatatype.from_text(rdtype)
     return [
         rdata.to_text() for rrset in walk_result_answer if rrset.rdtype == wanted for rdata in rrset

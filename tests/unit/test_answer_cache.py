@@ -15,6 +15,7 @@ from resolver.cache.answer import AnswerCache
 from resolver.core.compose import compose_response, render
 from resolver.lab.authority import authoritative_answer, load_zone
 from resolver.model import Result, Transport
+from resolver.records import Reply, WireRRset
 from resolver.wire import read_fast_query
 from tests.helpers import lab_with
 
@@ -44,14 +45,13 @@ def lab_result(qname: str, qtype: str) -> Result:
     while zone not in ZONES:
         zone = zone.parent()
     reply = authoritative_answer({zone: ZONES[zone]}, dns.message.make_query(qname, qtype))
-    return Result(reply.rcode(), tuple(reply.answer), tuple(reply.authority))
+    parsed = Reply.from_message(reply)
+    return Result(reply.rcode(), tuple(parsed.answer), tuple(parsed.authority))
 
 
 def aged(result: Result, age: int) -> Result:
-    def older(rrsets: tuple[dns.rrset.RRset, ...]) -> tuple[dns.rrset.RRset, ...]:
-        return tuple(
-            dns.rrset.from_rdata_list(r.name, max(0, r.ttl - age), list(r)) for r in rrsets
-        )
+    def older(rrsets: tuple[WireRRset, ...]) -> tuple[WireRRset, ...]:
+        return tuple(r.with_ttl(max(0, r.ttl - age)) for r in rrsets)
 
     return Result(result.rcode, older(result.answer), older(result.authority))
 

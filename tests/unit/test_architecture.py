@@ -15,6 +15,7 @@ SANS_IO = [
     PACKAGE / "wire.py",
     PACKAGE / "names.py",
     PACKAGE / "model.py",
+    PACKAGE / "records.py",
     PACKAGE / "limits.py",
     PACKAGE / "lab" / "authority.py",
 ]

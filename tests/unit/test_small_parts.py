@@ -16,6 +16,7 @@ from resolver.core.compose import client_udp_limit, compose_response, render
 from resolver.core.hints import HintsError, root_cut_from_hints
 from resolver.core.local import local_answer
 from resolver.model import ExtendedError, Question, Result, servfail
+from resolver.records import WireRRset
 from resolver.transport.framing import frame, split_frames
 from resolver.transport.upstream import is_allowed
 
@@ -78,7 +79,7 @@ def test_response_keeps_the_question_case_and_truncates_to_the_client_size() -> 
     rrset = dns.rrset.from_text(
         "www.example.lab.", 300, "IN", "TXT", *[f'"{i:03d}{"x" * 100}"' for i in range(10)]
     )
-    response = compose_response(query, Result(dns.rcode.NOERROR, (rrset,)))
+    response = compose_response(query, Result(dns.rcode.NOERROR, (WireRRset.from_rrset(rrset),)))
     small = dns.message.from_wire(render(response, client_udp_limit(query)))
     assert small.flags & 0x0200  # TC
     assert len(render(response, client_udp_limit(query))) <= 512
