@@ -28,23 +28,28 @@ from resolver.cache.answer import AnswerCache
 from resolver.core.compose import (
     MAX_UDP_REPLY,
     client_udp_limit,
-    compose_response,
     error_response,
     render,
+    render_result,
 )
 from resolver.core.local import local_answer
 from resolver.driver import Driver
 from resolver.histogram import Histogram
-from resolver.model import ExtendedError, Question, Result, Transport
+from resolver.model import ClientQuery, ExtendedError, Question, Result, Transport
 from resolver.ratelimit import RateLimiter
+from resolver.records import name_from_wire
 from resolver.transport.framing import MAX_TCP_MESSAGE
 from resolver.wire import (
+    HEADER_LENGTH,
+    KEY_DO,
+    KEY_EDNS,
     FastQuery,
     error_reply,
     query_from_key,
     question_end,
     read_fast_query,
     read_header,
+    truncated_reply,
 )
 
 log = logging.getLogger(__name__)
@@ -59,12 +64,6 @@ _REFUSED_TYPES = {dns.rdatatype.AXFR, dns.rdatatype.IXFR}
 
 
 @dataclass(frozen=True, slots=True)
-class Accepted:
-    query: dns.message.Message
-    question: Question
-
-
-@dataclass(frozen=True, slots=True)
 class Rejected:
     """Answer with ``reply`` bytes, or drop when ``reply`` is None; ``why`` is for counters."""
 
@@ -72,7 +71,34 @@ class Rejected:
     why: str
 
 
-def screen_query(wire: bytes, client: str, access: AccessList) -> Accepted | Rejected:
+def _reject_question(qtype: int, qclass: int) -> tuple[int, str] | None:
+    """(RCODE, counter) for a question a resolver does not answer, or None to resolve it."""
+    if qclass != dns.rdataclass.IN or qtype in _REFUSED_TYPES:
+        return dns.rcode.REFUSED, "refused"
+    if (128 <= qtype <= 255 or qtype == dns.rdatatype.OPT) and qtype != dns.rdatatype.ANY:
+        return dns.rcode.FORMERR, "malformed"
+    return None
+
+
+def read_plain_query(wire: bytes, fast: FastQuery) -> ClientQuery:
+    """The :class:`ClientQuery` of a plain query that :func:`read_fast_query` read, without
+    dnspython (the name is built from its bytes; letters as sent)."""
+    end = fast.question_end
+    qname = name_from_wire(wire[HEADER_LENGTH : end - 4], remember=False)
+    qtype = dns.rdatatype.RdataType.make(int.from_bytes(wire[end - 4 : end - 2], "big"))
+    key_flags = fast.key[-1]
+    edns_do = None if not key_flags & KEY_EDNS else bool(key_flags & KEY_DO)
+    return ClientQuery(
+        wire,
+        Question(qname, qtype),
+        end,
+        edns_do,
+        fast.udp_limit if fast.udp_limit < MAX_UDP_REPLY else MAX_UDP_REPLY,
+        fast.key,
+    )
+
+
+def screen_query(wire: bytes, client: str, access: AccessList) -> ClientQuery | Rejected:
     """Decide what to do with a client's query before any resolution."""
     header = read_header(wire)
     if header is None:
@@ -86,22 +112,32 @@ def screen_query(wire: bytes, client: str, access: AccessList) -> Accepted | Rej
         return Rejected(error_reply(wire, dns.rcode.REFUSED), "refused")
     if header.opcode != dns.opcode.QUERY:
         return Rejected(error_reply(wire, dns.rcode.NOTIMP), "notimp")
+    fast = read_fast_query(wire)
+    if fast is not None:  # the common case, read without dnspython
+        end = fast.question_end
+        qclass = int.from_bytes(wire[end - 2 : end], "big")
+        if _reject_question(int.from_bytes(wire[end - 4 : end - 2], "big"), qclass) is None:
+            return read_plain_query(wire, fast)
     try:
         query = dns.message.from_wire(wire)
     except (dns.exception.DNSException, ValueError, IndexError):
         return Rejected(error_reply(wire, dns.rcode.FORMERR), "malformed")
-    if len(query.question) != 1:
+    end_of_question = question_end(wire)
+    if len(query.question) != 1 or end_of_question is None:
         return Rejected(render(error_response(query, dns.rcode.FORMERR), 512), "malformed")
     if query.edns > 0:
         return Rejected(render(error_response(query, dns.rcode.BADVERS), 512), "badvers")
     rrset = query.question[0]
     if not header.wants_recursion and decision is not Access.ALLOW_SNOOP:
         return Rejected(render(error_response(query, dns.rcode.REFUSED), 512), "refused")
-    if rrset.rdclass != dns.rdataclass.IN or rrset.rdtype in _REFUSED_TYPES:
-        return Rejected(render(error_response(query, dns.rcode.REFUSED), 512), "refused")
-    if dns.rdatatype.is_metatype(rrset.rdtype) and rrset.rdtype != dns.rdatatype.ANY:
-        return Rejected(render(error_response(query, dns.rcode.FORMERR), 512), "malformed")
-    return Accepted(query, Question(rrset.name, rrset.rdtype, rrset.rdclass))
+    rejection = _reject_question(rrset.rdtype, rrset.rdclass)
+    if rejection is not None:
+        rcode, why = rejection
+        return Rejected(render(error_response(query, dns.rcode.Rcode(rcode)), 512), why)
+    edns_do = None if query.edns < 0 else bool(query.ednsflags & dns.flags.DO)
+    return ClientQuery(
+        wire, Question(rrset.name, rrset.rdtype), end_of_question, edns_do, client_udp_limit(query)
+    )
 
 
 STALE_CLIENT_TIMEOUT_S = 1.8
@@ -255,42 +291,35 @@ class Frontend:
         return reply
 
     async def _answer(self, wire: bytes, client: str, transport: Transport) -> bytes | None:
-        screened = screen_query(wire, client, self.access)
-        if isinstance(screened, Rejected):
-            self.rejected[screened.why] = self.rejected.get(screened.why, 0) + 1
-            return screened.reply
-        query, question = screened.query, screened.question
-        limit = client_udp_limit(query) if transport is Transport.UDP else MAX_TCP_MESSAGE
-        local = local_answer(question)
+        query = screen_query(wire, client, self.access)
+        if isinstance(query, Rejected):
+            self.rejected[query.why] = self.rejected.get(query.why, 0) + 1
+            return query.reply
+        limit = query.udp_limit if transport is Transport.UDP else MAX_TCP_MESSAGE
+        local = local_answer(query.question)
         if local is not None:
-            return render(compose_response(query, local), limit)
-        fast = read_fast_query(wire)
-        if fast is not None and self.answers.stale_s:
-            stale = await self._stale_or_none(fast, wire, query, question, limit)
+            return render_result(query, local, limit)
+        if query.cache_key is not None and self.answers.stale_s:
+            stale = await self._stale_or_none(query, limit)
             if stale is not None:
                 return stale
-        result = await self.driver.resolve(question)
+        result = await self.driver.resolve(query.question)
         if result.is_failure:
-            log.info("SERVFAIL for %s from %s: %s", question, client, result.reason)
-        response = compose_response(query, result)
-        full = self._render_and_store(response, result, fast)
-        return full if len(full) <= limit else render(response, limit)
+            log.info("SERVFAIL for %s from %s: %s", query.question, client, result.reason)
+        full = self._render_and_store(query, result)
+        return full if len(full) <= limit else truncated_reply(full, query.question_end)
 
-    def _render_and_store(
-        self, response: dns.message.Message, result: Result, fast: FastQuery | None
-    ) -> bytes:
+    def _render_and_store(self, query: ClientQuery, result: Result) -> bytes:
         """The whole reply, kept for the hot path when it may be cached."""
-        full = render(response, MAX_TCP_MESSAGE)
-        if fast is not None and result.rcode in _CACHEABLE_RCODES:
-            self.answers.store(fast.key, full, fast.question_end, self.clock())
+        full = render_result(query, result, MAX_TCP_MESSAGE)
+        if query.cache_key is not None and result.rcode in _CACHEABLE_RCODES:
+            self.answers.store(query.cache_key, full, query.question_end, self.clock())
         return full
 
-    async def _resolve_and_store(
-        self, query: dns.message.Message, question: Question, wire: bytes, *, refresh: bool = False
-    ) -> Result:
+    async def _resolve_and_store(self, query: ClientQuery, *, refresh: bool = False) -> Result:
         """Resolve in the background (prefetch, serve-stale refresh) and keep the answer."""
-        result = await self.driver.resolve(question, refresh=refresh)
-        self._render_and_store(compose_response(query, result), result, read_fast_query(wire))
+        result = await self.driver.resolve(query.question, refresh=refresh)
+        self._render_and_store(query, result)
         return result
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Result]) -> asyncio.Task[Result]:
@@ -302,31 +331,21 @@ class Frontend:
     def _prefetch(self, key: bytes) -> None:
         """Refresh a popular entry before it expires (called from the hot path)."""
         wire = query_from_key(key)
-        query = dns.message.from_wire(wire)
-        rrset = query.question[0]
-        self._spawn(
-            self._resolve_and_store(
-                query, Question(rrset.name, rrset.rdtype, rrset.rdclass), wire, refresh=True
-            )
-        )
+        fast = read_fast_query(wire)
+        assert fast is not None, "a key always makes a plain query"
+        self._spawn(self._resolve_and_store(read_plain_query(wire, fast), refresh=True))
 
-    async def _stale_or_none(
-        self,
-        fast: FastQuery,
-        wire: bytes,
-        query: dns.message.Message,
-        question: Question,
-        limit: int,
-    ) -> bytes | None:
+    async def _stale_or_none(self, query: ClientQuery, limit: int) -> bytes | None:
         """RFC 8767: with an expired entry at hand, refresh; if the refresh fails or takes
         more than 1.8 s, answer the stale entry (TTL 30, Extended DNS Error 3). None means
         the refresh answered in time (or there is nothing stale): answer normally."""
         now = self.clock()
-        entry = self.answers.stale(fast.key, now)
+        assert query.cache_key is not None
+        entry = self.answers.stale(query.cache_key, now)
         if entry is None:
             return None
         if entry.stale_retry_at <= now:
-            task = self._spawn(self._resolve_and_store(query, question, wire))
+            task = self._spawn(self._resolve_and_store(query))
 
             def note_failure(done: asyncio.Task[Result]) -> None:
                 if done.cancelled() or done.exception() or done.result().is_failure:
@@ -336,8 +355,8 @@ class Frontend:
             finished, _ = await asyncio.wait({task}, timeout=STALE_CLIENT_TIMEOUT_S)
             if finished and not task.exception() and not task.result().is_failure:
                 return None
-        reply = self.answers.stale_reply(entry, fast, wire)
-        if query.edns >= 0:
+        reply = self.answers.stale_reply(entry, query.question_end, query.wire)
+        if query.edns_do is not None:
             stale = dns.message.from_wire(reply)
             stale.use_edns(
                 0,

@@ -25,6 +25,24 @@ class Question:
         return f"{self.qname} {dns.rdatatype.to_text(self.qtype)}"
 
 
+@dataclass(frozen=True, slots=True)
+class ClientQuery:
+    """A client's accepted query, as the renderer needs it: its bytes (ID, flags and the
+    question as asked, letter case kept) and what its OPT record said (RFC 6891 §6.1.2)."""
+
+    wire: bytes
+    question: Question
+    question_end: int
+    """Offset just past the question in ``wire``."""
+    edns_do: bool | None
+    """None without EDNS; else the DO bit (RFC 3225 §3: copied into the response)."""
+    udp_limit: int
+    """The largest UDP reply the client takes (RFC 6891 §6.2.5), at most our maximum."""
+    cache_key: bytes | None = None
+    """The answer cache's key for a plain query (``wire.read_fast_query``); None when the
+    answer is not to be kept."""
+
+
 class Transport(enum.Enum):
     """How a client reached us, or how we reach an upstream server."""
 

@@ -121,9 +121,9 @@ _NAMES: dict[bytes, dns.name.Name] = {}
 _NAMES_MAX = 16384
 
 
-def name_from_wire(wire: bytes) -> dns.name.Name:
+def name_from_wire(wire: bytes, *, remember: bool = True) -> dns.name.Name:
     """The dnspython name for an uncompressed wire name, memoised (the same delegations and
-    name servers come back in every reply)."""
+    name servers come back in every reply) unless ``remember`` is False (clients' names)."""
     name = _NAMES.get(wire)
     if name is None:
         labels = []
@@ -135,6 +135,8 @@ def name_from_wire(wire: bytes) -> dns.name.Name:
                 break
             offset += 1 + length
         name = dns.name.Name(labels)
+        if not remember:
+            return name
         if len(_NAMES) >= _NAMES_MAX:
             _NAMES.clear()
         _NAMES[wire] = name

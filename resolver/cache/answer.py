@@ -181,11 +181,11 @@ class AnswerCache(BoundedCache):
             return None
         return entry
 
-    def stale_reply(self, entry: AnswerEntry, query: FastQuery, query_wire: bytes) -> bytes:
+    def stale_reply(self, entry: AnswerEntry, question_end: int, query_wire: bytes) -> bytes:
         """``entry`` patched for ``query_wire`` with every TTL set to the stale-answer TTL
         (RFC 8767 §4: 30 seconds)."""
         self.counters.stale_answers += 1
-        reply = answer_for(entry.wire, query_wire, query.question_end)
+        reply = answer_for(entry.wire, query_wire, question_end)
         set_ttls(reply, entry.offsets, STALE_ANSWER_TTL)
         return bytes(reply)
 

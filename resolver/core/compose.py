@@ -7,7 +7,9 @@ import dns.flags
 import dns.message
 import dns.rcode
 
-from resolver.model import Result
+from resolver.model import ClientQuery, Result
+from resolver.records import WireRRset
+from resolver.wire import truncated_reply
 
 SERVER_EDNS_PAYLOAD = 1232
 """The UDP size we advertise to clients (DNS Flag Day 2020)."""
@@ -22,26 +24,6 @@ def client_udp_limit(query: dns.message.Message) -> int:
     if query.edns < 0:
         return 512
     return min(max(512, query.payload), MAX_UDP_REPLY)
-
-
-def compose_response(query: dns.message.Message, result: Result) -> dns.message.Message:
-    """The client's response: the question as asked (letter case kept), RA set, the result's
-    sections, EDNS when the client used it, and an Extended DNS Error on SERVFAIL."""
-    response = dns.message.make_response(
-        query, recursion_available=True, our_payload=SERVER_EDNS_PAYLOAD
-    )
-    response.set_rcode(result.rcode)
-    response.answer.extend(rrset.to_rrset() for rrset in result.answer)
-    response.authority.extend(rrset.to_rrset() for rrset in result.authority)
-    if query.edns >= 0 and result.error_code is not None:
-        response.use_edns(
-            0,
-            payload=SERVER_EDNS_PAYLOAD,
-            options=[
-                dns.edns.EDEOption(dns.edns.EDECode(result.error_code), result.reason[:200] or None)
-            ],
-        )
-    return response
 
 
 def error_response(query: dns.message.Message, rcode: dns.rcode.Rcode) -> dns.message.Message:
@@ -60,3 +42,103 @@ def render(response: dns.message.Message, limit: int) -> bytes:
     TC is set (RFC 2181 §9, RFC 1035 §4.2.1). Records keep their order (no shuffling), so
     the same result renders to the same bytes on the slow path and from the answer cache."""
     return response.to_wire(max_size=limit, prefer_truncation=True, want_shuffle=False)
+
+
+_FLAG_RA = 0x0080
+_FLAG_QR = 0x8000
+_FLAGS_COPIED = 0x0110  # RD (RFC 1035 §4.1.1) and CD (RFC 4035 §3.1.6)
+_CLASS_IN = b"\x00\x01"
+_TYPE_BYTES = [value.to_bytes(2, "big") for value in range(65536)]
+_OPT_HEAD = b"\x00\x00\x29" + SERVER_EDNS_PAYLOAD.to_bytes(2, "big")
+_EDE_OPTION = 15  # RFC 8914 §2
+
+
+def _put_name(out: bytearray, name_wire: bytes, table: dict[bytes, int]) -> None:
+    """Append a name, compressed against the names already written (RFC 1035 §4.1.4), and
+    remember where its suffixes start for the names after it."""
+    lowered = name_wire.lower()
+    start = len(out)
+    offset = 0
+    while name_wire[offset]:
+        pointer = table.get(lowered[offset:])
+        if pointer is not None:
+            out += name_wire[:offset]
+            out += (0xC000 | pointer).to_bytes(2, "big")
+            break
+        if start + offset < 0x4000:
+            table[lowered[offset:]] = start + offset
+        offset += 1 + name_wire[offset]
+    else:
+        out += name_wire
+
+
+def _put_rrsets(out: bytearray, rrsets: tuple[WireRRset, ...], table: dict[bytes, int]) -> int:
+    """Append every record of ``rrsets``; the number of records written."""
+    count = 0
+    for rrset in rrsets:
+        owner = rrset.name.to_wire()
+        assert owner is not None
+        fixed = _TYPE_BYTES[rrset.rdtype] + _CLASS_IN + (rrset.ttl & 0xFFFFFFFF).to_bytes(4, "big")
+        for rdata in rrset.rdatas:
+            _put_name(out, owner, table)
+            out += fixed
+            out += _TYPE_BYTES[len(rdata)]
+            out += rdata
+            count += 1
+    return count
+
+
+def _opt_record(query: ClientQuery, result: Result) -> bytes:
+    """Our OPT record (RFC 6891 §6.1.2): our UDP size, the client's DO bit, and an Extended
+    DNS Error (RFC 8914) saying why when the result is a failure."""
+    options = b""
+    if result.error_code is not None:
+        text = result.reason[:200].encode("utf-8", "replace")
+        options = (
+            _EDE_OPTION.to_bytes(2, "big")
+            + (2 + len(text)).to_bytes(2, "big")
+            + int(result.error_code).to_bytes(2, "big")
+            + text
+        )
+    flags = b"\x00\x00\x80\x00" if query.edns_do else b"\x00\x00\x00\x00"
+    return _OPT_HEAD + flags + len(options).to_bytes(2, "big") + options
+
+
+def render_result(query: ClientQuery, result: Result, limit: int) -> bytes:
+    """The response to ``query`` in wire form, built from the result's records without
+    dnspython: the question as asked (letter case kept), RA set, RD and CD copied, the
+    answer and authority sections in order (no shuffling, so a cached copy equals a fresh
+    rendering), and our OPT record when the client sent one. A response larger than
+    ``limit`` becomes the header with TC, the question and the OPT record (RFC 2181 §9),
+    and the client retries over TCP."""
+    wire = query.wire
+    end = query.question_end
+    flags = (
+        _FLAG_QR
+        | _FLAG_RA
+        | (int.from_bytes(wire[2:4], "big") & _FLAGS_COPIED)
+        | (int(result.rcode) & 0xF)
+    )
+    out = bytearray(wire[0:2])
+    out += flags.to_bytes(2, "big")
+    out += bytes(8)  # the counts, filled in below
+    out += wire[12:end]
+    table: dict[bytes, int] = {}
+    qname_wire = wire[12 : end - 4]
+    lowered = qname_wire.lower()
+    offset = 0
+    while qname_wire[offset]:
+        table[lowered[offset:]] = 12 + offset
+        offset += 1 + qname_wire[offset]
+    answers = _put_rrsets(out, result.answer, table)
+    authorities = _put_rrsets(out, result.authority, table)
+    additional = 0
+    if query.edns_do is not None:
+        out += _opt_record(query, result)
+        additional = 1
+    out[4:12] = bytes(
+        (0, 1, answers >> 8, answers & 0xFF, authorities >> 8, authorities & 0xFF, 0, additional)
+    )
+    if len(out) > limit:
+        return truncated_reply(bytes(out), end)
+    return bytes(out)

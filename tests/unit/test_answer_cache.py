@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resolver.cache.answer import AnswerCache
-from resolver.core.compose import compose_response, render
+from resolver.core.compose import render_result
+from resolver.frontend import read_plain_query
 from resolver.lab.authority import authoritative_answer, load_zone
 from resolver.model import Result, Transport
 from resolver.records import Reply, WireRRset
@@ -114,9 +115,8 @@ def test_a_hit_equals_the_slow_path_rendering(
     first_wire = first.to_wire()
     fast = read_fast_query(first_wire)
     assert fast is not None
-    assert cache.store(
-        fast.key, render(compose_response(first, result), 65535), fast.question_end, T0
-    )
+    slow_path = render_result(read_plain_query(first_wire, fast), result, 65535)
+    assert cache.store(fast.key, slow_path, fast.question_end, T0)
 
     second = make_query(
         random_case(qname, second_case),
@@ -130,7 +130,9 @@ def test_a_hit_equals_the_slow_path_rendering(
     second_wire = second.to_wire()
     second_fast = read_fast_query(second_wire)
     assert second_fast is not None and second_fast.key == fast.key
-    expected_full = render(compose_response(second, aged(result, age)), 65535)
+    expected_full = render_result(
+        read_plain_query(second_wire, second_fast), aged(result, age), 65535
+    )
     hit = cache.lookup(second_fast, second_wire, T0 + age, 65535, UDP_HITS(cache))
     assert hit == expected_full
 
@@ -158,7 +160,7 @@ def store_one(
     assert fast is not None
     assert cache.store(
         fast.key,
-        render(compose_response(query, lab_result(qname, qtype)), 65535),
+        render_result(read_plain_query(wire, fast), lab_result(qname, qtype), 65535),
         fast.question_end,
         T0,
     )

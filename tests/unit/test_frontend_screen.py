@@ -9,7 +9,8 @@ import dns.rcode
 import pytest
 
 from resolver.access import LOOPBACK_RULES, Access, AccessList, AccessRule
-from resolver.frontend import Accepted, Rejected, screen_query
+from resolver.frontend import Rejected, screen_query
+from resolver.model import ClientQuery as Accepted
 
 ACCESS = AccessList(
     [

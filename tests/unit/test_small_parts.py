@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 import dns.edns
+import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
@@ -12,13 +13,15 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from resolver.core.compose import client_udp_limit, compose_response, render
+from resolver.core.compose import client_udp_limit, render_result
 from resolver.core.hints import HintsError, root_cut_from_hints
 from resolver.core.local import local_answer
-from resolver.model import ExtendedError, Question, Result, servfail
+from resolver.frontend import read_plain_query
+from resolver.model import ClientQuery, ExtendedError, Question, Result, servfail
 from resolver.records import WireRRset
 from resolver.transport.framing import frame, split_frames
 from resolver.transport.upstream import is_allowed
+from resolver.wire import read_fast_query
 
 
 def q(name: str, rdtype: str) -> Question:
@@ -65,13 +68,16 @@ def test_servfail_carries_extended_error_only_with_edns() -> None:
     failure = servfail(
         "all servers for lame.lab. answered REFUSED", ExtendedError.NO_REACHABLE_AUTHORITY
     )
-    with_edns = compose_response(dns.message.make_query("www.lame.lab.", "A", use_edns=0), failure)
+    edns_query = client_query(dns.message.make_query("www.lame.lab.", "A", use_edns=0))
+    with_edns = dns.message.from_wire(render_result(edns_query, failure, 512))
+    assert with_edns.rcode() == dns.rcode.SERVFAIL
     (option,) = with_edns.options
     assert isinstance(option, dns.edns.EDEOption)
     assert option.code == 22
     assert option.text == "all servers for lame.lab. answered REFUSED"
-    without = compose_response(dns.message.make_query("www.lame.lab.", "A"), failure)
-    assert without.edns < 0
+    plain_query = client_query(dns.message.make_query("www.lame.lab.", "A"))
+    without = dns.message.from_wire(render_result(plain_query, failure, 512))
+    assert without.edns < 0 and without.rcode() == dns.rcode.SERVFAIL
 
 
 def test_response_keeps_the_question_case_and_truncates_to_the_client_size() -> None:
@@ -79,12 +85,39 @@ def test_response_keeps_the_question_case_and_truncates_to_the_client_size() -> 
     rrset = dns.rrset.from_text(
         "www.example.lab.", 300, "IN", "TXT", *[f'"{i:03d}{"x" * 100}"' for i in range(10)]
     )
-    response = compose_response(query, Result(dns.rcode.NOERROR, (WireRRset.from_rrset(rrset),)))
-    small = dns.message.from_wire(render(response, client_udp_limit(query)))
+    result = Result(dns.rcode.NOERROR, (WireRRset.from_rrset(rrset),))
+    accepted = client_query(query)
+    small_wire = render_result(accepted, result, client_udp_limit(query))
+    small = dns.message.from_wire(small_wire)
     assert small.flags & 0x0200  # TC
-    assert len(render(response, client_udp_limit(query))) <= 512
-    full_wire = render(response, 65535)
+    assert len(small_wire) <= 512 and small.answer == []
+    full_wire = render_result(accepted, result, 65535)
     assert b"\x03WwW\x07Example\x03LAB\x00" in full_wire
+    full = dns.message.from_wire(full_wire)
+    assert full.flags & dns.flags.RA and full.flags & dns.flags.RD and not full.flags & 0x0200
+    assert full.answer[0] == rrset and full.question[0].name.to_text() == "WwW.Example.LAB."
+
+
+def test_rendered_response_copies_cd_and_do_and_compresses_owners() -> None:
+    query = dns.message.make_query("www.example.lab.", "CNAME", want_dnssec=True)
+    query.flags |= dns.flags.CD
+    chain = (
+        WireRRset.from_rrset(dns.rrset.from_text("www.example.lab.", 60, "IN", "CNAME", "a.example.lab.")),
+        WireRRset.from_rrset(dns.rrset.from_text("a.example.lab.", 60, "IN", "A", "192.0.2.1", "192.0.2.2")),
+    )  # fmt: skip
+    wire = render_result(client_query(query), Result(dns.rcode.NOERROR, chain), 4096)
+    response = dns.message.from_wire(wire)
+    assert response.flags & dns.flags.CD and response.ednsflags & dns.flags.DO
+    assert response.payload == 1232
+    assert [r.to_text() for r in response.answer] == [r.to_text() for r in chain]
+    assert wire.count(b"\x01a\x07example") == 1  # later owners point at the CNAME target
+
+
+def client_query(message: dns.message.Message) -> ClientQuery:
+    wire = message.to_wire()
+    fast = read_fast_query(wire)
+    assert fast is not None
+    return read_plain_query(wire, fast)
 
 
 def test_client_udp_limit() -> None:
