@@ -10,6 +10,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
+from resolver.names import lowered_wire
 from resolver.records import WireRRset
 
 
@@ -20,6 +21,10 @@ class Question:
     qname: dns.name.Name
     qtype: dns.rdatatype.RdataType
     qclass: dns.rdataclass.RdataClass = dns.rdataclass.IN
+
+    def __hash__(self) -> int:
+        # The lower-cased wire name hashes in C; dnspython's Name.__hash__ loops in Python.
+        return hash((lowered_wire(self.qname), self.qtype, self.qclass))
 
     def __str__(self) -> str:
         return f"{self.qname} {dns.rdatatype.to_text(self.qtype)}"

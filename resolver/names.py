@@ -14,8 +14,6 @@ it treats a relative name as a candidate for the search list: see :func:`search_
 
 from __future__ import annotations
 
-import functools
-
 import dns.exception
 import dns.name
 
@@ -67,8 +65,22 @@ def name_wire(name: dns.name.Name) -> bytes:
     return wire
 
 
-@functools.lru_cache(maxsize=8192)
+_LOWERED: dict[int, tuple[dns.name.Name, bytes]] = {}
+_LOWERED_MAX = 8192
+
+
 def lowered_wire(name: dns.name.Name) -> bytes:
-    """The name lower-cased in wire form (RFC 4343), memoised: the caches ask for the same
-    few names many times per resolution, and dnspython's conversion is slow."""
-    return name_wire(name.canonicalize())
+    """The name lower-cased in wire form (RFC 4343), the key every cache uses.
+
+    Memoised by object identity: a resolution asks for the same few name objects many times,
+    and hashing a dnspython name walks every letter in Python. The memo keeps each name
+    alive while it is remembered, so an identity is never reused under it. Lowering the
+    whole wire form is safe: label lengths are at most 63, below ``A``."""
+    remembered = _LOWERED.get(id(name))
+    if remembered is not None and remembered[0] is name:
+        return remembered[1]
+    wire = name_wire(name).lower()
+    if len(_LOWERED) >= _LOWERED_MAX:
+        _LOWERED.clear()
+    _LOWERED[id(name)] = (name, wire)
+    return wire

@@ -18,7 +18,7 @@ import dns.rdatatype
 
 from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
 from resolver.cache.rrset import rrset_key
-from resolver.names import name_wire
+from resolver.names import lowered_wire, name_wire
 from resolver.records import WireRRset, name_from_wire
 
 MAX_NEGATIVE_TTL = 3600
@@ -30,6 +30,7 @@ FAILURE_BACKOFF_MAX_S = 300.0
 
 _ENTRY_OVERHEAD = 300
 _NXDOMAIN_TYPE = 0  # the key type for "the whole name does not exist"
+_NXDOMAIN_KEY_TYPE = _NXDOMAIN_TYPE.to_bytes(2, "big")
 
 
 @dataclass(slots=True)
@@ -65,6 +66,9 @@ class NegativeCache(BoundedCache):
         self._entries: SizedLRU[bytes, NegativeEntry] = SizedLRU(max_bytes, _entry_cost)
         self.max_ttl = max_ttl
         self.harden_below_nxdomain = harden_below_nxdomain
+        self._secure_stored = 0
+        """Secure NXDOMAINs stored so far: while there are none, no name needs its
+        ancestors looked up (RFC 8020)."""
 
     def put(
         self,
@@ -85,6 +89,7 @@ class NegativeCache(BoundedCache):
         soa_owner = name_wire(soa.name)
         soa_rdata = soa.rdatas[0]
         self._entries.put(key, NegativeEntry(soa_owner, soa_rdata, now + ttl, secure))
+        self._secure_stored += secure
         return True
 
     def _live(self, key: bytes, now: float) -> NegativeEntry | None:
@@ -104,11 +109,11 @@ class NegativeCache(BoundedCache):
         entry = self._live(rrset_key(name, qtype), now)
         if entry is not None:
             return self._answer(dns.rcode.NOERROR, entry, now)
-        if self.harden_below_nxdomain:
-            ancestor = name
-            while ancestor != dns.name.root:
-                ancestor = ancestor.parent()
-                entry = self._live(rrset_key(ancestor, _NXDOMAIN_TYPE), now)
+        if self.harden_below_nxdomain and self._secure_stored:
+            ancestor = lowered_wire(name)
+            while ancestor != b"\x00":
+                ancestor = ancestor[1 + ancestor[0] :]
+                entry = self._live(ancestor + _NXDOMAIN_KEY_TYPE, now)
                 if entry is not None and entry.secure:  # RFC 8020 §2, secure only
                     return self._answer(dns.rcode.NXDOMAIN, entry, now)
         return None

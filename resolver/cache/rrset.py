@@ -19,7 +19,7 @@ import dns.rdatatype
 from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
 from resolver.core.zonecut import ZoneCut, addresses_of
 from resolver.names import lowered_wire
-from resolver.records import WireRRset
+from resolver.records import WireRRset, name_from_wire
 
 _ENTRY_OVERHEAD = 240
 """Bytes an entry costs beyond its packed bytes: the bytes header, the key, its place in the
@@ -143,8 +143,9 @@ class RRsetCache(BoundedCache):
         """The deepest zone cut at or above ``qname`` whose NS RRset is cached, with the
         addresses of its name servers that are cached too (RFC 1034 §5.3.3 step 2)."""
         wire = lowered_wire(qname)
-        name = qname
+        whole = len(wire)
         while True:
+            name = qname if len(wire) == whole else name_from_wire(wire)
             ns = self._get_by_key(wire + _NS, name, dns.rdatatype.NS, now)
             if ns is not None:
                 cut = ZoneCut(name, {})
@@ -156,9 +157,8 @@ class RRsetCache(BoundedCache):
                     ]
                     cut.nameservers[target] = addresses_of(found, target)
                 return cut
-            if name == dns.name.root:
+            if wire == b"\x00":
                 return None
-            name = name.parent()
             wire = wire[1 + wire[0] :]
 
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
