@@ -8,13 +8,14 @@ monotonic clock; TTL arithmetic (``now``) uses wall-clock time (ARCHITECTURE.md,
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
 
 from resolver.core.events import QueryFailed, ReplyReceived
 from resolver.histogram import Histogram
-from resolver.mesh import Completed, Effect, Mesh, Transmit
+from resolver.mesh import Effect, Mesh, Transmit
 from resolver.model import ExtendedError, Question, Result, servfail
 from resolver.transport.upstream import Upstream
 
@@ -41,45 +42,53 @@ class Driver:
         self.observer: Callable[[Transmit, ReplyReceived | QueryFailed], None] | None = None
         """Called with each upstream exchange before the mesh sees it (``rootwalk trace``)."""
         self._waiters: dict[int, list[asyncio.Future[Result]]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def resolve(self, question: Question, *, refresh: bool = False) -> Result:
         """Walk from the root for ``question``; SERVFAIL when the deadline passes. A
         ``refresh`` asks the servers even when the answer is cached."""
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Result] = loop.create_future()
         job_id, effects = self.mesh.start(question, self.clock(), refresh=refresh)
         self._waiters.setdefault(job_id, []).append(future)
+        deadline = loop.call_later(self.deadline_s, self._deadline_passed, job_id, future)
         try:
             self._dispatch(effects)
-            return await asyncio.wait_for(asyncio.shield(future), self.deadline_s)
-        except TimeoutError:
-            zone = self.mesh.zone_of(job_id)
-            waiters = self._waiters.get(job_id, [])
-            if future in waiters:
-                waiters.remove(future)
-            self.mesh.release(job_id)
-            return servfail(
-                f"no server of {zone} answered within {self.deadline_s:g} s",
-                ExtendedError.NO_REACHABLE_AUTHORITY,
-            )
+            return await future
         finally:
+            deadline.cancel()
+            if future.cancelled():  # the client's task was cancelled (shutdown)
+                self._stop_waiting(job_id, future)
             if not self._waiters.get(job_id):
                 self._waiters.pop(job_id, None)
 
+    def _stop_waiting(self, job_id: int, future: asyncio.Future[Result]) -> None:
+        waiters = self._waiters.get(job_id, [])
+        if future in waiters:
+            waiters.remove(future)
+            self.mesh.release(job_id)
+
+    def _deadline_passed(self, job_id: int, future: asyncio.Future[Result]) -> None:
+        if future.done():
+            return
+        zone = self.mesh.zone_of(job_id)
+        self._stop_waiting(job_id, future)
+        future.set_result(
+            servfail(
+                f"no server of {zone} answered within {self.deadline_s:g} s",
+                ExtendedError.NO_REACHABLE_AUTHORITY,
+            )
+        )
+
     def _dispatch(self, effects: list[Effect]) -> None:
         for effect in effects:
-            match effect:
-                case Transmit():
-                    task = asyncio.get_running_loop().create_task(self._transmit(effect))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-                case Completed():
-                    for future in self._waiters.pop(effect.job_id, []):
-                        if not future.done():
-                            future.set_result(effect.result)
+            if isinstance(effect, Transmit):
+                self.upstream.send(effect.query, functools.partial(self._on_outcome, effect))
+            else:
+                for future in self._waiters.pop(effect.job_id, []):
+                    if not future.done():
+                        future.set_result(effect.result)
 
-    async def _transmit(self, effect: Transmit) -> None:
-        event: ReplyReceived | QueryFailed = await self.upstream.query(effect.query)
+    def _on_outcome(self, effect: Transmit, event: ReplyReceived | QueryFailed) -> None:
         if isinstance(event, ReplyReceived):
             self.upstream_rtt.observe(event.rtt_s)
         if self.observer is not None:
@@ -96,7 +105,5 @@ class Driver:
         self._dispatch(effects)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Abandon the upstream queries in flight."""
+        self.upstream.close()

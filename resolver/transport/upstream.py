@@ -21,7 +21,7 @@ import secrets
 import socket
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import dns.asyncquery
@@ -52,8 +52,8 @@ INSECURE_PORT = 33333
 """The fixed source port of the test-only insecure mode."""
 
 
-class _ForgeryDetectedError(Exception):
-    """Too many mismatched replies: ask over TCP."""
+OnOutcome = Callable[[ReplyReceived | QueryFailed], object]
+"""What the caller of :meth:`Upstream.send` is told, once per query."""
 
 
 def is_allowed(address: str, allow: Sequence[IPNetwork]) -> bool:
@@ -126,6 +126,8 @@ class Upstream:
         so the forgery test can show that it would catch a poisoning."""
         self._next_id = 0
         self._random_ids = RandomIds()
+        self._exchanges: set[_UdpExchange] = set()
+        self._tcp_tasks: set[asyncio.Task[ReplyReceived | QueryFailed]] = set()
 
     def set_allow(self, allow: Sequence[IPNetwork]) -> None:
         """Use a new outbound allow-list (a reload)."""
@@ -140,31 +142,108 @@ class Upstream:
                 self._allowed[address] = allowed
         return allowed
 
-    async def query(self, send: SendQuery) -> ReplyReceived | QueryFailed:
-        """Ask ``send.server`` one question; UDP first, TCP when the reply is truncated."""
+    def send(self, send: SendQuery, on_outcome: OnOutcome) -> None:
+        """Ask ``send.server`` one question; ``on_outcome`` is called once, later, with the
+        reply or the failure. UDP first; TCP when the reply is truncated or forged replies
+        arrive. No task is created for a UDP exchange: the socket's reader callback
+        finishes it."""
+        loop = asyncio.get_running_loop()
         if not self._is_allowed(send.server):
             self.counters.prohibited += 1
             log.warning("refused to send to %s: not in the outbound allow-list", send.server)
-            return QueryFailed(send.ref, Failure.PROHIBITED)
+            loop.call_soon(on_outcome, QueryFailed(send.ref, Failure.PROHIBITED))
+            return
         wire = query_wire(send, self._message_id(), secrets.randbits(64) if self.use_0x20 else None)
-        started = time.monotonic()
+        self.counters.sent_udp += 1
+        family = socket.AF_INET6 if ":" in send.server else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            self.counters.sent_udp += 1
-            try:
-                reply_wire = await self._exchange_udp(wire, send.server, send.timeout_s)
-            except _ForgeryDetectedError:
-                self.counters.forgery_tcp_switches += 1
-                reply_wire = None
-            if reply_wire is None or reply_wire[2] & (FLAG_TC >> 8):
-                self.counters.tcp_fallbacks += 1
-                self.counters.sent_tcp += 1
-                reply = await self._exchange_tcp(send, send.timeout_s)
-            else:
-                reply = read_reply(reply_wire)
-        except TimeoutError:
-            self.counters.timeouts += 1
-            return QueryFailed(send.ref, Failure.TIMEOUT)
-        except dns.exception.Timeout:
+            sock.setblocking(False)
+            if self._insecure:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", INSECURE_PORT))
+            sock.connect((send.server, self.port))
+            sock.send(wire)
+        except OSError as exc:
+            sock.close()
+            self._network_error(send, exc, lambda event: loop.call_soon(on_outcome, event))
+            return
+        self._exchanges.add(
+            _UdpExchange(self, loop, sock=sock, wire=wire, send=send, on_outcome=on_outcome)
+        )
+
+    async def query(self, send: SendQuery) -> ReplyReceived | QueryFailed:
+        """:meth:`send`, awaited (``rootwalk trace``, tests)."""
+        future: asyncio.Future[ReplyReceived | QueryFailed] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+        def settle(event: ReplyReceived | QueryFailed) -> None:
+            if not future.done():
+                future.set_result(event)
+
+        self.send(send, settle)
+        return await future
+
+    def close(self) -> None:
+        """Abandon every exchange in flight (shutdown): sockets closed, no outcome."""
+        for exchange in list(self._exchanges):
+            exchange.end()
+        for task in list(self._tcp_tasks):
+            task.cancel()
+
+    def _message_id(self) -> int:
+        if self._insecure:
+            self._next_id = (self._next_id + 1) & 0xFFFF
+            return self._next_id
+        return self._random_ids.next()
+
+    def _received(
+        self, send: SendQuery, data: bytes, started: float, on_outcome: OnOutcome
+    ) -> None:
+        """A matching datagram arrived: the reply, or TCP when it is truncated."""
+        if data[2] & (FLAG_TC >> 8):
+            self.counters.tcp_fallbacks += 1
+            self._over_tcp(send, started, on_outcome)
+            return
+        try:
+            reply = read_reply(data)
+        except ValueError as exc:
+            log.debug("malformed reply from %s: %s", send.server, exc)
+            on_outcome(QueryFailed(send.ref, Failure.MALFORMED))
+            return
+        on_outcome(ReplyReceived(send.ref, reply, time.monotonic() - started))
+
+    def _timed_out(self, send: SendQuery, on_outcome: OnOutcome) -> None:
+        self.counters.timeouts += 1
+        on_outcome(QueryFailed(send.ref, Failure.TIMEOUT))
+
+    def _network_error(self, send: SendQuery, exc: OSError, on_outcome: OnOutcome) -> None:
+        self.counters.network_errors += 1
+        log.debug("network error from %s: %s", send.server, exc)
+        on_outcome(QueryFailed(send.ref, Failure.NETWORK_ERROR))
+
+    def _forgery_detected(self, send: SendQuery, started: float, on_outcome: OnOutcome) -> None:
+        self.counters.forgery_tcp_switches += 1
+        self.counters.tcp_fallbacks += 1
+        self._over_tcp(send, started, on_outcome)
+
+    def _over_tcp(self, send: SendQuery, started: float, on_outcome: OnOutcome) -> None:
+        self.counters.sent_tcp += 1
+        task = asyncio.get_running_loop().create_task(self._tcp_outcome(send, started))
+        self._tcp_tasks.add(task)
+
+        def finished(done: asyncio.Task[ReplyReceived | QueryFailed]) -> None:
+            self._tcp_tasks.discard(done)
+            if not done.cancelled():
+                on_outcome(done.result())
+
+        task.add_done_callback(finished)
+
+    async def _tcp_outcome(self, send: SendQuery, started: float) -> ReplyReceived | QueryFailed:
+        try:
+            reply = await self._exchange_tcp(send, send.timeout_s)
+        except (TimeoutError, dns.exception.Timeout):
             self.counters.timeouts += 1
             return QueryFailed(send.ref, Failure.TIMEOUT)
         except (OSError, EOFError) as exc:
@@ -176,62 +255,76 @@ class Upstream:
             return QueryFailed(send.ref, Failure.MALFORMED)
         return ReplyReceived(send.ref, reply, time.monotonic() - started)
 
-    def _message_id(self) -> int:
-        if self._insecure:
-            self._next_id = (self._next_id + 1) & 0xFFFF
-            return self._next_id
-        return self._random_ids.next()
-
-    async def _exchange_udp(self, wire: bytes, server: str, timeout_s: float) -> bytes:
-        """Send from a fresh connected socket; wait for the matching datagram."""
-        loop = asyncio.get_running_loop()
-        family = socket.AF_INET6 if ":" in server else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        mismatched = 0
-        try:
-            sock.setblocking(False)
-            if self._insecure:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", INSECURE_PORT))
-            sock.connect((server, self.port))
-            sock.send(wire)
-            done: asyncio.Future[bytes] = loop.create_future()
-
-            def on_readable() -> None:
-                while not done.done():
-                    try:
-                        data = sock.recv(65535)
-                    except BlockingIOError:
-                        return
-                    except OSError as exc:  # e.g. ICMP port unreachable
-                        done.set_exception(exc)
-                        return
-                    if reply_matches(data, wire, exact_case=self.use_0x20):
-                        done.set_result(data)
-                    else:
-                        nonlocal mismatched
-                        mismatched += 1
-                        self.counters.mismatched += 1
-                        if mismatched >= MISMATCH_LIMIT and not self._insecure:
-                            done.set_exception(_ForgeryDetectedError())
-
-            def on_timeout() -> None:
-                if not done.done():
-                    done.set_exception(TimeoutError())
-
-            fileno = sock.fileno()
-            loop.add_reader(fileno, on_readable)
-            timer = loop.call_later(timeout_s, on_timeout)
-            try:
-                return await done
-            finally:
-                timer.cancel()
-                loop.remove_reader(fileno)
-        finally:
-            sock.close()
-
     async def _exchange_tcp(self, send: SendQuery, timeout_s: float) -> Reply:
         """The same question over TCP (RFC 7766 §5), with a new ID."""
         query = dns.message.from_wire(query_wire(send, secrets.randbits(16)))
         message = await dns.asyncquery.tcp(query, send.server, timeout=timeout_s, port=self.port)
         return Reply.from_message(message)
+
+
+class _UdpExchange:
+    """One UDP query in flight: its connected socket, its timer, and what it has seen.
+
+    Driven by the event loop's reader callback (RFC 5452 §9.1: only a datagram with our ID
+    and question is the reply; others are counted, and too many move the question to TCP).
+    """
+
+    __slots__ = (
+        "_fd", "_loop", "_mismatched", "_on_outcome", "_send", "_sock", "_started", "_timer",
+        "_upstream", "_wire",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        sock: socket.socket,
+        wire: bytes,
+        send: SendQuery,
+        on_outcome: OnOutcome,
+    ) -> None:
+        self._upstream = upstream
+        self._loop = loop
+        self._sock = sock
+        self._wire = wire
+        self._send = send
+        self._on_outcome = on_outcome
+        self._mismatched = 0
+        self._started = time.monotonic()
+        self._fd = sock.fileno()
+        loop.add_reader(self._fd, self._on_readable)
+        self._timer = loop.call_later(send.timeout_s, self._on_timeout)
+
+    def end(self) -> None:
+        """Stop listening and close the socket."""
+        self._timer.cancel()
+        self._loop.remove_reader(self._fd)
+        self._sock.close()
+        self._upstream._exchanges.discard(self)
+
+    def _on_readable(self) -> None:
+        upstream = self._upstream
+        while True:
+            try:
+                data = self._sock.recv(65535)
+            except BlockingIOError:
+                return
+            except OSError as exc:  # e.g. ICMP port unreachable
+                self.end()
+                upstream._network_error(self._send, exc, self._on_outcome)
+                return
+            if reply_matches(data, self._wire, exact_case=upstream.use_0x20):
+                self.end()
+                upstream._received(self._send, data, self._started, self._on_outcome)
+                return
+            self._mismatched += 1
+            upstream.counters.mismatched += 1
+            if self._mismatched >= MISMATCH_LIMIT and not upstream._insecure:
+                self.end()
+                upstream._forgery_detected(self._send, self._started, self._on_outcome)
+                return
+
+    def _on_timeout(self) -> None:
+        self.end()
+        self._upstream._timed_out(self._send, self._on_outcome)
