@@ -10,7 +10,7 @@ What it does (nothing leaves the namespace: it has only a loopback interface):
    zone file every child zone shares; serves each level with its own NSD (127.54.0.1 root,
    127.54.1.1 TLD, 127.54.2.1 the N zones), so the resolvers really follow referrals;
 3. starts Rootwalk (and Unbound when installed: one thread, iterator only, same hints), each
-   pinned to CPU 1, with dnsperf pinned to CPU 0;
+   pinned to CPU 1, with dnsperf and the NSDs pinned to CPU 0;
 4. (a) cache hits: warms 100 names, then runs dnsperf for --seconds over them;
    (b) cold: 100,000 never-seen names (``www.zI.bench.``), each asked once;
 5. prints qps, queries per server CPU-second, latency, upstream queries per name (counted by
@@ -307,7 +307,8 @@ def inside(args: argparse.Namespace) -> int:
     write_lab(folder, args.zones)
     nsds = [
         subprocess.Popen(
-            ["nsd", "-d", "-c", str(folder / f"nsd-{level}.conf")], stderr=subprocess.DEVNULL
+            ["taskset", "-c", "0", "nsd", "-d", "-c", str(folder / f"nsd-{level}.conf")],
+            stderr=subprocess.DEVNULL,
         )
         for level in ("root", "tld", "zones")
     ]
