@@ -84,3 +84,15 @@ def lowered_wire(name: dns.name.Name) -> bytes:
         _LOWERED.clear()
     _LOWERED[id(name)] = (name, wire)
     return wire
+
+
+def is_at_or_below(name_key: bytes, zone_key: bytes) -> bool:
+    """True when ``name_key`` is ``zone_key`` or a name below it, both lower-cased wire
+    names (RFC 9499 "in-bailiwick"): the zone's labels end the name, on a label boundary."""
+    if not name_key.endswith(zone_key):
+        return False
+    boundary = len(name_key) - len(zone_key)
+    offset = 0
+    while offset < boundary:
+        offset += 1 + name_key[offset]
+    return offset == boundary

@@ -23,6 +23,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from resolver.names import lowered_wire
+
 HEADER_LENGTH = 12
 TYPE_OPT = 41
 _HEADER = struct.Struct("!HHHHHH")
@@ -49,15 +51,22 @@ class WireRRset:
     dnspython rdata objects, built on demand (presentation text, tests).
     """
 
-    __slots__ = ("name", "rdatas", "rdtype", "ttl")
+    __slots__ = ("name", "owner_key", "rdatas", "rdtype", "ttl")
 
     def __init__(
-        self, name: dns.name.Name, rdtype: int, ttl: int, rdatas: tuple[bytes, ...]
+        self,
+        name: dns.name.Name,
+        rdtype: int,
+        ttl: int,
+        rdatas: tuple[bytes, ...],
+        owner_key: bytes | None = None,
     ) -> None:
         self.name = name
         self.rdtype = rdtype
         self.ttl = ttl
         self.rdatas = rdatas
+        self.owner_key = lowered_wire(name) if owner_key is None else owner_key
+        """The owner lower-cased in wire form (RFC 4343): what names are compared by."""
 
     @classmethod
     def from_rrset(cls, rrset: dns.rrset.RRset) -> WireRRset:
@@ -70,11 +79,15 @@ class WireRRset:
         return str(self.to_rrset().to_text())
 
     def with_ttl(self, ttl: int) -> WireRRset:
-        return WireRRset(self.name, self.rdtype, ttl, self.rdatas)
+        return WireRRset(self.name, self.rdtype, ttl, self.rdatas, self.owner_key)
 
     def targets(self) -> list[dns.name.Name]:
         """The names an NS, CNAME, PTR or DNAME RRset points to (RFC 1035 §3.3)."""
         return [name_from_wire(rdata) for rdata in self.rdatas]
+
+    def target_keys(self) -> set[bytes]:
+        """The targets of an NS (or CNAME, PTR, DNAME) RRset, lower-cased in wire form."""
+        return {rdata.lower() for rdata in self.rdatas}
 
     def target(self) -> dns.name.Name:
         """The first record's target (a CNAME has one record, RFC 2181 §10.1)."""
@@ -291,8 +304,8 @@ def _read_reply(wire: bytes) -> Reply:
                 group[2].append(rdata)
         sections.append(
             [
-                WireRRset(name_from_wire(owner), rdtype, min(ttls), tuple(rdatas))
-                for (_key, rdtype), (owner, ttls, rdatas) in groups.items()
+                WireRRset(name_from_wire(owner), rdtype, min(ttls), tuple(rdatas), key)
+                for (key, rdtype), (owner, ttls, rdatas) in groups.items()
             ]
         )
     if offset != size:

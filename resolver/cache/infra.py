@@ -38,7 +38,7 @@ class InfraCache:
 
     def __init__(self, max_servers: int = 10_000) -> None:
         self._servers: OrderedDict[str, ServerFacts] = OrderedDict()
-        self._lame: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._lame: OrderedDict[tuple[str, bytes], float] = OrderedDict()
         self.max_servers = max_servers
 
     def __len__(self) -> int:
@@ -108,13 +108,13 @@ class InfraCache:
         facts = self._servers.get(server)
         return facts is None or facts.no_edns_until <= now
 
-    def mark_lame(self, server: str, zone: str, now: float) -> None:
+    def mark_lame(self, server: str, zone: bytes, now: float) -> None:
         self._lame[(server, zone)] = now + FACT_TTL_S
         self._lame.move_to_end((server, zone))
         if len(self._lame) > self.max_servers:
             self._lame.popitem(last=False)
 
-    def is_lame(self, server: str, zone: str, now: float) -> bool:
+    def is_lame(self, server: str, zone: bytes, now: float) -> bool:
         until = self._lame.get((server, zone))
         return until is not None and until > now
 

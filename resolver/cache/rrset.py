@@ -96,7 +96,7 @@ class RRsetCache(BoundedCache):
         """Store ``rrset`` unless a live entry of higher rank holds its place."""
         if not rrset.rdatas or rrset.ttl <= 0:
             return False
-        key = rrset_key(rrset.name, rrset.rdtype)
+        key = rrset.owner_key + _TYPE_BYTES.get(rrset.rdtype, rrset.rdtype.to_bytes(2, "big"))
         current = self._entries.peek(key)
         if current is not None:
             stored_at, current_ttl, current_rank = entry_head(current)

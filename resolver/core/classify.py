@@ -16,6 +16,7 @@ import dns.rdatatype
 
 from resolver.core.scrub import ScrubbedReply, scrub_reply
 from resolver.core.zonecut import ZoneCut, cut_from_ns
+from resolver.names import is_at_or_below, lowered_wire
 from resolver.records import Reply, WireRRset
 
 
@@ -61,12 +62,13 @@ def _follow_chain(
     """
     chain: list[WireRRset] = []
     current = qname
-    seen = {qname}
+    current_key = lowered_wire(qname)
+    seen = {current_key}
     while True:
         matching = [
             rrset
             for rrset in scrubbed.answer
-            if rrset.name == current
+            if rrset.owner_key == current_key
             and (rrset.rdtype == qtype or (qtype == dns.rdatatype.ANY and len(rrset) > 0))
         ]
         if matching:
@@ -76,7 +78,7 @@ def _follow_chain(
             (
                 rrset
                 for rrset in scrubbed.answer
-                if rrset.name == current and rrset.rdtype == dns.rdatatype.CNAME
+                if rrset.owner_key == current_key and rrset.rdtype == dns.rdatatype.CNAME
             ),
             None,
         )
@@ -84,9 +86,10 @@ def _follow_chain(
             return chain, current, False, False
         chain.append(cname)
         current = cname.target()
-        if current in seen:
+        current_key = lowered_wire(current)
+        if current_key in seen:
             return chain, current, False, True
-        seen.add(current)
+        seen.add(current_key)
 
 
 def classify_reply(
@@ -109,18 +112,20 @@ def classify_reply(
     scrubbed = scrub_reply(message, zone)
     aa = bool(message.flags & dns.flags.AA)
     chain, final_name, answered, looped = _follow_chain(scrubbed, qname, qtype)
+    final_key = lowered_wire(final_name)
+    zone_key = lowered_wire(zone)
     if looped:
         return ClassifiedReply(ReplyKind.CNAME_LOOP, tuple(chain), final_name, authoritative=aa)
     if answered:
         return ClassifiedReply(ReplyKind.ANSWER, tuple(chain), final_name, authoritative=aa)
-    if chain and not final_name.is_subdomain(zone):
+    if chain and not is_at_or_below(final_key, zone_key):
         return ClassifiedReply(ReplyKind.CNAME, tuple(chain), final_name, authoritative=aa)
 
     soa = next(
         (
             rrset
             for rrset in scrubbed.authority
-            if rrset.rdtype == dns.rdatatype.SOA and final_name.is_subdomain(rrset.name)
+            if rrset.rdtype == dns.rdatatype.SOA and is_at_or_below(final_key, rrset.owner_key)
         ),
         None,
     )
@@ -135,16 +140,16 @@ def classify_reply(
             rrset
             for rrset in scrubbed.authority
             if rrset.rdtype == dns.rdatatype.NS
-            and rrset.name != zone
-            and final_name.is_subdomain(rrset.name)
+            and rrset.owner_key != zone_key
+            and is_at_or_below(final_key, rrset.owner_key)
         ),
         None,
     )
     if delegation is not None and negative is None:
         if chain:  # an in-zone CNAME target that is delegated further down
             return ClassifiedReply(ReplyKind.CNAME, tuple(chain), final_name, authoritative=aa)
-        targets = delegation.targets()
-        glue = tuple(rrset for rrset in scrubbed.additional if rrset.name in targets)
+        targets = delegation.target_keys()
+        glue = tuple(rrset for rrset in scrubbed.additional if rrset.owner_key in targets)
         return ClassifiedReply(
             ReplyKind.REFERRAL,
             next_qname=final_name,

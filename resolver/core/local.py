@@ -14,6 +14,7 @@ import dns.reversename
 import dns.rrset
 
 from resolver.model import Question, Result
+from resolver.names import lowered_wire
 from resolver.records import WireRRset
 
 _wire = WireRRset.from_rrset
@@ -21,6 +22,7 @@ _wire = WireRRset.from_rrset
 LOCALHOST = dns.name.from_text("localhost.")
 LOOPBACK_V4_REVERSE = dns.name.from_text("127.in-addr.arpa.")
 LOOPBACK_V6_REVERSE = dns.reversename.from_address("::1")
+_LOCAL_SUFFIXES = (b"\x09localhost\x00", b"\x04arpa\x00")
 LOCAL_TTL = 3600  # what Unbound's default local-zone for localhost uses
 
 
@@ -45,6 +47,8 @@ def local_answer(question: Question) -> Result | None:
     """The local answer for ``question``, or None when it is not a local name."""
     if question.qclass != dns.rdataclass.IN:
         return None
+    if not lowered_wire(question.qname).endswith(_LOCAL_SUFFIXES):
+        return None  # a quick answer for every other name, on bytes
     qname = question.qname
     if qname.is_subdomain(LOCALHOST):
         if question.qtype == dns.rdatatype.AAAA:

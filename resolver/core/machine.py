@@ -38,6 +38,7 @@ from resolver.core.select import select_server
 from resolver.core.zonecut import ZoneCut, addresses_of
 from resolver.limits import Budget
 from resolver.model import ExtendedError, Question, Result, servfail
+from resolver.names import lowered_wire
 from resolver.records import WireRRset
 
 
@@ -183,7 +184,7 @@ class Resolution:
         """QUERY_TARGETS: ask the next untried server, or start a glueless lookup."""
         candidates = [a for a in self._cut.addresses() if a not in self._tried]
         if candidates:
-            zone = self._cut.zone.to_text()
+            zone = lowered_wire(self._cut.zone)
             server = select_server(candidates, zone, self._caches.infra, self._rng, self._now)
             return self._send(server)
         glueless = [
@@ -310,11 +311,11 @@ class Resolution:
                 self.state = State.QUERY_TARGETS
                 return self._send(query.server)
             case ReplyKind.SERVER_ERROR:
-                self._caches.infra.mark_lame(query.server, query.zone.to_text(), self._now)
+                self._caches.infra.mark_lame(query.server, lowered_wire(query.zone), self._now)
                 self._server_failed(query.server, f"answered {reply.detail}")
                 return self._advance()
             case ReplyKind.LAME:
-                self._caches.infra.mark_lame(query.server, query.zone.to_text(), self._now)
+                self._caches.infra.mark_lame(query.server, lowered_wire(query.zone), self._now)
                 self._server_failed(query.server, "sent a lame reply")
                 return self._advance()
             case _:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import dns.name
 import dns.rdatatype
 
+from resolver.names import is_at_or_below, lowered_wire
 from resolver.records import Reply, WireRRset
 
 _ADDRESS_TYPES = (dns.rdatatype.A, dns.rdatatype.AAAA)
@@ -26,11 +27,6 @@ class ScrubbedReply:
     additional: tuple[WireRRset, ...]
 
 
-def is_in_bailiwick(owner: dns.name.Name, zone: dns.name.Name) -> bool:
-    """True when ``owner`` is ``zone`` or below it (RFC 9499 "in-bailiwick")."""
-    return owner.is_subdomain(zone)
-
-
 def scrub_reply(message: Reply, zone: dns.name.Name) -> ScrubbedReply:
     """Drop every RRset the servers of ``zone`` may not speak for.
 
@@ -40,24 +36,23 @@ def scrub_reply(message: Reply, zone: dns.name.Name) -> ScrubbedReply:
     * additional: address records owned at or below the zone, for name servers named in
       the kept authority section (glue, RFC 9499).
     """
-    answer = tuple(rrset for rrset in message.answer if is_in_bailiwick(rrset.name, zone))
+    zone_key = lowered_wire(zone)
+    answer = tuple(r for r in message.answer if is_at_or_below(r.owner_key, zone_key))
     authority = tuple(
         rrset
         for rrset in message.authority
         if rrset.rdtype in (dns.rdatatype.NS, dns.rdatatype.SOA)
-        and is_in_bailiwick(rrset.name, zone)
+        and is_at_or_below(rrset.owner_key, zone_key)
     )
-    ns_targets = {
-        target
-        for rrset in authority
-        if rrset.rdtype == dns.rdatatype.NS
-        for target in rrset.targets()
-    }
+    ns_targets: set[bytes] = set()
+    for rrset in authority:
+        if rrset.rdtype == dns.rdatatype.NS:
+            ns_targets |= rrset.target_keys()
     additional = tuple(
         rrset
         for rrset in message.additional
         if rrset.rdtype in _ADDRESS_TYPES
-        and rrset.name in ns_targets
-        and is_in_bailiwick(rrset.name, zone)
+        and rrset.owner_key in ns_targets
+        and is_at_or_below(rrset.owner_key, zone_key)
     )
     return ScrubbedReply(answer, authority, additional)

@@ -17,9 +17,9 @@ RTT_BAND_MS = 400.0
 
 
 def select_server(
-    candidates: list[str], zone: str, infra: InfraCache, rng: random.Random, now: float
+    candidates: list[str], zone: bytes, infra: InfraCache, rng: random.Random, now: float
 ) -> str:
-    """One of ``candidates`` (not empty) for a query to ``zone``."""
+    """One of ``candidates`` (not empty) for a query to ``zone`` (lower-cased wire form)."""
     usable = [s for s in candidates if not infra.is_lame(s, zone, now)] or candidates
     rtts = {server: infra.selection_rtt_ms(server, now) for server in usable}
     best = min(rtts.values())

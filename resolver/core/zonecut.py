@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import dns.name
 import dns.rdatatype
 
+from resolver.names import lowered_wire
 from resolver.records import WireRRset
 
 
@@ -39,8 +40,9 @@ class ZoneCut:
 def addresses_of(rrsets: list[WireRRset], owner: dns.name.Name) -> list[str]:
     """The A and AAAA addresses that ``rrsets`` hold for ``owner`` (RFC 1035 §3.4.1)."""
     found: list[str] = []
+    owner_key = lowered_wire(owner)
     for rrset in rrsets:
-        if rrset.name == owner and rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+        if rrset.owner_key == owner_key and rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
             for address in rrset.addresses():
                 if address not in found:
                     found.append(address)
