@@ -42,6 +42,8 @@ class AccessRule:
         return f"{self.network} {self.access.value}"
 
 
+_MAX_REMEMBERED_CLIENTS = 65536
+
 LOOPBACK_RULES = (
     AccessRule(ipaddress.ip_network("127.0.0.0/8"), Access.ALLOW),
     AccessRule(ipaddress.ip_network("::1/128"), Access.ALLOW),
@@ -56,8 +58,19 @@ class AccessList:
     def __init__(self, rules: Iterable[AccessRule]) -> None:
         by_network = {rule.network: rule for rule in rules}
         self._rules = sorted(by_network.values(), key=lambda r: r.network.prefixlen, reverse=True)
+        self._decided: dict[str, Access] = {}
+        """Decisions by client address (parsing an address costs more than the lookup);
+        forgotten all at once when it holds too many clients."""
 
     def decide(self, client: str) -> Access:
+        access = self._decided.get(client)
+        if access is None:
+            if len(self._decided) >= _MAX_REMEMBERED_CLIENTS:
+                self._decided.clear()
+            access = self._decided[client] = self._match(client)
+        return access
+
+    def _match(self, client: str) -> Access:
         try:
             ip = ipaddress.ip_address(client.split("%", 1)[0])
         except ValueError:

@@ -23,7 +23,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from resolver.names import lowered_wire
+from resolver.names import lowered_wire, name_wire
 
 HEADER_LENGTH = 12
 TYPE_OPT = 41
@@ -51,22 +51,44 @@ class WireRRset:
     dnspython rdata objects, built on demand (presentation text, tests).
     """
 
-    __slots__ = ("name", "owner_key", "rdatas", "rdtype", "ttl")
+    __slots__ = ("_name", "_owner", "owner_key", "rdatas", "rdtype", "ttl")
 
     def __init__(
         self,
-        name: dns.name.Name,
+        name: dns.name.Name | None,
         rdtype: int,
         ttl: int,
         rdatas: tuple[bytes, ...],
         owner_key: bytes | None = None,
+        *,
+        owner: bytes | None = None,
     ) -> None:
-        self.name = name
+        """An RRset owned by ``name``, or by the wire name ``owner`` (letter case as received)
+        whose dnspython name is built only if asked for."""
+        self._name = name
+        self._owner = owner
         self.rdtype = rdtype
         self.ttl = ttl
         self.rdatas = rdatas
-        self.owner_key = lowered_wire(name) if owner_key is None else owner_key
+        if owner_key is None:
+            assert name is not None or owner is not None
+            owner_key = lowered_wire(name) if name is not None else owner.lower()  # type: ignore[union-attr]
+        self.owner_key = owner_key
         """The owner lower-cased in wire form (RFC 4343): what names are compared by."""
+
+    @property
+    def name(self) -> dns.name.Name:
+        if self._name is None:
+            assert self._owner is not None
+            self._name = name_from_wire(self._owner)
+        return self._name
+
+    @property
+    def owner_wire(self) -> bytes:
+        """The owner in wire form, letter case as received."""
+        if self._owner is None:
+            self._owner = name_wire(self.name)
+        return self._owner
 
     @classmethod
     def from_rrset(cls, rrset: dns.rrset.RRset) -> WireRRset:
@@ -79,7 +101,9 @@ class WireRRset:
         return str(self.to_rrset().to_text())
 
     def with_ttl(self, ttl: int) -> WireRRset:
-        return WireRRset(self.name, self.rdtype, ttl, self.rdatas, self.owner_key)
+        return WireRRset(
+            self._name, self.rdtype, ttl, self.rdatas, self.owner_key, owner=self._owner
+        )
 
     def targets(self) -> list[dns.name.Name]:
         """The names an NS, CNAME, PTR or DNAME RRset points to (RFC 1035 §3.3)."""
@@ -96,7 +120,7 @@ class WireRRset:
     def addresses(self) -> list[str]:
         """The addresses of an A or AAAA RRset, as text."""
         if self.rdtype == dns.rdatatype.A:
-            return [".".join(map(str, rdata)) for rdata in self.rdatas]
+            return [f"{r[0]}.{r[1]}.{r[2]}.{r[3]}" for r in self.rdatas]
         return [str(ipaddress.IPv6Address(rdata)) for rdata in self.rdatas]
 
     def soa_minimum(self) -> int:
@@ -304,7 +328,7 @@ def _read_reply(wire: bytes) -> Reply:
                 group[2].append(rdata)
         sections.append(
             [
-                WireRRset(name_from_wire(owner), rdtype, min(ttls), tuple(rdatas), key)
+                WireRRset(None, rdtype, min(ttls), tuple(rdatas), key, owner=owner)
                 for (key, rdtype), (owner, ttls, rdatas) in groups.items()
             ]
         )

@@ -76,8 +76,7 @@ def _put_rrsets(out: bytearray, rrsets: tuple[WireRRset, ...], table: dict[bytes
     """Append every record of ``rrsets``; the number of records written."""
     count = 0
     for rrset in rrsets:
-        owner = rrset.name.to_wire()
-        assert owner is not None
+        owner = rrset.owner_wire
         fixed = _TYPE_BYTES[rrset.rdtype] + _CLASS_IN + (rrset.ttl & 0xFFFFFFFF).to_bytes(4, "big")
         for rdata in rrset.rdatas:
             _put_name(out, owner, table)
