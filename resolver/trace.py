@@ -20,7 +20,7 @@ from resolver.driver import Driver
 from resolver.limits import Limits
 from resolver.mesh import Mesh, Transmit
 from resolver.model import Question, Result
-from resolver.records import WireRRset
+from resolver.records import WireRRset, name_from_wire
 from resolver.transport.upstream import Upstream
 
 
@@ -38,7 +38,7 @@ def describe_reply(reply: ClassifiedReply) -> list[str]:
         case ReplyKind.REFERRAL:
             assert reply.referral is not None
             servers = ", ".join(
-                f"{ns} ({' '.join(addresses) if addresses else 'no glue'})"
+                f"{name_from_wire(ns)} ({' '.join(addresses) if addresses else 'no glue'})"
                 for ns, addresses in reply.referral.nameservers.items()
             )
             return [

@@ -17,7 +17,7 @@ import dns.name
 import dns.rdatatype
 
 from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
-from resolver.core.zonecut import ZoneCut, addresses_of
+from resolver.core.zonecut import ZoneCut
 from resolver.names import lowered_wire
 from resolver.records import WireRRset, name_from_wire
 
@@ -111,8 +111,9 @@ class RRsetCache(BoundedCache):
         return self._get_by_key(rrset_key(name, rdtype), name, rdtype, now)
 
     def _get_by_key(
-        self, key: bytes, name: dns.name.Name, rdtype: int, now: float
+        self, key: bytes, name: dns.name.Name | None, rdtype: int, now: float
     ) -> WireRRset | None:
+        """The live RRset at ``key``, owned by ``name`` (or, when None, by the key's name)."""
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -121,7 +122,11 @@ class RRsetCache(BoundedCache):
             self._entries.pop(key)
             return None
         remaining = ttl - int(now - stored_at)  # as the answer cache ages TTLs
-        return WireRRset(name, rdtype, remaining, tuple(entry_rdatas(entry)))
+        owner_key = key[:-2]
+        rdatas = tuple(entry_rdatas(entry))
+        if name is None:
+            return WireRRset(None, rdtype, remaining, rdatas, owner_key, owner=owner_key)
+        return WireRRset(name, rdtype, remaining, rdatas, owner_key)
 
     def export(self, now: float) -> list[tuple[bytes, tuple[bytes, ...], float, int, int]]:
         """Live entries as (key, rdatas, stored_at, ttl, rank), for saving across a restart."""
@@ -149,17 +154,22 @@ class RRsetCache(BoundedCache):
             ns = self._get_by_key(wire + _NS, name, dns.rdatatype.NS, now)
             if ns is not None:
                 cut = ZoneCut(name, {})
-                for target in ns.targets():
-                    found = [
-                        rrset
-                        for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)
-                        if (rrset := self.get(target, rdtype, now)) is not None
-                    ]
-                    cut.nameservers[target] = addresses_of(found, target)
+                for rdata in ns.rdatas:
+                    target = rdata.lower()
+                    cut.nameservers[target] = self._addresses_at(target, now)
                 return cut
             if wire == b"\x00":
                 return None
             wire = wire[1 + wire[0] :]
+
+    def _addresses_at(self, owner_key: bytes, now: float) -> list[str]:
+        """The live cached A and AAAA addresses of ``owner_key`` (lower-cased wire name)."""
+        found: list[str] = []
+        for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            rrset = self._get_by_key(owner_key + _TYPE_BYTES[rdtype], None, rdtype, now)
+            if rrset is not None:
+                found.extend(a for a in rrset.addresses() if a not in found)
+        return found
 
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
         """Forget RRsets owned by ``name`` (or below it with ``subtree``), or all."""

@@ -38,8 +38,8 @@ from resolver.core.select import select_server
 from resolver.core.zonecut import ZoneCut, addresses_of
 from resolver.limits import Budget
 from resolver.model import ExtendedError, Question, Result, servfail
-from resolver.names import lowered_wire
-from resolver.records import WireRRset
+from resolver.names import is_at_or_below, lowered_wire
+from resolver.records import WireRRset, name_from_wire
 
 
 class State(enum.Enum):
@@ -79,7 +79,7 @@ class Resolution:
         self._cut_from_cache = False
         self._tried: set[str] = set()
         self._outcomes: list[str] = []
-        self._asked_ns: set[dns.name.Name] = set()
+        self._asked_ns: set[bytes] = set()
         self._names_seen: set[dns.name.Name] = {question.qname}
         self._upstream_outcomes: Counter[str] = outcomes if outcomes is not None else Counter()
         self._skip_cache_once = refresh
@@ -88,7 +88,7 @@ class Resolution:
         self._referrals = 0
         self._next_ref = 0
         self._pending: SendQuery | None = None
-        self._pending_subquery: tuple[int, dns.name.Name] | None = None
+        self._pending_subquery: tuple[int, bytes] | None = None
         self.result: Result | None = None
 
     @property
@@ -187,18 +187,19 @@ class Resolution:
             zone = lowered_wire(self._cut.zone)
             server = select_server(candidates, zone, self._caches.infra, self._rng, self._now)
             return self._send(server)
+        zone_key = lowered_wire(self._cut.zone)
         glueless = [
             ns
             for ns in self._cut.glueless()
-            if ns not in self._asked_ns and not ns.is_subdomain(self._cut.zone)
+            if ns not in self._asked_ns and not is_at_or_below(ns, zone_key)
         ]
         if glueless:
-            ns_name = self._rng.choice(glueless)
-            self._asked_ns.add(ns_name)
+            ns_key = self._rng.choice(glueless)
+            self._asked_ns.add(ns_key)
             ref = self._new_ref()
-            self._pending_subquery = (ref, ns_name)
+            self._pending_subquery = (ref, ns_key)
             self.state = State.WAIT_SUBQUERY
-            return [StartSubquery(ref, Question(ns_name, dns.rdatatype.A))]
+            return [StartSubquery(ref, Question(name_from_wire(ns_key), dns.rdatatype.A))]
         if self._cut_from_cache:
             # The cached delegation led nowhere (expired glue, moved servers): walk again
             # from the root hints once.
@@ -247,15 +248,16 @@ class Resolution:
 
     def _on_subquery_done(self, event: SubqueryDone) -> list[Action]:
         assert self._pending_subquery is not None
-        _, ns_name = self._pending_subquery
+        _, ns_key = self._pending_subquery
         self._pending_subquery = None
         addresses: list[str] = []
         for rrset in event.result.answer:
-            addresses.extend(a for a in addresses_of([rrset], rrset.name) if a not in addresses)
-        if ns_name in self._cut.nameservers:
-            self._cut.nameservers[ns_name] = addresses
+            found = addresses_of([rrset], rrset.owner_key)
+            addresses.extend(a for a in found if a not in addresses)
+        if ns_key in self._cut.nameservers:
+            self._cut.nameservers[ns_key] = addresses
         if not addresses:
-            self._outcomes.append(f"no address for {ns_name}")
+            self._outcomes.append(f"no address for {name_from_wire(ns_key)}")
         self.state = State.QUERY_TARGETS
         return self._advance()
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 import dns.name
 import dns.rdatatype
 
-from resolver.names import lowered_wire
 from resolver.records import WireRRset
 
 
@@ -18,7 +17,8 @@ class ZoneCut:
     """
 
     zone: dns.name.Name
-    nameservers: dict[dns.name.Name, list[str]] = field(default_factory=dict)
+    nameservers: dict[bytes, list[str]] = field(default_factory=dict)
+    """Each name server's name, lower-cased in wire form, and its known addresses."""
 
     def addresses(self) -> list[str]:
         """Every known server address, in name-server order, without repeats."""
@@ -29,18 +29,18 @@ class ZoneCut:
                     seen.append(address)
         return seen
 
-    def glueless(self) -> list[dns.name.Name]:
-        """Name servers whose addresses we do not know."""
+    def glueless(self) -> list[bytes]:
+        """Name servers (lower-cased wire names) whose addresses we do not know."""
         return [ns for ns, addresses in self.nameservers.items() if not addresses]
 
     def copy(self) -> ZoneCut:
         return ZoneCut(self.zone, {ns: list(a) for ns, a in self.nameservers.items()})
 
 
-def addresses_of(rrsets: list[WireRRset], owner: dns.name.Name) -> list[str]:
-    """The A and AAAA addresses that ``rrsets`` hold for ``owner`` (RFC 1035 §3.4.1)."""
+def addresses_of(rrsets: list[WireRRset], owner_key: bytes) -> list[str]:
+    """The A and AAAA addresses that ``rrsets`` hold for the owner ``owner_key`` (lower-cased
+    wire form; RFC 1035 §3.4.1)."""
     found: list[str] = []
-    owner_key = lowered_wire(owner)
     for rrset in rrsets:
         if rrset.owner_key == owner_key and rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
             for address in rrset.addresses():
@@ -51,7 +51,8 @@ def addresses_of(rrsets: list[WireRRset], owner: dns.name.Name) -> list[str]:
 
 def cut_from_ns(ns_rrset: WireRRset, address_rrsets: list[WireRRset]) -> ZoneCut:
     """A zone cut from an NS RRset and the address records (glue) that came with it."""
-    nameservers: dict[dns.name.Name, list[str]] = {}
-    for target in ns_rrset.targets():
+    nameservers: dict[bytes, list[str]] = {}
+    for rdata in ns_rrset.rdatas:
+        target = rdata.lower()
         nameservers[target] = addresses_of(address_rrsets, target)
     return ZoneCut(ns_rrset.name, nameservers)
