@@ -75,7 +75,7 @@ class Resolution:
         self._rng = rng
         self._default_timeout_s = default_timeout_s
         self._now = 0.0
-        self._cut = root.copy()
+        self._cut = root  # replaced (by a copy or a cached cut) before it is changed
         self._cut_from_cache = False
         self._tried: set[str] = set()
         self._outcomes: list[str] = []

@@ -20,6 +20,8 @@ def select_server(
     candidates: list[str], zone: bytes, infra: InfraCache, rng: random.Random, now: float
 ) -> str:
     """One of ``candidates`` (not empty) for a query to ``zone`` (lower-cased wire form)."""
+    if len(candidates) == 1:
+        return candidates[0]  # nothing to choose between (lame or not, it is all there is)
     usable = [s for s in candidates if not infra.is_lame(s, zone, now)] or candidates
     rtts = {server: infra.selection_rtt_ms(server, now) for server in usable}
     best = min(rtts.values())
