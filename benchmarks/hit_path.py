@@ -18,9 +18,10 @@ import dns.message
 
 from resolver.access import LOOPBACK_RULES, AccessList
 from resolver.cache.answer import AnswerCache
-from resolver.core.compose import compose_response, render
-from resolver.frontend import Frontend
+from resolver.core.compose import render_result
+from resolver.frontend import Frontend, read_plain_query
 from resolver.model import Result, Transport
+from resolver.records import WireRRset
 from resolver.wire import read_fast_query
 
 
@@ -38,15 +39,14 @@ def main() -> int:
     query = dns.message.make_query("www.example.lab.", "A", use_edns=0, payload=1232)
     response = dns.message.make_response(query)
     response.answer.append(dns.rrset.from_text("www.example.lab.", 300, "IN", "A", "192.0.2.10"))
-    result = Result(0, tuple(response.answer))  # type: ignore[arg-type]
+    result = Result(0, tuple(WireRRset.from_rrset(r) for r in response.answer))  # type: ignore[arg-type]
     answers = AnswerCache(1 << 24)
     wire = query.to_wire()
     fast = read_fast_query(wire)
     assert fast is not None
     clock = _Clock()
-    answers.store(
-        fast.key, render(compose_response(query, result), 65535), fast.question_end, clock.now
-    )
+    rendered = render_result(read_plain_query(wire, fast), result, 65535)
+    answers.store(fast.key, rendered, fast.question_end, clock.now)
     clock.now += 10  # aged: every hit patches the TTLs
     frontend = Frontend(None, AccessList(LOOPBACK_RULES), answers, clock)  # type: ignore[arg-type]
     queries = []

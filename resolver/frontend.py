@@ -344,12 +344,13 @@ class Frontend:
         entry = self.answers.stale(query.cache_key, now)
         if entry is None:
             return None
-        if entry.stale_retry_at <= now:
+        key = query.cache_key
+        if self.answers.stale_retry_at(key) <= now:
             task = self._spawn(self._resolve_and_store(query))
 
             def note_failure(done: asyncio.Task[Result]) -> None:
                 if done.cancelled() or done.exception() or done.result().is_failure:
-                    entry.stale_retry_at = self.clock() + STALE_REFRESH_INTERVAL_S
+                    self.answers.hold_stale_retries(key, self.clock() + STALE_REFRESH_INTERVAL_S)
 
             task.add_done_callback(note_failure)
             finished, _ = await asyncio.wait({task}, timeout=STALE_CLIENT_TIMEOUT_S)

@@ -231,7 +231,7 @@ def set_ttls(reply: bytearray, packed_offsets: bytes, ttl: int) -> None:
         _TTL.pack_into(reply, offset, ttl)
 
 
-def answer_for(stored: bytes, query_wire: bytes, question_end: int) -> bytearray:
+def answer_for(stored: bytes | memoryview, query_wire: bytes, question_end: int) -> bytearray:
     """A stored reply made the answer to ``query_wire``: its ID and its question as asked
     (letter case kept; the same name, so the same length)."""
     reply = bytearray(stored)

@@ -9,8 +9,10 @@ never outlives its smallest TTL.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import dns.name
 
@@ -34,28 +36,44 @@ PREFETCH_DIVISOR = 10
 STALE_ANSWER_TTL = 30
 """RFC 8767 §4: the TTL of a stale answer."""
 
-_ENTRY_OVERHEAD = 250
-"""Bytes an entry costs beyond its wire bytes: the entry object, its float and int, the
-bytes headers, the key, its place in the LRU (tracemalloc: about 315 bytes for an A answer)."""
+_ENTRY_OVERHEAD = 150
+"""Bytes an entry costs beyond its packed bytes: the bytes header, the key, its dict slot
+(tracemalloc: about 230 bytes for an A answer)."""
+
+_HEAD = struct.Struct("!dIHH")  # stored_at, smallest TTL, kind, length of the TTL offsets
 
 
-@dataclass(slots=True)
-class AnswerEntry:
+class AnswerEntry(NamedTuple):
+    """One stored answer, unpacked (the cache keeps it packed in one byte string: an
+    object with fields, its float and a second byte string cost 150 bytes more per name)."""
+
     wire: bytes
     offsets: bytes  # packed (offset: H, ttl: I) pairs
     stored_at: float
     ttl: int  # the smallest TTL when stored
     kind: int  # index of (QTYPE, RCODE) in AnswerCache.kinds, for counting hits cheaply
-    refreshing: bool = False  # a prefetch is in flight
-    stale_retry_at: float = 0.0  # serve-stale: no new refresh before this (RFC 8767 §4)
 
     @property
     def expires_at(self) -> float:
         return self.stored_at + self.ttl
 
-    @property
-    def cost(self) -> int:
-        return _ENTRY_OVERHEAD + len(self.wire) + len(self.offsets)
+
+def pack_answer(wire: bytes, offsets: bytes, stored_at: float, ttl: int, kind: int) -> bytes:
+    """An answer as one byte string: the head, the packed TTL offsets, the reply."""
+    return _HEAD.pack(stored_at, ttl, kind, len(offsets)) + offsets + wire
+
+
+def unpack_answer(packed: bytes) -> AnswerEntry:
+    stored_at, ttl, kind, offsets_length = _HEAD.unpack_from(packed)
+    start = _HEAD.size + offsets_length
+    return AnswerEntry(packed[start:], packed[_HEAD.size : start], stored_at, ttl, kind)
+
+
+def _entry_cost(packed: bytes) -> int:
+    return _ENTRY_OVERHEAD + len(packed)
+
+
+_MAX_REMEMBERED_KEYS = 10_000
 
 
 @dataclass(slots=True)
@@ -66,10 +84,6 @@ class AnswerCacheCounters:
     stored: int = 0
     prefetches: int = 0
     stale_answers: int = 0
-
-
-def _entry_cost(entry: AnswerEntry) -> int:
-    return entry.cost
 
 
 class AnswerCache(BoundedCache):
@@ -83,8 +97,12 @@ class AnswerCache(BoundedCache):
         stale_s: float = 0.0,
         on_prefetch: Callable[[bytes], None] | None = None,
     ) -> None:
-        self._entries: SizedLRU[bytes, AnswerEntry] = SizedLRU(max_bytes, _entry_cost)
-        self._data = self._entries.data  # the hot path touches the OrderedDict directly
+        self._entries: SizedLRU[bytes, bytes] = SizedLRU(max_bytes, _entry_cost)
+        self._data = self._entries.data  # the hot path touches the dict directly
+        self._refreshing: dict[bytes, float] = {}
+        """Keys with a prefetch in flight, with the store time of the entry it refreshes."""
+        self._stale_retry_at: dict[bytes, float] = {}
+        """Serve-stale: no new refresh of these keys before the time given (RFC 8767 §4)."""
         self.counters = AnswerCacheCounters()
         self.kinds: list[tuple[bytes, int]] = []
         """(QTYPE in wire form, RCODE) of the answers stored so far; entries point here."""
@@ -106,9 +124,10 @@ class AnswerCache(BoundedCache):
         if ttl <= 0 or len(reply_wire) > 0xFFFF:
             return False
         wire = b"\x00\x00" + reply_wire[2:]
-        packed = pack_ttl_offsets(offsets)
         kind = self._kind(key[-5:-3], reply_wire[3] & 0xF)
-        self._entries.put(key, AnswerEntry(wire, packed, now, ttl, kind))
+        self._entries.put(key, pack_answer(wire, pack_ttl_offsets(offsets), now, ttl, kind))
+        self._refreshing.pop(key, None)
+        self._stale_retry_at.pop(key, None)
         self.counters.stored += 1
         return True
 
@@ -129,41 +148,50 @@ class AnswerCache(BoundedCache):
         reply the transport may carry (the client's UDP size, or 65535 over TCP); ``counts``
         is the transport's list in :attr:`hits_by_kind`."""
         key = query.key
-        entry = self._data.get(key)
-        if entry is None:
+        data = self._data
+        packed = data.pop(key, None)
+        if packed is None:
             self.counters.misses += 1
             return None
-        if now >= entry.expires_at:
-            if now >= entry.expires_at + self.stale_s:
-                self._entries.pop(key)
+        stored_at, ttl, kind, offsets_length = _HEAD.unpack_from(packed)
+        expires_at = stored_at + ttl
+        if now >= expires_at:
+            if now < expires_at + self.stale_s:
+                data[key] = packed  # kept for serve-stale
+            else:
+                self._entries.bytes_used -= _entry_cost(packed)
                 self.counters.expired += 1
             self.counters.misses += 1
             return None
-        self._data.move_to_end(key)
+        data[key] = packed  # now the most recently used
         self.counters.hits += 1
-        counts[entry.kind] += 1
+        counts[kind] += 1
         if (
             self.on_prefetch is not None
-            and not entry.refreshing
-            and (entry.expires_at - now) * PREFETCH_DIVISOR < entry.ttl
+            and (expires_at - now) * PREFETCH_DIVISOR < ttl
+            and self._refreshing.get(key) != stored_at
         ):
-            entry.refreshing = True
+            if len(self._refreshing) >= _MAX_REMEMBERED_KEYS:
+                self._refreshing.clear()
+            self._refreshing[key] = stored_at
             self.counters.prefetches += 1
             self.on_prefetch(key)
         end = query.question_end
-        if len(entry.wire) > limit:
-            return bytes(answer_for(truncated_reply(entry.wire, end), query_wire, end))
-        reply = answer_for(entry.wire, query_wire, end)
-        age = int(now - entry.stored_at)
+        start = _HEAD.size + offsets_length
+        if len(packed) - start > limit:
+            return bytes(answer_for(truncated_reply(packed[start:], end), query_wire, end))
+        reply = answer_for(memoryview(packed)[start:], query_wire, end)
+        age = int(now - stored_at)
         if age > 0:
-            age_ttls(reply, entry.offsets, age)
+            age_ttls(reply, packed[_HEAD.size : start], age)
         return bytes(reply)
 
     def export(self, now: float) -> list[tuple[bytes, bytes, float, float]]:
         """Live entries as (key, wire, stored_at, expires_at), for saving across a restart."""
+        entries = ((key, unpack_answer(packed)) for key, packed in self._data.items())
         return [
             (key, e.wire, e.stored_at, e.expires_at)
-            for key, e in self._data.items()
+            for key, e in entries
             if e.expires_at + self.stale_s > now
         ]
 
@@ -176,10 +204,23 @@ class AnswerCache(BoundedCache):
 
     def stale(self, key: bytes, now: float) -> AnswerEntry | None:
         """An expired entry still inside the serve-stale window (RFC 8767 §4), or None."""
-        entry = self._entries.peek(key)
-        if entry is None or not entry.expires_at <= now < entry.expires_at + self.stale_s:
+        packed = self._entries.peek(key)
+        if packed is None:
+            return None
+        entry = unpack_answer(packed)
+        if not entry.expires_at <= now < entry.expires_at + self.stale_s:
             return None
         return entry
+
+    def stale_retry_at(self, key: bytes) -> float:
+        """When a refresh of the stale entry at ``key`` may be tried again."""
+        return self._stale_retry_at.get(key, 0.0)
+
+    def hold_stale_retries(self, key: bytes, until: float) -> None:
+        """A refresh failed: serve the stale entry without retrying until ``until``."""
+        if len(self._stale_retry_at) >= _MAX_REMEMBERED_KEYS:
+            self._stale_retry_at.clear()
+        self._stale_retry_at[key] = until
 
     def stale_reply(self, entry: AnswerEntry, question_end: int, query_wire: bytes) -> bytes:
         """``entry`` patched for ``query_wire`` with every TTL set to the stale-answer TTL
