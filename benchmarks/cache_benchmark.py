@@ -217,12 +217,12 @@ def measure(
         )
     try:
         wait_answering(port)
-        rss_start = rss_bytes(process.pid)
         run(
             "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(warm), "-n", "1"
         )  # warm the 100 names
         hits = dnsperf(port, warm, process.pid, "-l", str(seconds), "-q", "200")
         upstream_before = nsd_queries(folder)
+        rss_start = rss_bytes(process.pid)  # growth over the cold run alone
         profile = os.environ.get("ROOTWALK_BENCH_PROFILE")  # py-spy raw stacks of the cold run
         spy = None
         if profile and name == "rootwalk":

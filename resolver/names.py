@@ -66,7 +66,7 @@ def name_wire(name: dns.name.Name) -> bytes:
 
 
 _LOWERED: dict[int, tuple[dns.name.Name, bytes]] = {}
-_LOWERED_MAX = 8192
+_LOWERED_MAX = 4096
 
 
 def lowered_wire(name: dns.name.Name) -> bytes:

@@ -155,7 +155,7 @@ class WireRRset:
 
 
 _NAMES: dict[bytes, dns.name.Name] = {}
-_NAMES_MAX = 16384
+_NAMES_MAX = 4096
 
 
 def name_from_wire(wire: bytes, *, remember: bool = True) -> dns.name.Name:
