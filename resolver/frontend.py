@@ -45,6 +45,7 @@ from resolver.wire import (
     KEY_EDNS,
     FastQuery,
     error_reply,
+    is_cacheable_question,
     query_from_key,
     question_end,
     read_fast_query,
@@ -113,7 +114,7 @@ def screen_query(wire: bytes, client: str, access: AccessList) -> ClientQuery | 
     if header.opcode != dns.opcode.QUERY:
         return Rejected(error_reply(wire, dns.rcode.NOTIMP), "notimp")
     fast = read_fast_query(wire)
-    if fast is not None:  # the common case, read without dnspython
+    if fast is not None and is_cacheable_question(wire, fast):  # read without dnspython
         end = fast.question_end
         qclass = int.from_bytes(wire[end - 2 : end], "big")
         if _reject_question(int.from_bytes(wire[end - 4 : end - 2], "big"), qclass) is None:

@@ -129,8 +129,13 @@ def read_fast_query(wire: bytes) -> FastQuery | None:
     records, at most an OPT record of version 0 (RFC 6891 §6.1.2). Anything else is None
     and takes the slow path, which knows how to answer it.
 
-    Only the name's ASCII letters are lower-cased (RFC 4343 §3); lowering the whole question
-    would turn type 65 into 97. Label length bytes are at most 63, below ``A``.
+    The question's name is taken to end at the first zero byte, without walking its labels
+    (a C search instead of a Python loop, on the hot path). That is exact for every name
+    whose labels hold no zero byte; for any other, the key is a string that no stored key
+    can equal unless the question's bytes are the same, because answers are stored only for
+    queries whose labels :func:`question_end` walked to the same end (see
+    :func:`is_cacheable_question`). Only the name's ASCII letters are lower-cased (RFC 4343
+    §3); lowering the whole question would turn type 65 into 97.
     """
     size = len(wire)
     if size < 17 or wire[2] & 0xFB != 0x01:  # QR=0, opcode 0, TC=0, RD=1 (AA ignored)
@@ -139,16 +144,10 @@ def read_fast_query(wire: bytes) -> FastQuery | None:
     with_opt = counts == _COUNTS_WITH_OPT
     if not with_opt and counts != _COUNTS_PLAIN:
         return None
-    offset = HEADER_LENGTH
-    length = wire[offset]
-    while length:
-        if length > 63:
-            return None
-        offset += 1 + length
-        if offset >= size or offset > 267:
-            return None
-        length = wire[offset]
-    end = offset + 5
+    root = wire.find(0, HEADER_LENGTH)
+    if root < 0 or root > 267:  # a name of at most 255 bytes
+        return None
+    end = root + 5
     if end > size:
         return None
     key_flags = KEY_RD | KEY_CD if wire[3] & 0x10 else KEY_RD
@@ -162,8 +161,15 @@ def read_fast_query(wire: bytes) -> FastQuery | None:
         key_flags |= KEY_EDNS | KEY_DO if ttl & 0x8000 else KEY_EDNS
         if payload > 512:
             udp_limit = payload
-    key = wire[HEADER_LENGTH : end - 4].lower() + wire[end - 4 : end] + _FLAG_BYTE[key_flags]
+    key = wire[HEADER_LENGTH:root].lower() + wire[root:end] + _FLAG_BYTE[key_flags]
     return FastQuery(key, end, udp_limit)
+
+
+def is_cacheable_question(wire: bytes, query: FastQuery) -> bool:
+    """True when the question's labels, walked one by one, end where
+    :func:`read_fast_query` assumed (no zero byte inside a label, no compression pointer,
+    no label longer than 63): only then is an answer stored under its key."""
+    return question_end(wire) == query.question_end
 
 
 def _skip_name(wire: bytes, offset: int) -> int:

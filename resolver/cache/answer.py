@@ -22,6 +22,7 @@ from resolver.wire import (
     FastQuery,
     age_ttls,
     answer_for,
+    is_cacheable_question,
     pack_ttl_offsets,
     query_from_key,
     read_fast_query,
@@ -198,8 +199,9 @@ class AnswerCache(BoundedCache):
     def restore(self, key: bytes, wire: bytes, stored_at: float, expires_at: float) -> None:
         """Put back an exported entry; its TTLs keep counting from when it was stored."""
         del expires_at  # stored_at and the records' TTLs give it again
-        query = read_fast_query(query_from_key(key))
-        if query is not None:
+        query_wire = query_from_key(key)
+        query = read_fast_query(query_wire)
+        if query is not None and is_cacheable_question(query_wire, query):
             self.store(key, wire, query.question_end, stored_at)
 
     def stale(self, key: bytes, now: float) -> AnswerEntry | None:

@@ -3,15 +3,22 @@
 import dns.message
 import dns.name
 import dns.rcode
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from resolver.access import LOOPBACK_RULES, AccessList
+from resolver.frontend import screen_query
+from resolver.model import ClientQuery
 from resolver.wire import (
     FLAG_QR,
     FLAG_RD,
     HEADER_LENGTH,
+    KEY_RD,
     error_reply,
+    is_cacheable_question,
     question_end,
+    read_fast_query,
     read_header,
     set_id,
 )
@@ -91,3 +98,36 @@ def test_0x20_randomises_letters_only_and_replies_must_echo_the_case() -> None:
     lowered = bytes(echo[:12]) + bytes(echo[12:]).lower()
     assert reply_matches(lowered, query)  # case-insensitive by default
     assert not reply_matches(lowered, query, exact_case=True)  # a forger who guessed the ID only
+
+
+def _query_with_name(name_wire: bytes) -> bytes:
+    """A plain recursive query (RD=1, one question, type A, class IN) for raw name bytes."""
+    return b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + name_wire + b"\x00\x01\x00\x01"
+
+
+def test_fast_key_lowers_only_the_name_and_is_cacheable_for_plain_names() -> None:
+    wire = _query_with_name(b"\x03WwW\x07Example\x03lab\x00")
+    fast = read_fast_query(wire)
+    assert fast is not None
+    assert fast.key == b"\x03www\x07example\x03lab\x00\x00\x01\x00\x01" + bytes((KEY_RD,))
+    assert fast.question_end == len(wire) and is_cacheable_question(wire, fast)
+    https = _query_with_name(b"\x01a\x00")[:-4] + b"\x00\x41\x00\x01"  # type 65 stays 65
+    fast_https = read_fast_query(https)
+    assert fast_https is not None and fast_https.key[-5:-3] == b"\x00\x41"
+
+
+@pytest.mark.parametrize(
+    "name_wire",
+    [
+        b"\x05a\x00bcd\x03lab\x00",  # a zero byte inside a label
+        b"\x40" + b"a" * 64 + b"\x00",  # a label longer than 63
+        b"\x01a\xc0\x0c",  # a compression pointer, then the type's zero byte
+    ],
+)
+def test_names_the_fast_reader_cuts_short_are_never_cached(name_wire: bytes) -> None:
+    wire = _query_with_name(name_wire)
+    fast = read_fast_query(wire)
+    if fast is not None:
+        assert not is_cacheable_question(wire, fast)
+    outcome = screen_query(wire, "127.0.0.1", AccessList(LOOPBACK_RULES))
+    assert not isinstance(outcome, ClientQuery) or outcome.cache_key is None
