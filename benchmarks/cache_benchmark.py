@@ -40,6 +40,22 @@ UNBOUND_PORT = 5301
 WARM_NAMES = 100
 
 
+def start_profile(output: str | None, pid: int) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling ``pid`` into ``output`` (raw stacks), when asked for."""
+    if not output:
+        return None
+    command = ["py-spy", "record", "--pid", str(pid), "-r", "250", "--format", "raw", "-o", output]
+    if os.environ.get("ROOTWALK_BENCH_PROFILE_NATIVE"):
+        command.append("--native")
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profile(spy: subprocess.Popen[bytes] | None) -> None:
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
+
+
 def run(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), check=True, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
 
@@ -220,32 +236,20 @@ def measure(
         run(
             "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(warm), "-n", "1"
         )  # warm the 100 names
+        profile = os.environ.get("ROOTWALK_BENCH_PROFILE")  # py-spy raw stacks of one run
+        phase = os.environ.get("ROOTWALK_BENCH_PROFILE_PHASE", "cold")  # or "hits"
+        spy = (
+            start_profile(profile, process.pid) if name == "rootwalk" and phase == "hits" else None
+        )
         hits = dnsperf(port, warm, process.pid, "-l", str(seconds), "-q", "200")
+        stop_profile(spy)
         upstream_before = nsd_queries(folder)
         rss_start = rss_bytes(process.pid)  # growth over the cold run alone
-        profile = os.environ.get("ROOTWALK_BENCH_PROFILE")  # py-spy raw stacks of the cold run
-        spy = None
-        if profile and name == "rootwalk":
-            spy = subprocess.Popen(
-                [
-                    "py-spy",
-                    "record",
-                    "--pid",
-                    str(process.pid),
-                    "-r",
-                    "250",
-                    "--format",
-                    "raw",
-                    "-o",
-                    profile,
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+        spy = (
+            start_profile(profile, process.pid) if name == "rootwalk" and phase == "cold" else None
+        )
         cold_run = dnsperf(port, cold, process.pid, "-n", "1", "-q", "500", "-t", "5")
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            spy.wait(30)
+        stop_profile(spy)
         upstream = nsd_queries(folder) - upstream_before
         rss_after = rss_bytes(process.pid)
     finally:
