@@ -42,11 +42,14 @@ class Driver:
         self.observer: Callable[[Transmit, ReplyReceived | QueryFailed], None] | None = None
         """Called with each upstream exchange before the mesh sees it (``rootwalk trace``)."""
         self._waiters: dict[int, list[asyncio.Future[Result]]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def resolve(self, question: Question, *, refresh: bool = False) -> Result:
         """Walk from the root for ``question``; SERVFAIL when the deadline passes. A
         ``refresh`` asks the servers even when the answer is cached."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()  # once: it costs a getpid call
         future: asyncio.Future[Result] = loop.create_future()
         job_id, effects = self.mesh.start(question, self.clock(), refresh=refresh)
         self._waiters.setdefault(job_id, []).append(future)

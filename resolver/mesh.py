@@ -15,6 +15,7 @@ import itertools
 import random
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from resolver.cache.view import Caches
 from resolver.core.events import (
@@ -31,16 +32,14 @@ from resolver.limits import Budget, Limits
 from resolver.model import Question, Result, servfail
 
 
-@dataclass(frozen=True, slots=True)
-class Transmit:
+class Transmit(NamedTuple):
     """Send ``query`` upstream for job ``job_id``."""
 
     job_id: int
     query: SendQuery
 
 
-@dataclass(frozen=True, slots=True)
-class Completed:
+class Completed(NamedTuple):
     """Job ``job_id``, which clients wait on, has its result."""
 
     job_id: int

@@ -7,7 +7,6 @@ listeners can reject junk cheaply and answer errors even when a message cannot b
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import NamedTuple
 
 HEADER_LENGTH = 12
@@ -22,8 +21,7 @@ OPCODE_SHIFT = 11
 _HEADER = struct.Struct("!HHHHHH")
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+class Header(NamedTuple):
     """The six fields of a DNS header (RFC 1035 §4.1.1)."""
 
     id: int

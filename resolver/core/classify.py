@@ -7,7 +7,7 @@ Unbound's names where they help (``iter_utils``/``response_type``).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import dns.flags
 import dns.name
@@ -18,6 +18,8 @@ from resolver.core.scrub import ScrubbedReply, scrub_reply
 from resolver.core.zonecut import ZoneCut, cut_from_ns
 from resolver.names import is_at_or_below, lowered_wire
 from resolver.records import Reply, WireRRset
+
+_FLAG_AA = int(dns.flags.AA)  # a plain int: int & Flag runs Flag.__rand__ in Python
 
 
 class ReplyKind(enum.Enum):
@@ -32,8 +34,7 @@ class ReplyKind(enum.Enum):
     CNAME_LOOP = "cname loop"
 
 
-@dataclass(frozen=True, slots=True)
-class ClassifiedReply:
+class ClassifiedReply(NamedTuple):
     kind: ReplyKind
     chain: tuple[WireRRset, ...] = ()
     """CNAMEs followed inside this reply, then the final RRsets for ANSWER."""
@@ -110,7 +111,7 @@ def classify_reply(
         )
 
     scrubbed = scrub_reply(message, zone)
-    aa = bool(message.flags & dns.flags.AA)
+    aa = bool(message.flags & _FLAG_AA)
     chain, final_name, answered, looped = _follow_chain(scrubbed, qname, qtype)
     final_key = lowered_wire(final_name)
     zone_key = lowered_wire(zone)

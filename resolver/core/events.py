@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import dns.name
 import dns.rdatatype
@@ -24,8 +24,7 @@ class Failure(enum.Enum):
 # Events -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ReplyReceived:
+class ReplyReceived(NamedTuple):
     """A reply that matched our query's ID, source and question (RFC 5452 §9.1)."""
 
     ref: int
@@ -33,14 +32,12 @@ class ReplyReceived:
     rtt_s: float
 
 
-@dataclass(frozen=True, slots=True)
-class QueryFailed:
+class QueryFailed(NamedTuple):
     ref: int
     failure: Failure
 
 
-@dataclass(frozen=True, slots=True)
-class SubqueryDone:
+class SubqueryDone(NamedTuple):
     ref: int
     result: Result
 
@@ -51,8 +48,7 @@ Event = ReplyReceived | QueryFailed | SubqueryDone
 # Actions ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class SendQuery:
+class SendQuery(NamedTuple):
     """Ask ``server`` (an IP address; the transport adds the port) one question."""
 
     ref: int
@@ -64,16 +60,14 @@ class SendQuery:
     timeout_s: float
 
 
-@dataclass(frozen=True, slots=True)
-class StartSubquery:
+class StartSubquery(NamedTuple):
     """Resolve ``question`` as a separate resolution and report back with SubqueryDone."""
 
     ref: int
     question: Question
 
 
-@dataclass(frozen=True, slots=True)
-class Finished:
+class Finished(NamedTuple):
     result: Result
 
 

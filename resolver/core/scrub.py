@@ -7,7 +7,7 @@ dropped here, before classification, so it can never be used or cached.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import dns.name
 import dns.rdatatype
@@ -18,8 +18,7 @@ from resolver.records import Reply, WireRRset
 _ADDRESS_TYPES = (dns.rdatatype.A, dns.rdatatype.AAAA)
 
 
-@dataclass(frozen=True, slots=True)
-class ScrubbedReply:
+class ScrubbedReply(NamedTuple):
     """The parts of a reply that are in bailiwick for the zone asked."""
 
     answer: tuple[WireRRset, ...]

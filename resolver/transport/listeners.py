@@ -78,6 +78,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._fast = fast
         self._counters = counters
         self._transport: asyncio.DatagramTransport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -95,7 +96,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
                 assert self._transport is not None
                 self._transport.sendto(reply, addr)
             return
-        task = asyncio.get_running_loop().create_task(self._answer(data, addr))
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()  # once: it costs a getpid call
+        task = self._loop.create_task(self._answer(data, addr))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -48,7 +48,7 @@ def attack(port: int, lab_port: int, *, insecure: bool) -> tuple[int, int, int]:
             if FORGED_ADDRESS in addresses:
                 poisoned += 1
             else:
-                assert addresses == ["192.0.2.42"]
+                assert addresses == ["192.0.2.42"], reply.to_text()
         sent = running.lab_server.forgers["127.53.9.1"].sent
     finally:
         running.stop()
