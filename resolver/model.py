@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import dns.name
 import dns.rcode
@@ -30,8 +31,7 @@ class Question:
         return f"{self.qname} {dns.rdatatype.to_text(self.qtype)}"
 
 
-@dataclass(frozen=True, slots=True)
-class ClientQuery:
+class ClientQuery(NamedTuple):
     """A client's accepted query, as the renderer needs it: its bytes (ID, flags and the
     question as asked, letter case kept) and what its OPT record said (RFC 6891 §6.1.2)."""
 

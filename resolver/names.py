@@ -80,10 +80,15 @@ def lowered_wire(name: dns.name.Name) -> bytes:
     if remembered is not None and remembered[0] is name:
         return remembered[1]
     wire = name_wire(name).lower()
+    remember_lowered(name, wire)
+    return wire
+
+
+def remember_lowered(name: dns.name.Name, wire: bytes) -> None:
+    """Tell :func:`lowered_wire` the lower-cased wire form of a name just built from it."""
     if len(_LOWERED) >= _LOWERED_MAX:
         _LOWERED.clear()
     _LOWERED[id(name)] = (name, wire)
-    return wire
 
 
 def is_at_or_below(name_key: bytes, zone_key: bytes) -> bool:

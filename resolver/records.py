@@ -23,7 +23,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from resolver.names import lowered_wire, name_wire
+from resolver.names import lowered_wire, name_wire, remember_lowered
 
 HEADER_LENGTH = 12
 TYPE_OPT = 41
@@ -81,6 +81,7 @@ class WireRRset:
         if self._name is None:
             assert self._owner is not None
             self._name = name_from_wire(self._owner)
+            remember_lowered(self._name, self.owner_key)
         return self._name
 
     @property
