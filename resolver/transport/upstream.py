@@ -18,6 +18,7 @@ import asyncio
 import ipaddress
 import logging
 import secrets
+import select
 import socket
 import struct
 import time
@@ -129,7 +130,7 @@ class Upstream:
         so the forgery test can show that it would catch a poisoning."""
         self._next_id = 0
         self._random_ids = RandomIds()
-        self._exchanges: set[_UdpExchange] = set()
+        self._watch = _SocketWatch(None)
         self._loop: asyncio.AbstractEventLoop | None = None
         """The running loop, looked up once: ``asyncio.get_running_loop`` makes a
         ``getpid`` system call each time on Python 3.11 (5% of a cold resolution)."""
@@ -156,6 +157,8 @@ class Upstream:
         loop = self._loop
         if loop is None or loop.is_closed():
             loop = self._loop = asyncio.get_running_loop()
+            self._watch.close()
+            self._watch = _SocketWatch(loop)
         if not self._is_allowed(send.server):
             self.counters.prohibited += 1
             log.warning("refused to send to %s: not in the outbound allow-list", send.server)
@@ -177,9 +180,7 @@ class Upstream:
             sock.close()
             self._network_error(send, exc, lambda event: loop.call_soon(on_outcome, event))
             return
-        self._exchanges.add(
-            _UdpExchange(self, loop, sock=sock, wire=wire, send=send, on_outcome=on_outcome)
-        )
+        _UdpExchange(self, loop, sock=sock, wire=wire, send=send, on_outcome=on_outcome)
 
     async def query(self, send: SendQuery) -> ReplyReceived | QueryFailed:
         """:meth:`send`, awaited (``rootwalk trace``, tests)."""
@@ -196,8 +197,9 @@ class Upstream:
 
     def close(self) -> None:
         """Abandon every exchange in flight (shutdown): sockets closed, no outcome."""
-        for exchange in list(self._exchanges):
+        for exchange in self._watch.waiting():
             exchange.end()
+        self._watch.close()
         for task in list(self._tcp_tasks):
             task.cancel()
 
@@ -280,8 +282,8 @@ class _UdpExchange:
     """
 
     __slots__ = (
-        "_fd", "_loop", "_mismatched", "_on_outcome", "_send", "_sock", "_started", "_timer",
-        "_upstream", "_wire",
+        "_fd", "_mismatched", "_on_outcome", "_send", "_sock", "_started", "_timer", "_upstream",
+        "_wire",
     )  # fmt: skip
 
     def __init__(
@@ -295,7 +297,6 @@ class _UdpExchange:
         on_outcome: OnOutcome,
     ) -> None:
         self._upstream = upstream
-        self._loop = loop
         self._sock = sock
         self._wire = wire
         self._send = send
@@ -303,17 +304,16 @@ class _UdpExchange:
         self._mismatched = 0
         self._started = time.monotonic()
         self._fd = sock.fileno()
-        loop.add_reader(self._fd, self._on_readable)
+        upstream._watch.watch(self._fd, self)
         self._timer = loop.call_later(send.timeout_s, self._on_timeout)
 
     def end(self) -> None:
         """Stop listening and close the socket."""
         self._timer.cancel()
-        self._loop.remove_reader(self._fd)
+        self._upstream._watch.forget(self._fd)
         self._sock.close()
-        self._upstream._exchanges.discard(self)
 
-    def _on_readable(self) -> None:
+    def on_readable(self) -> None:
         upstream = self._upstream
         while True:
             try:
@@ -338,3 +338,57 @@ class _UdpExchange:
     def _on_timeout(self) -> None:
         self.end()
         self._upstream._timed_out(self._send, self._on_outcome)
+
+
+class _SocketWatch:
+    """The upstream sockets waiting for their reply.
+
+    On Linux they are watched through one epoll set of our own, which the event loop
+    watches: registering a socket is one ``epoll_ctl`` call and closing it removes it from the
+    set, where the loop's reader API spent three or four ``epoll_ctl`` calls and a poll handle
+    per socket (5% of the CPU of resolving never-seen names, ``py-spy --native``). Elsewhere
+    the loop's reader API is used directly.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self._loop = loop
+        self._waiting: dict[int, _UdpExchange] = {}
+        self._epoll = select.epoll() if loop is not None and hasattr(select, "epoll") else None
+        if self._epoll is not None:
+            assert loop is not None
+            loop.add_reader(self._epoll.fileno(), self._on_ready)
+
+    def watch(self, fd: int, exchange: _UdpExchange) -> None:
+        self._waiting[fd] = exchange
+        if self._epoll is not None:
+            try:
+                self._epoll.register(fd, select.EPOLLIN)
+            except FileExistsError:  # a descriptor number reused before the set noticed
+                self._epoll.modify(fd, select.EPOLLIN)
+        else:
+            assert self._loop is not None
+            self._loop.add_reader(fd, exchange.on_readable)
+
+    def forget(self, fd: int) -> None:
+        """Stop watching ``fd``; the caller closes its socket next (which takes it out of
+        the epoll set: the descriptor is never duplicated)."""
+        del self._waiting[fd]
+        if self._epoll is None and self._loop is not None:
+            self._loop.remove_reader(fd)
+
+    def waiting(self) -> list[_UdpExchange]:
+        return list(self._waiting.values())
+
+    def _on_ready(self) -> None:
+        assert self._epoll is not None
+        for fd, _events in self._epoll.poll(0):
+            exchange = self._waiting.get(fd)
+            if exchange is not None:  # None: finished earlier in this same batch
+                exchange.on_readable()
+
+    def close(self) -> None:
+        if self._epoll is not None and not self._epoll.closed:
+            assert self._loop is not None
+            if not self._loop.is_closed():
+                self._loop.remove_reader(self._epoll.fileno())
+            self._epoll.close()
