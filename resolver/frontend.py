@@ -184,7 +184,8 @@ class Frontend:
         self.answered: dict[tuple[Transport, bytes, int], int] = {}
         """Replies sent by the slow path, by (transport, QTYPE in wire form, RCODE); hits
         are counted by the answer cache (``hits_by_kind``). Read at scrape time."""
-        self._hit_counts = answers.hits_by_kind
+        self._udp_hits = answers.hits_by_kind[Transport.UDP]
+        self._tcp_hits = answers.hits_by_kind[Transport.TCP]
         self.latency = Histogram()
         """Seconds from a query's arrival to its reply, for queries that took the slow path
         (cache hits are not timed: timing would cost a tenth of a hit)."""
@@ -215,11 +216,12 @@ class Frontend:
             self._recursion_allowed[client] = allowed
         if not allowed:
             return None
-        if transport is Transport.UDP:
+        if transport is Transport.UDP:  # no dict keyed by the enum: Enum.__hash__ is Python
             limit = query.udp_limit if query.udp_limit < MAX_UDP_REPLY else MAX_UDP_REPLY
+            counts = self._udp_hits
         else:
             limit = MAX_TCP_MESSAGE
-        counts = self._hit_counts[transport]
+            counts = self._tcp_hits
         reply = self.answers.lookup(query, wire, self.clock(), limit, counts)
         if reply is None:
             if self.pending >= self.max_pending:
