@@ -181,7 +181,7 @@ class Frontend:
         self.answers = answers
         self.clock = clock
         self.rejected: dict[str, int] = {}
-        self.answered: dict[tuple[Transport, bytes, int], int] = {}
+        self.answered: dict[tuple[str, bytes, int], int] = {}
         """Replies sent by the slow path, by (transport, QTYPE in wire form, RCODE); hits
         are counted by the answer cache (``hits_by_kind``). Read at scrape time."""
         self._udp_hits = answers.hits_by_kind[Transport.UDP]
@@ -276,7 +276,7 @@ class Frontend:
     def _count(self, transport: Transport, wire: bytes, reply: bytes | None) -> None:
         end = question_end(wire)
         qtype = wire[end - 4 : end - 2] if end is not None else b"\x00\x00"
-        counted = (transport, qtype, reply[3] & 0xF if reply and len(reply) > 3 else -1)
+        counted = (transport.value, qtype, reply[3] & 0xF if reply and len(reply) > 3 else -1)
         self.answered[counted] = self.answered.get(counted, 0) + 1
 
     async def handle(self, wire: bytes, client: str, transport: Transport) -> bytes | None:

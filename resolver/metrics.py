@@ -82,10 +82,10 @@ class RootwalkCollector(Collector):
         for transport, counts in answers.hits_by_kind.items():
             kinds = answers.kinds
             counted += [
-                ((transport, *kinds[kind]), count) for kind, count in enumerate(list(counts))
+                ((transport.value, *kinds[kind]), count) for kind, count in enumerate(list(counts))
             ]
-        for (transport, qtype, rcode), count in counted:
-            labels = (transport.value, qtype_label(qtype), rcode_label(rcode))
+        for (transport_name, qtype, rcode), count in counted:
+            labels = (transport_name, qtype_label(qtype), rcode_label(rcode))
             merged[labels] = merged.get(labels, 0) + count
         for labels, count in merged.items():
             queries.add_metric(list(labels), count)

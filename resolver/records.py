@@ -120,9 +120,7 @@ class WireRRset:
 
     def addresses(self) -> list[str]:
         """The addresses of an A or AAAA RRset, as text."""
-        if self.rdtype == dns.rdatatype.A:
-            return [f"{r[0]}.{r[1]}.{r[2]}.{r[3]}" for r in self.rdatas]
-        return [str(ipaddress.IPv6Address(rdata)) for rdata in self.rdatas]
+        return [_address_text(rdata) for rdata in self.rdatas]
 
     def soa_minimum(self) -> int:
         """The MINIMUM field of an SOA record: its last four bytes (RFC 1035 §3.3.13)."""
@@ -153,6 +151,24 @@ class WireRRset:
 
     def __repr__(self) -> str:
         return f"<WireRRset {self.to_text()!r}>"
+
+
+_ADDRESSES: dict[bytes, str] = {}
+
+
+def _address_text(rdata: bytes) -> str:
+    """An A or AAAA record's address as text, memoised (name servers' addresses come back
+    in every referral and every cached zone cut)."""
+    text = _ADDRESSES.get(rdata)
+    if text is None:
+        if len(rdata) == 4:
+            text = f"{rdata[0]}.{rdata[1]}.{rdata[2]}.{rdata[3]}"
+        else:
+            text = str(ipaddress.IPv6Address(rdata))
+        if len(_ADDRESSES) >= _NAMES_MAX:
+            _ADDRESSES.clear()
+        _ADDRESSES[rdata] = text
+    return text
 
 
 _NAMES: dict[bytes, dns.name.Name] = {}
