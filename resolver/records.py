@@ -293,17 +293,22 @@ class Reply(NamedTuple):
         )
 
 
-def _read_reply(wire: bytes) -> Reply:
+def _read_reply(wire: bytes, question_end: int | None = None) -> Reply:
     """The reply's sections read straight from the bytes (RFC 1035 §4.1); ValueError for
     anything this reader does not handle. Records of one owner and type in one section form
-    one RRset with the smallest TTL, duplicates dropped, as dnspython does (RFC 2181 §5)."""
+    one RRset with the smallest TTL, duplicates dropped, as dnspython does (RFC 2181 §5).
+    ``question_end``, when the caller has already matched the reply's one question against
+    its query, is where the question ends (it is not read again)."""
     if len(wire) < HEADER_LENGTH:
         raise ValueError("no header")
     _id, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(wire)
     offset = HEADER_LENGTH
-    for _ in range(qdcount):
-        _name, offset = read_name(wire, offset)
-        offset += 4
+    if question_end is not None and qdcount == 1:
+        offset = question_end
+    else:
+        for _ in range(qdcount):
+            _name, offset = read_name(wire, offset)
+            offset += 4
     size = len(wire)
     if offset > size:
         raise ValueError("question cut short")
@@ -334,9 +339,10 @@ def _read_reply(wire: bytes) -> Reply:
                 continue  # this resolver asks class IN only; anything else is noise
             if ttl > 0x7FFFFFFF:
                 ttl = 0  # RFC 2181 §8: a TTL with the top bit set means zero
-            group = groups.get((owner.lower(), rdtype))
+            group_key = (owner.lower(), rdtype)
+            group = groups.get(group_key)
             if group is None:
-                groups[(owner.lower(), rdtype)] = (owner, [ttl], [rdata])
+                groups[group_key] = (owner, [ttl], [rdata])
                 continue
             group[1].append(ttl)
             if rdtype in _SINGLETONS:
@@ -354,11 +360,12 @@ def _read_reply(wire: bytes) -> Reply:
     return Reply(flags, rcode, sections[0], sections[1], sections[2], edns)
 
 
-def read_reply(wire: bytes) -> Reply:
+def read_reply(wire: bytes, question_end: int | None = None) -> Reply:
     """An upstream reply read without dnspython when it holds nothing unusual, else through
-    ``dns.message.from_wire``. ValueError (or a dnspython error) when neither can read it."""
+    ``dns.message.from_wire``. ValueError (or a dnspython error) when neither can read it.
+    ``question_end``: as for :func:`_read_reply`."""
     try:
-        return _read_reply(wire)
+        return _read_reply(wire, question_end)
     except (ValueError, IndexError, struct.error):
         try:
             return Reply.from_message(dns.message.from_wire(wire))

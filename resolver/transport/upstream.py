@@ -34,7 +34,7 @@ import dns.name
 from resolver.core.events import Failure, QueryFailed, ReplyReceived, SendQuery
 from resolver.names import lowered_wire
 from resolver.records import Reply, read_reply
-from resolver.wire import FLAG_TC, build_query, randomize_case, reply_matches
+from resolver.wire import FLAG_TC, HEADER_LENGTH, build_query, randomize_case, reply_matches
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,11 @@ def is_allowed(address: str, allow: Sequence[IPNetwork]) -> bool:
     """True when ``address`` lies in one of the ``allow`` networks."""
     ip = ipaddress.ip_address(address)
     return any(ip in network for network in allow)
+
+
+def _question_end_of(send: SendQuery) -> int:
+    """Where the question of our query for ``send`` ends: header, name, type and class."""
+    return HEADER_LENGTH + len(lowered_wire(send.qname)) + 4
 
 
 def query_wire(send: SendQuery, message_id: int, case_bits: int | None = None) -> bytes:
@@ -218,7 +223,9 @@ class Upstream:
             self._over_tcp(send, started, on_outcome)
             return
         try:
-            reply = read_reply(data)
+            # reply_matches checked the question against ours: the same length, so it ends
+            # where ours does (before our OPT record, if any).
+            reply = read_reply(data, _question_end_of(send))
         except ValueError as exc:
             log.debug("malformed reply from %s: %s", send.server, exc)
             on_outcome(QueryFailed(send.ref, Failure.MALFORMED))
