@@ -35,10 +35,13 @@ def rootwalk(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def serve_on_lab(port: int, env: dict[str, str]) -> subprocess.Popen[str]:
-    """``rootwalk serve`` as the README shows it, pointed at the session lab (port 20053)."""
+    """``rootwalk serve`` as the README shows it, pointed at the session lab (port 20053), with
+    metrics and control ports of its own (a server still exiting from another test may hold
+    the defaults)."""
     return subprocess.Popen(
         [sys.executable, "-m", "resolver", "serve", "--listen", f"127.0.0.1:{port}", "--root-hints",
-         "zones/lab/root.hints", "--outbound-allow", "127.0.0.0/8", "--outbound-port", "20053"],
+         "zones/lab/root.hints", "--outbound-allow", "127.0.0.0/8", "--outbound-port", "20053",
+         "--metrics", f"127.0.0.1:{port + 1000}", "--control", f"127.0.0.1:{port + 2000}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=Path(__file__).parents[2],
     )  # fmt: skip
 
