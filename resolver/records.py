@@ -106,10 +106,6 @@ class WireRRset:
             self._name, self.rdtype, ttl, self.rdatas, self.owner_key, owner=self._owner
         )
 
-    def targets(self) -> list[dns.name.Name]:
-        """The names an NS, CNAME, PTR or DNAME RRset points to (RFC 1035 §3.3)."""
-        return [name_from_wire(rdata) for rdata in self.rdatas]
-
     def target_keys(self) -> set[bytes]:
         """The targets of an NS (or CNAME, PTR, DNAME) RRset, lower-cased in wire form."""
         return {rdata.lower() for rdata in self.rdatas}

@@ -7,9 +7,10 @@ ID and question is counted and ignored, and we keep waiting until the timeout (R
 §9.1). A truncated reply (TC=1) is asked again over TCP and never used itself. Destinations
 outside the outbound allow-list are refused here, before any socket exists.
 
-The socket is driven with ``loop.add_reader`` rather than a datagram endpoint: one query
-needs one send and one receive, and the endpoint machinery cost more than the rest of the
-query (measured with ``benchmarks/cache_benchmark.py`` and cProfile).
+No task or datagram endpoint per query: one query needs one send and one receive, so the
+socket is watched (through one epoll set of our own, see :class:`_SocketWatch`) and its
+reader callback finishes the exchange; only a TCP fallback runs as a task. The endpoint
+machinery cost more than the rest of the query (``benchmarks/cache_benchmark.py``).
 """
 
 from __future__ import annotations
@@ -186,19 +187,6 @@ class Upstream:
             self._network_error(send, exc, lambda event: loop.call_soon(on_outcome, event))
             return
         _UdpExchange(self, loop, sock=sock, wire=wire, send=send, on_outcome=on_outcome)
-
-    async def query(self, send: SendQuery) -> ReplyReceived | QueryFailed:
-        """:meth:`send`, awaited (``rootwalk trace``, tests)."""
-        future: asyncio.Future[ReplyReceived | QueryFailed] = (
-            asyncio.get_running_loop().create_future()
-        )
-
-        def settle(event: ReplyReceived | QueryFailed) -> None:
-            if not future.done():
-                future.set_result(event)
-
-        self.send(send, settle)
-        return await future
 
     def close(self) -> None:
         """Abandon every exchange in flight (shutdown): sockets closed, no outcome."""
