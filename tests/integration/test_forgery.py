@@ -39,7 +39,7 @@ def attack(port: int, lab_port: int, *, insecure: bool) -> tuple[int, int, int]:
             # The forger sprays random ports too, so now and then this client's own port:
             # like any stub, it ignores datagrams that do not come from the server it asked.
             reply = dns.query.udp(
-                dns.message.make_query(WWW_SLOW, "A"),
+                dns.message.make_query(WWW_SLOW, "A", use_edns=0),  # a SERVFAIL says why
                 "127.0.0.1",
                 port=port,
                 timeout=5,
