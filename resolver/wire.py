@@ -280,15 +280,18 @@ def build_query(message_id: int, qname_wire: bytes, qtype: int, edns_payload: in
     return header + question + b"\x00" + _RR_FIXED.pack(TYPE_OPT, edns_payload, 0, 0)
 
 
-def reply_matches(reply: bytes, query: bytes, *, exact_case: bool = False) -> bool:
+def reply_matches(
+    reply: bytes, query: bytes, *, exact_case: bool = False, query_question_end: int | None = None
+) -> bool:
     """True when ``reply`` answers ``query``: same ID, QR set, and the same question (RFC 5452
     §9.1; the question is echoed, RFC 1035 §4.1.1). Letters are compared without case, or
-    exactly with ``exact_case`` (0x20 randomisation, draft-vixie-dnsext-dns0x20)."""
+    exactly with ``exact_case`` (0x20 randomisation, draft-vixie-dnsext-dns0x20). A caller
+    that knows where its query's question ends passes ``query_question_end``."""
     if len(reply) < HEADER_LENGTH or reply[0:2] != query[0:2] or not reply[2] & 0x80:
         return False
     if reply[4:6] == b"\x00\x00" and reply[3] & 0xF in (1, 4):
         return True  # FORMERR or NOTIMP without the question: old servers rejecting EDNS
-    end = question_end(query)
+    end = question_end(query) if query_question_end is None else query_question_end
     if end is None or reply[4:6] != b"\x00\x01":
         return False
     if exact_case:

@@ -110,11 +110,11 @@ def classify_reply(
             ReplyKind.SERVER_ERROR, detail=dns.rcode.to_text(dns.rcode.Rcode.make(rcode))
         )
 
-    scrubbed = scrub_reply(message, zone)
+    zone_key = lowered_wire(zone)
+    scrubbed = scrub_reply(message, zone, zone_key)
     aa = bool(message.flags & _FLAG_AA)
     chain, final_name, answered, looped = _follow_chain(scrubbed, qname, qtype)
     final_key = lowered_wire(final_name)
-    zone_key = lowered_wire(zone)
     if looped:
         return ClassifiedReply(ReplyKind.CNAME_LOOP, tuple(chain), final_name, authoritative=aa)
     if answered:

@@ -183,11 +183,10 @@ class Resolution:
     def _query_targets(self) -> list[Action]:
         """QUERY_TARGETS: ask the next untried server, or start a glueless lookup."""
         candidates = [a for a in self._cut.addresses() if a not in self._tried]
-        if candidates:
-            zone = lowered_wire(self._cut.zone)
-            server = select_server(candidates, zone, self._caches.infra, self._rng, self._now)
-            return self._send(server)
         zone_key = lowered_wire(self._cut.zone)
+        if candidates:
+            server = select_server(candidates, zone_key, self._caches.infra, self._rng, self._now)
+            return self._send(server)
         glueless = [
             ns
             for ns in self._cut.glueless()

@@ -26,7 +26,9 @@ class ScrubbedReply(NamedTuple):
     additional: tuple[WireRRset, ...]
 
 
-def scrub_reply(message: Reply, zone: dns.name.Name) -> ScrubbedReply:
+def scrub_reply(
+    message: Reply, zone: dns.name.Name, zone_key: bytes | None = None
+) -> ScrubbedReply:
     """Drop every RRset the servers of ``zone`` may not speak for.
 
     * answer: RRsets owned at or below the zone;
@@ -35,7 +37,8 @@ def scrub_reply(message: Reply, zone: dns.name.Name) -> ScrubbedReply:
     * additional: address records owned at or below the zone, for name servers named in
       the kept authority section (glue, RFC 9499).
     """
-    zone_key = lowered_wire(zone)
+    if zone_key is None:
+        zone_key = lowered_wire(zone)
     answer = tuple(r for r in message.answer if is_at_or_below(r.owner_key, zone_key))
     authority = tuple(
         rrset

@@ -203,7 +203,7 @@ class Upstream:
         return self._random_ids.next()
 
     def _received(
-        self, send: SendQuery, data: bytes, started: float, on_outcome: OnOutcome
+        self, send: SendQuery, data: bytes, question_end: int, started: float, on_outcome: OnOutcome
     ) -> None:
         """A matching datagram arrived: the reply, or TCP when it is truncated."""
         if data[2] & (FLAG_TC >> 8):
@@ -213,7 +213,7 @@ class Upstream:
         try:
             # reply_matches checked the question against ours: the same length, so it ends
             # where ours does (before our OPT record, if any).
-            reply = read_reply(data, _question_end_of(send))
+            reply = read_reply(data, question_end)
         except ValueError as exc:
             log.debug("malformed reply from %s: %s", send.server, exc)
             on_outcome(QueryFailed(send.ref, Failure.MALFORMED))
@@ -277,8 +277,8 @@ class _UdpExchange:
     """
 
     __slots__ = (
-        "_fd", "_mismatched", "_on_outcome", "_send", "_sock", "_started", "_timer", "_upstream",
-        "_wire",
+        "_end", "_fd", "_mismatched", "_on_outcome", "_send", "_sock", "_started", "_timer",
+        "_upstream", "_wire",
     )  # fmt: skip
 
     def __init__(
@@ -297,6 +297,7 @@ class _UdpExchange:
         self._send = send
         self._on_outcome = on_outcome
         self._mismatched = 0
+        self._end = _question_end_of(send)
         self._started = time.monotonic()
         self._fd = sock.fileno()
         upstream._watch.watch(self._fd, self)
@@ -319,9 +320,11 @@ class _UdpExchange:
                 self.end()
                 upstream._network_error(self._send, exc, self._on_outcome)
                 return
-            if reply_matches(data, self._wire, exact_case=upstream.use_0x20):
+            if reply_matches(
+                data, self._wire, exact_case=upstream.use_0x20, query_question_end=self._end
+            ):
                 self.end()
-                upstream._received(self._send, data, self._started, self._on_outcome)
+                upstream._received(self._send, data, self._end, self._started, self._on_outcome)
                 return
             self._mismatched += 1
             upstream.counters.mismatched += 1
