@@ -8,6 +8,8 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from resolver.memo import remember
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -65,9 +67,7 @@ class AccessList:
     def decide(self, client: str) -> Access:
         access = self._decided.get(client)
         if access is None:
-            if len(self._decided) >= _MAX_REMEMBERED_CLIENTS:
-                self._decided.clear()
-            access = self._decided[client] = self._match(client)
+            access = remember(self._decided, client, self._match(client), _MAX_REMEMBERED_CLIENTS)
         return access
 
     def _match(self, client: str) -> Access:

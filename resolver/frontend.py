@@ -26,7 +26,6 @@ import dns.rdatatype
 from resolver.access import Access, AccessList
 from resolver.cache.answer import AnswerCache
 from resolver.core.compose import (
-    MAX_UDP_REPLY,
     client_udp_limit,
     error_response,
     render,
@@ -58,7 +57,6 @@ query_log = logging.getLogger("rootwalk.query")
 
 _RECURSION_ALLOWED = (Access.ALLOW, Access.ALLOW_SNOOP)
 _CACHEABLE_RCODES = (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
-_MAX_REMEMBERED_CLIENTS = 65536
 
 _REFUSED_TYPES = {dns.rdatatype.AXFR, dns.rdatatype.IXFR}
 """Zone transfers: a resolver serves none (Unbound answers REFUSED)."""
@@ -85,7 +83,7 @@ def read_plain_query(wire: bytes, fast: FastQuery) -> ClientQuery:
     """The :class:`ClientQuery` of a plain query that :func:`read_fast_query` read, without
     dnspython (the name is built from its bytes; letters as sent)."""
     end = fast.question_end
-    qname = name_from_wire(wire[HEADER_LENGTH : end - 4], remember=False)
+    qname = name_from_wire(wire[HEADER_LENGTH : end - 4], keep=False)
     qtype = dns.rdatatype.RdataType.make(int.from_bytes(wire[end - 4 : end - 2], "big"))
     key_flags = fast.key[-1]
     edns_do = None if not key_flags & KEY_EDNS else bool(key_flags & KEY_DO)
@@ -94,7 +92,7 @@ def read_plain_query(wire: bytes, fast: FastQuery) -> ClientQuery:
         Question(qname, qtype),
         end,
         edns_do,
-        fast.udp_limit if fast.udp_limit < MAX_UDP_REPLY else MAX_UDP_REPLY,
+        fast.udp_limit,
         fast.key,
     )
 
@@ -189,16 +187,12 @@ class Frontend:
         self.latency = Histogram()
         """Seconds from a query's arrival to its reply, for queries that took the slow path
         (cache hits are not timed: timing would cost a tenth of a hit)."""
-        self._recursion_allowed: dict[str, bool] = {}
-        """Access decisions by client address, remembered for the hot path (a dict lookup
-        costs a third of a ``functools.lru_cache`` call); cleared when it grows too big."""
         self._tasks: set[asyncio.Task[Result]] = set()
         answers.on_prefetch = self._prefetch
 
     def set_access(self, access: AccessList) -> None:
-        """Use a new access list (a reload); forgets the remembered decisions."""
+        """Use a new access list (a reload; it remembers its own decisions)."""
         self.access = access
-        self._recursion_allowed = {}
 
     def answer_from_cache(self, wire: bytes, client: str, transport: Transport) -> bytes | None:
         """The cached reply for a plain query, or None to take the slow path (empty bytes:
@@ -208,16 +202,10 @@ class Frontend:
         query = read_fast_query(wire)
         if query is None:
             return None
-        allowed = self._recursion_allowed.get(client)
-        if allowed is None:
-            if len(self._recursion_allowed) >= _MAX_REMEMBERED_CLIENTS:
-                self._recursion_allowed.clear()
-            allowed = self.access.decide(client) in _RECURSION_ALLOWED
-            self._recursion_allowed[client] = allowed
-        if not allowed:
+        if self.access.decide(client) not in _RECURSION_ALLOWED:
             return None
         if transport is Transport.UDP:  # no dict keyed by the enum: Enum.__hash__ is Python
-            limit = query.udp_limit if query.udp_limit < MAX_UDP_REPLY else MAX_UDP_REPLY
+            limit = query.udp_limit
             counts = self._udp_hits
         else:
             limit = MAX_TCP_MESSAGE

@@ -17,6 +17,8 @@ from __future__ import annotations
 import dns.exception
 import dns.name
 
+from resolver.memo import remember
+
 
 class InvalidNameError(ValueError):
     """A name a person typed is not a valid domain name."""
@@ -86,9 +88,7 @@ def lowered_wire(name: dns.name.Name) -> bytes:
 
 def remember_lowered(name: dns.name.Name, wire: bytes) -> None:
     """Tell :func:`lowered_wire` the lower-cased wire form of a name just built from it."""
-    if len(_LOWERED) >= _LOWERED_MAX:
-        _LOWERED.clear()
-    _LOWERED[id(name)] = (name, wire)
+    remember(_LOWERED, id(name), (name, wire), _LOWERED_MAX)
 
 
 def is_at_or_below(name_key: bytes, zone_key: bytes) -> bool:

@@ -23,12 +23,10 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from resolver.memo import remember
 from resolver.names import lowered_wire, name_wire, remember_lowered
+from resolver.wire import HEADER_LENGTH, RR_FIXED, TYPE_OPT, read_header
 
-HEADER_LENGTH = 12
-TYPE_OPT = 41
-_HEADER = struct.Struct("!HHHHHH")
-_RR_FIXED = struct.Struct("!HHIH")  # TYPE, CLASS, TTL, RDLENGTH (RFC 1035 §4.1.3)
 _UINT32 = struct.Struct("!I")
 
 # Types whose records hold names that a server may compress (RFC 3597 §4: only the types of
@@ -149,6 +147,7 @@ class WireRRset:
         return f"<WireRRset {self.to_text()!r}>"
 
 
+_MEMO_MAX = 4096
 _ADDRESSES: dict[bytes, str] = {}
 
 
@@ -161,19 +160,16 @@ def _address_text(rdata: bytes) -> str:
             text = f"{rdata[0]}.{rdata[1]}.{rdata[2]}.{rdata[3]}"
         else:
             text = str(ipaddress.IPv6Address(rdata))
-        if len(_ADDRESSES) >= _NAMES_MAX:
-            _ADDRESSES.clear()
-        _ADDRESSES[rdata] = text
+        remember(_ADDRESSES, rdata, text, _MEMO_MAX)
     return text
 
 
 _NAMES: dict[bytes, dns.name.Name] = {}
-_NAMES_MAX = 4096
 
 
-def name_from_wire(wire: bytes, *, remember: bool = True) -> dns.name.Name:
+def name_from_wire(wire: bytes, *, keep: bool = True) -> dns.name.Name:
     """The dnspython name for an uncompressed wire name, memoised (the same delegations and
-    name servers come back in every reply) unless ``remember`` is False (clients' names)."""
+    name servers come back in every reply) unless ``keep`` is False (clients' names)."""
     name = _NAMES.get(wire)
     if name is None:
         labels = []
@@ -185,11 +181,8 @@ def name_from_wire(wire: bytes, *, remember: bool = True) -> dns.name.Name:
                 break
             offset += 1 + length
         name = dns.name.Name(labels)
-        if not remember:
-            return name
-        if len(_NAMES) >= _NAMES_MAX:
-            _NAMES.clear()
-        _NAMES[wire] = name
+        if keep:
+            remember(_NAMES, wire, name, _MEMO_MAX)
     return name
 
 
@@ -295,9 +288,10 @@ def _read_reply(wire: bytes, question_end: int | None = None) -> Reply:
     one RRset with the smallest TTL, duplicates dropped, as dnspython does (RFC 2181 §5).
     ``question_end``, when the caller has already matched the reply's one question against
     its query, is where the question ends (it is not read again)."""
-    if len(wire) < HEADER_LENGTH:
+    header = read_header(wire)
+    if header is None:
         raise ValueError("no header")
-    _id, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(wire)
+    _id, flags, qdcount, ancount, nscount, arcount = header
     offset = HEADER_LENGTH
     if question_end is not None and qdcount == 1:
         offset = question_end
@@ -317,7 +311,7 @@ def _read_reply(wire: bytes, question_end: int | None = None) -> Reply:
             owner, offset = read_name(wire, offset)
             if offset + 10 > size:
                 raise ValueError("record cut short")
-            rdtype, rdclass, ttl, rdlength = _RR_FIXED.unpack_from(wire, offset)
+            rdtype, rdclass, ttl, rdlength = RR_FIXED.unpack_from(wire, offset)
             offset += 10
             end = offset + rdlength
             if end > size:

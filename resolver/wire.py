@@ -96,7 +96,11 @@ def set_id(wire: bytes, message_id: int) -> bytes:
 
 
 TYPE_OPT = 41
-_RR_FIXED = struct.Struct("!HHIH")  # TYPE, CLASS, TTL, RDLENGTH (RFC 1035 §4.1.3)
+RR_FIXED = struct.Struct("!HHIH")  # TYPE, CLASS, TTL, RDLENGTH (RFC 1035 §4.1.3)
+
+MAX_UDP_REPLY = 4096
+"""The largest UDP reply we send, whatever a client advertises (Unbound's
+``max-udp-size`` default), so an answer never amplifies beyond that."""
 _TTL = struct.Struct("!I")
 
 KEY_RD = 0x01
@@ -114,7 +118,8 @@ class FastQuery(NamedTuple):
     flags (RD, CD, DO, EDNS present)."""
     question_end: int
     udp_limit: int
-    """The client's UDP size: its EDNS payload (at least 512), or 512 without EDNS."""
+    """The client's UDP size: its EDNS payload (at least 512, at most :data:`MAX_UDP_REPLY`),
+    or 512 without EDNS."""
 
 
 _COUNTS_PLAIN = b"\x00\x01\x00\x00\x00\x00\x00\x00"
@@ -153,12 +158,12 @@ def read_fast_query(wire: bytes) -> FastQuery | None:
     if with_opt:
         if end + 11 > size or wire[end] != 0:
             return None
-        rtype, payload, ttl, rdlength = _RR_FIXED.unpack_from(wire, end + 1)
+        rtype, payload, ttl, rdlength = RR_FIXED.unpack_from(wire, end + 1)
         if rtype != TYPE_OPT or ttl & 0xFF0000 or end + 11 + rdlength > size:
             return None  # not OPT, or EDNS version > 0 (BADVERS on the slow path)
         key_flags |= KEY_EDNS | KEY_DO if ttl & 0x8000 else KEY_EDNS
         if payload > 512:
-            udp_limit = payload
+            udp_limit = payload if payload < MAX_UDP_REPLY else MAX_UDP_REPLY
     key = wire[HEADER_LENGTH:root].lower() + wire[root:end] + _FLAG_BYTE[key_flags]
     return FastQuery(key, end, udp_limit)
 
@@ -203,7 +208,7 @@ def ttl_offsets(wire: bytes) -> list[tuple[int, int]] | None:
             offset = _skip_name(wire, offset)
             if offset + 10 > len(wire):
                 return None
-            rtype, _class, ttl, rdlength = _RR_FIXED.unpack_from(wire, offset)
+            rtype, _class, ttl, rdlength = RR_FIXED.unpack_from(wire, offset)
             if rtype != TYPE_OPT:
                 found.append((offset + 4, ttl))
             offset += 10 + rdlength
@@ -262,7 +267,7 @@ def _find_opt(wire: bytes, offset: int, header: Header) -> bytes:
     for _ in range(header.ancount + header.nscount + header.arcount):
         start = offset
         offset = _skip_name(wire, offset)
-        rtype, _class, _ttl, rdlength = _RR_FIXED.unpack_from(wire, offset)
+        rtype, _class, _ttl, rdlength = RR_FIXED.unpack_from(wire, offset)
         offset += 10 + rdlength
         if rtype == TYPE_OPT:
             return wire[start:offset]
@@ -277,7 +282,7 @@ def build_query(message_id: int, qname_wire: bytes, qtype: int, edns_payload: in
     question = qname_wire + struct.pack("!HH", qtype, 1)
     if edns_payload is None:
         return header + question
-    return header + question + b"\x00" + _RR_FIXED.pack(TYPE_OPT, edns_payload, 0, 0)
+    return header + question + b"\x00" + RR_FIXED.pack(TYPE_OPT, edns_payload, 0, 0)
 
 
 def reply_matches(
@@ -325,5 +330,5 @@ def query_from_key(key: bytes, message_id: int = 0) -> bytes:
     if not flags_byte & KEY_EDNS:
         return _HEADER.pack(message_id, flags, 1, 0, 0, 0) + question
     opt_ttl = 0x8000 if flags_byte & KEY_DO else 0
-    opt = b"\x00" + _RR_FIXED.pack(TYPE_OPT, 1232, opt_ttl, 0)
+    opt = b"\x00" + RR_FIXED.pack(TYPE_OPT, 1232, opt_ttl, 0)
     return _HEADER.pack(message_id, flags, 1, 0, 0, 1) + question + opt

@@ -17,6 +17,7 @@ from typing import NamedTuple
 import dns.name
 
 from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
+from resolver.memo import remember
 from resolver.model import Transport
 from resolver.wire import (
     FastQuery,
@@ -157,10 +158,9 @@ class AnswerCache(BoundedCache):
         stored_at, ttl, kind, offsets_length = _HEAD.unpack_from(packed)
         expires_at = stored_at + ttl
         if now >= expires_at:
-            if now < expires_at + self.stale_s:
-                data[key] = packed  # kept for serve-stale
-            else:
-                self._entries.bytes_used -= _entry_cost(packed)
+            data[key] = packed  # kept for serve-stale, or dropped with its cost just below
+            if now >= expires_at + self.stale_s:
+                self._entries.pop(key)
                 self.counters.expired += 1
             self.counters.misses += 1
             return None
@@ -172,9 +172,7 @@ class AnswerCache(BoundedCache):
             and (expires_at - now) * PREFETCH_DIVISOR < ttl
             and self._refreshing.get(key) != stored_at
         ):
-            if len(self._refreshing) >= _MAX_REMEMBERED_KEYS:
-                self._refreshing.clear()
-            self._refreshing[key] = stored_at
+            remember(self._refreshing, key, stored_at, _MAX_REMEMBERED_KEYS)
             self.counters.prefetches += 1
             self.on_prefetch(key)
         end = query.question_end
@@ -220,9 +218,7 @@ class AnswerCache(BoundedCache):
 
     def hold_stale_retries(self, key: bytes, until: float) -> None:
         """A refresh failed: serve the stale entry without retrying until ``until``."""
-        if len(self._stale_retry_at) >= _MAX_REMEMBERED_KEYS:
-            self._stale_retry_at.clear()
-        self._stale_retry_at[key] = until
+        remember(self._stale_retry_at, key, until, _MAX_REMEMBERED_KEYS)
 
     def stale_reply(self, entry: AnswerEntry, question_end: int, query_wire: bytes) -> bytes:
         """``entry`` patched for ``query_wire`` with every TTL set to the stale-answer TTL

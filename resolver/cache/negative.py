@@ -17,7 +17,7 @@ import dns.rcode
 import dns.rdatatype
 
 from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
-from resolver.cache.rrset import rrset_key
+from resolver.cache.rrset import key_of, rrset_key
 from resolver.names import lowered_wire, name_wire
 from resolver.records import WireRRset, name_from_wire
 
@@ -30,7 +30,6 @@ FAILURE_BACKOFF_MAX_S = 300.0
 
 _ENTRY_OVERHEAD = 300
 _NXDOMAIN_TYPE = 0  # the key type for "the whole name does not exist"
-_NXDOMAIN_KEY_TYPE = _NXDOMAIN_TYPE.to_bytes(2, "big")
 
 
 @dataclass(slots=True)
@@ -113,7 +112,7 @@ class NegativeCache(BoundedCache):
             ancestor = lowered_wire(name)
             while ancestor != b"\x00":
                 ancestor = ancestor[1 + ancestor[0] :]
-                entry = self._live(ancestor + _NXDOMAIN_KEY_TYPE, now)
+                entry = self._live(key_of(ancestor, _NXDOMAIN_TYPE), now)
                 if entry is not None and entry.secure:  # RFC 8020 §2, secure only
                     return self._answer(dns.rcode.NXDOMAIN, entry, now)
         return None

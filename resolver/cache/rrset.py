@@ -17,14 +17,13 @@ import dns.name
 import dns.rdatatype
 
 from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
-from resolver.core.zonecut import ZoneCut
+from resolver.core.zonecut import ZoneCut, addresses_of
 from resolver.names import lowered_wire
 from resolver.records import WireRRset, name_from_wire
 
 _ENTRY_OVERHEAD = 100
 """Bytes an entry costs beyond its packed bytes: the bytes header, the key, its dict slot
 (tracemalloc: about 105 bytes in all for a one-record A RRset, 19 of them packed)."""
-_NS = dns.rdatatype.NS.to_bytes(2, "big")
 
 
 class Rank(enum.IntEnum):
@@ -37,9 +36,14 @@ class Rank(enum.IntEnum):
     AUTH_ANSWER = 5  # answer section of an authoritative reply
 
 
-def rrset_key(name: dns.name.Name, rdtype: int) -> bytes:
+def key_of(owner_key: bytes, rdtype: int) -> bytes:
     """Owner name lower-cased in wire form, then the type: the key of an RRset."""
-    return lowered_wire(name) + _TYPE_BYTES.get(rdtype, rdtype.to_bytes(2, "big"))
+    return owner_key + _TYPE_BYTES.get(rdtype, rdtype.to_bytes(2, "big"))
+
+
+def rrset_key(name: dns.name.Name, rdtype: int) -> bytes:
+    """:func:`key_of` for a dnspython name."""
+    return key_of(lowered_wire(name), rdtype)
 
 
 _TYPE_BYTES = {rdtype: rdtype.to_bytes(2, "big") for rdtype in range(256)}
@@ -96,7 +100,7 @@ class RRsetCache(BoundedCache):
         """Store ``rrset`` unless a live entry of higher rank holds its place."""
         if not rrset.rdatas or rrset.ttl <= 0:
             return False
-        key = rrset.owner_key + _TYPE_BYTES.get(rrset.rdtype, rrset.rdtype.to_bytes(2, "big"))
+        key = key_of(rrset.owner_key, rrset.rdtype)
         current = self._entries.peek(key)
         if current is not None:
             stored_at, current_ttl, current_rank = entry_head(current)
@@ -151,7 +155,7 @@ class RRsetCache(BoundedCache):
         whole = len(wire)
         while True:
             name = qname if len(wire) == whole else name_from_wire(wire)
-            ns = self._get_by_key(wire + _NS, name, dns.rdatatype.NS, now)
+            ns = self._get_by_key(key_of(wire, dns.rdatatype.NS), name, dns.rdatatype.NS, now)
             if ns is not None:
                 cut = ZoneCut(name, {})
                 for rdata in ns.rdatas:
@@ -164,12 +168,12 @@ class RRsetCache(BoundedCache):
 
     def _addresses_at(self, owner_key: bytes, now: float) -> list[str]:
         """The live cached A and AAAA addresses of ``owner_key`` (lower-cased wire name)."""
-        found: list[str] = []
-        for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
-            rrset = self._get_by_key(owner_key + _TYPE_BYTES[rdtype], None, rdtype, now)
-            if rrset is not None:
-                found.extend(a for a in rrset.addresses() if a not in found)
-        return found
+        found = [
+            rrset
+            for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)
+            if (rrset := self._get_by_key(key_of(owner_key, rdtype), None, rdtype, now)) is not None
+        ]
+        return addresses_of(found, owner_key)
 
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
         """Forget RRsets owned by ``name`` (or below it with ``subtree``), or all."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import dns.edns
 import dns.flags
 import dns.message
@@ -9,14 +11,10 @@ import dns.rcode
 
 from resolver.model import ClientQuery, Result
 from resolver.records import WireRRset
-from resolver.wire import truncated_reply
+from resolver.wire import FLAG_QR, FLAG_RD, MAX_UDP_REPLY, RR_FIXED, truncated_reply
 
 SERVER_EDNS_PAYLOAD = 1232
 """The UDP size we advertise to clients (DNS Flag Day 2020)."""
-
-MAX_UDP_REPLY = 4096
-"""The largest UDP reply we send, whatever a client advertises (Unbound's
-``max-udp-size`` default), so an answer never amplifies beyond that."""
 
 
 def client_udp_limit(query: dns.message.Message) -> int:
@@ -45,12 +43,23 @@ def render(response: dns.message.Message, limit: int) -> bytes:
 
 
 _FLAG_RA = 0x0080
-_FLAG_QR = 0x8000
-_FLAGS_COPIED = 0x0110  # RD (RFC 1035 §4.1.1) and CD (RFC 4035 §3.1.6)
-_CLASS_IN = b"\x00\x01"
-_TYPE_BYTES = [value.to_bytes(2, "big") for value in range(65536)]
+_FLAG_CD = 0x0010
+_FLAGS_COPIED = FLAG_RD | _FLAG_CD  # RD (RFC 1035 §4.1.1) and CD (RFC 4035 §3.1.6)
+_COUNTS = struct.Struct("!HHHH")
 _OPT_HEAD = b"\x00\x00\x29" + SERVER_EDNS_PAYLOAD.to_bytes(2, "big")
 _EDE_OPTION = 15  # RFC 8914 §2
+
+
+def _remember_suffixes(
+    table: dict[bytes, int], lowered: bytes, start: int, stop: int | None = None
+) -> None:
+    """Note where each suffix of a lower-cased wire name written at ``start`` begins (up to
+    label offset ``stop``), so later names can point there (RFC 1035 §4.1.4: offsets below
+    0x4000)."""
+    offset = 0
+    while lowered[offset] and (stop is None or offset < stop) and start + offset < 0x4000:
+        table.setdefault(lowered[offset:], start + offset)
+        offset += 1 + lowered[offset]
 
 
 def _put_name(out: bytearray, name_wire: bytes, table: dict[bytes, int]) -> None:
@@ -64,12 +73,11 @@ def _put_name(out: bytearray, name_wire: bytes, table: dict[bytes, int]) -> None
         if pointer is not None:
             out += name_wire[:offset]
             out += (0xC000 | pointer).to_bytes(2, "big")
-            break
-        if start + offset < 0x4000:
-            table[lowered[offset:]] = start + offset
+            _remember_suffixes(table, lowered, start, offset)
+            return
         offset += 1 + name_wire[offset]
-    else:
-        out += name_wire
+    out += name_wire
+    _remember_suffixes(table, lowered, start)
 
 
 def _put_rrsets(out: bytearray, rrsets: tuple[WireRRset, ...], table: dict[bytes, int]) -> int:
@@ -77,11 +85,10 @@ def _put_rrsets(out: bytearray, rrsets: tuple[WireRRset, ...], table: dict[bytes
     count = 0
     for rrset in rrsets:
         owner = rrset.owner_wire
-        fixed = _TYPE_BYTES[rrset.rdtype] + _CLASS_IN + (rrset.ttl & 0xFFFFFFFF).to_bytes(4, "big")
+        ttl = rrset.ttl & 0xFFFFFFFF
         for rdata in rrset.rdatas:
             _put_name(out, owner, table)
-            out += fixed
-            out += _TYPE_BYTES[len(rdata)]
+            out += RR_FIXED.pack(rrset.rdtype, 1, ttl, len(rdata))
             out += rdata
             count += 1
     return count
@@ -113,7 +120,7 @@ def render_result(query: ClientQuery, result: Result, limit: int) -> bytes:
     wire = query.wire
     end = query.question_end
     flags = (
-        _FLAG_QR
+        FLAG_QR
         | _FLAG_RA
         | (int.from_bytes(wire[2:4], "big") & _FLAGS_COPIED)
         | (int(result.rcode) & 0xF)
@@ -123,21 +130,14 @@ def render_result(query: ClientQuery, result: Result, limit: int) -> bytes:
     out += bytes(8)  # the counts, filled in below
     out += wire[12:end]
     table: dict[bytes, int] = {}
-    qname_wire = wire[12 : end - 4]
-    lowered = qname_wire.lower()
-    offset = 0
-    while qname_wire[offset]:
-        table[lowered[offset:]] = 12 + offset
-        offset += 1 + qname_wire[offset]
+    _remember_suffixes(table, wire[12 : end - 4].lower(), 12)
     answers = _put_rrsets(out, result.answer, table)
     authorities = _put_rrsets(out, result.authority, table)
     additional = 0
     if query.edns_do is not None:
         out += _opt_record(query, result)
         additional = 1
-    out[4:12] = bytes(
-        (0, 1, answers >> 8, answers & 0xFF, authorities >> 8, authorities & 0xFF, 0, additional)
-    )
+    out[4:12] = _COUNTS.pack(1, answers, authorities, additional)
     if len(out) > limit:
         return truncated_reply(bytes(out), end)
     return bytes(out)

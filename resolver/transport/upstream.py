@@ -136,10 +136,10 @@ class Upstream:
         so the forgery test can show that it would catch a poisoning."""
         self._next_id = 0
         self._random_ids = RandomIds()
-        self._watch = _SocketWatch(None)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        """The running loop, looked up once: ``asyncio.get_running_loop`` makes a
-        ``getpid`` system call each time on Python 3.11 (5% of a cold resolution)."""
+        self._watch: _SocketWatch | None = None
+        """The sockets in flight and the running loop, set at the first query:
+        ``asyncio.get_running_loop`` makes a ``getpid`` system call each time on Python 3.11
+        (5% of a cold resolution)."""
         self._tcp_tasks: set[asyncio.Task[ReplyReceived | QueryFailed]] = set()
 
     def set_allow(self, allow: Sequence[IPNetwork]) -> None:
@@ -160,11 +160,12 @@ class Upstream:
         reply or the failure. UDP first; TCP when the reply is truncated or forged replies
         arrive. No task is created for a UDP exchange: the socket's reader callback
         finishes it."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            loop = self._loop = asyncio.get_running_loop()
-            self._watch.close()
-            self._watch = _SocketWatch(loop)
+        watch = self._watch
+        if watch is None or watch.loop.is_closed():
+            if watch is not None:
+                watch.close()
+            watch = self._watch = _SocketWatch(asyncio.get_running_loop())
+        loop = watch.loop
         if not self._is_allowed(send.server):
             self.counters.prohibited += 1
             log.warning("refused to send to %s: not in the outbound allow-list", send.server)
@@ -186,13 +187,14 @@ class Upstream:
             sock.close()
             self._network_error(send, exc, lambda event: loop.call_soon(on_outcome, event))
             return
-        _UdpExchange(self, loop, sock=sock, wire=wire, send=send, on_outcome=on_outcome)
+        _UdpExchange(self, watch, sock=sock, wire=wire, send=send, on_outcome=on_outcome)
 
     def close(self) -> None:
         """Abandon every exchange in flight (shutdown): sockets closed, no outcome."""
-        for exchange in self._watch.waiting():
-            exchange.end()
-        self._watch.close()
+        if self._watch is not None:
+            for exchange in self._watch.waiting():
+                exchange.end()
+            self._watch.close()
         for task in list(self._tcp_tasks):
             task.cancel()
 
@@ -236,8 +238,7 @@ class Upstream:
 
     def _over_tcp(self, send: SendQuery, started: float, on_outcome: OnOutcome) -> None:
         self.counters.sent_tcp += 1
-        loop = self._loop or asyncio.get_running_loop()
-        task = loop.create_task(self._tcp_outcome(send, started))
+        task = asyncio.get_running_loop().create_task(self._tcp_outcome(send, started))
         self._tcp_tasks.add(task)
 
         def finished(done: asyncio.Task[ReplyReceived | QueryFailed]) -> None:
@@ -278,13 +279,13 @@ class _UdpExchange:
 
     __slots__ = (
         "_end", "_fd", "_mismatched", "_on_outcome", "_send", "_sock", "_started", "_timer",
-        "_upstream", "_wire",
+        "_upstream", "_watch", "_wire",
     )  # fmt: skip
 
     def __init__(
         self,
         upstream: Upstream,
-        loop: asyncio.AbstractEventLoop,
+        watch: _SocketWatch,
         *,
         sock: socket.socket,
         wire: bytes,
@@ -300,13 +301,14 @@ class _UdpExchange:
         self._end = _question_end_of(send)
         self._started = time.monotonic()
         self._fd = sock.fileno()
-        upstream._watch.watch(self._fd, self)
-        self._timer = loop.call_later(send.timeout_s, self._on_timeout)
+        self._watch = watch
+        watch.watch(self._fd, self)
+        self._timer = watch.loop.call_later(send.timeout_s, self._on_timeout)
 
     def end(self) -> None:
         """Stop listening and close the socket."""
         self._timer.cancel()
-        self._upstream._watch.forget(self._fd)
+        self._watch.forget(self._fd)
         self._sock.close()
 
     def on_readable(self) -> None:
@@ -348,12 +350,11 @@ class _SocketWatch:
     used directly.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
-        self._loop = loop
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
         self._waiting: dict[int, _UdpExchange] = {}
-        self._epoll = select.epoll() if loop is not None and hasattr(select, "epoll") else None
+        self._epoll = select.epoll() if hasattr(select, "epoll") else None
         if self._epoll is not None:
-            assert loop is not None
             loop.add_reader(self._epoll.fileno(), self._on_ready)
 
     def watch(self, fd: int, exchange: _UdpExchange) -> None:
@@ -361,8 +362,7 @@ class _SocketWatch:
         if self._epoll is not None:
             self._epoll.register(fd, select.EPOLLIN)
         else:
-            assert self._loop is not None
-            self._loop.add_reader(fd, exchange.on_readable)
+            self.loop.add_reader(fd, exchange.on_readable)
 
     def forget(self, fd: int) -> None:
         """Stop watching ``fd`` (its socket is closed next). It is taken out of the epoll set
@@ -371,8 +371,8 @@ class _SocketWatch:
         del self._waiting[fd]
         if self._epoll is not None:
             self._epoll.unregister(fd)
-        elif self._loop is not None:
-            self._loop.remove_reader(fd)
+        else:
+            self.loop.remove_reader(fd)
 
     def waiting(self) -> list[_UdpExchange]:
         return list(self._waiting.values())
@@ -386,7 +386,6 @@ class _SocketWatch:
 
     def close(self) -> None:
         if self._epoll is not None and not self._epoll.closed:
-            assert self._loop is not None
-            if not self._loop.is_closed():
-                self._loop.remove_reader(self._epoll.fileno())
+            if not self.loop.is_closed():
+                self.loop.remove_reader(self._epoll.fileno())
             self._epoll.close()

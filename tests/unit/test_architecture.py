@@ -16,6 +16,7 @@ SANS_IO = [
     PACKAGE / "names.py",
     PACKAGE / "model.py",
     PACKAGE / "records.py",
+    PACKAGE / "memo.py",
     PACKAGE / "limits.py",
     PACKAGE / "lab" / "authority.py",
 ]
