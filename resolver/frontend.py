@@ -184,6 +184,8 @@ class Frontend:
         are counted by the answer cache (``hits_by_kind``). Read at scrape time."""
         self._udp_hits = answers.hits_by_kind[Transport.UDP]
         self._tcp_hits = answers.hits_by_kind[Transport.TCP]
+        self._udp_ready = answers.ready_by_transport[Transport.UDP]
+        self._tcp_ready = answers.ready_by_transport[Transport.TCP]
         self.latency = Histogram()
         """Seconds from a query's arrival to its reply, for queries that took the slow path
         (cache hits are not timed: timing would cost a tenth of a hit)."""
@@ -199,18 +201,22 @@ class Frontend:
         drop it)."""
         if self.rate_limiter is not None and not self.rate_limiter.allow(client, self.clock()):
             return self._over_limit(wire)
-        query = read_fast_query(wire)
-        if query is None:
-            return None
         if self.access.decide(client) not in _RECURSION_ALLOWED:
             return None
         if transport is Transport.UDP:  # no dict keyed by the enum: Enum.__hash__ is Python
-            limit = query.udp_limit
+            ready = self._udp_ready
             counts = self._udp_hits
         else:
-            limit = MAX_TCP_MESSAGE
+            ready = self._tcp_ready
             counts = self._tcp_hits
-        reply = self.answers.lookup(query, wire, self.clock(), limit, counts)
+        now = self.clock()
+        reply = self.answers.answer_ready(wire, now, ready, counts)
+        if reply is None:
+            query = read_fast_query(wire)
+            if query is None:
+                return None
+            limit = query.udp_limit if transport is Transport.UDP else MAX_TCP_MESSAGE
+            reply = self.answers.lookup(query, wire, now, limit, counts, ready=ready)
         if reply is None:
             if self.pending >= self.max_pending:
                 self.rejected["overloaded"] = self.rejected.get("overloaded", 0) + 1

@@ -77,6 +77,25 @@ def _entry_cost(packed: bytes) -> int:
 
 _MAX_REMEMBERED_KEYS = 10_000
 
+_MAX_READY_REPLIES = 4_096
+"""Ready replies kept per transport at most (each ~250 bytes): the queries seen this second."""
+
+
+class ReadyReply(NamedTuple):
+    """The reply to one exact query (its bytes after the ID), TTLs aged, kept for the rest
+    of the second in which they read the same: a repeat of that query is answered with its
+    ID + ``tail``, without reading it again. Everything a hit decides (key, letter case,
+    UDP size) follows from those bytes."""
+
+    valid_until: float
+    """When the aged TTLs next change, or the entry's prefetch check or expiry is due."""
+    key: bytes
+    packed: bytes
+    """The stored entry the reply was made from: valid only while it is still the one
+    under ``key`` (not replaced, flushed or evicted)."""
+    tail: bytes
+    kind: int
+
 
 @dataclass(slots=True)
 class AnswerCacheCounters:
@@ -111,6 +130,12 @@ class AnswerCache(BoundedCache):
         self._kind_index: dict[tuple[bytes, int], int] = {}
         self.hits_by_kind: dict[Transport, list[int]] = {Transport.UDP: [], Transport.TCP: []}
         """Hits per transport and kind: one list index bumped per hit, read at scrape time."""
+        self.ready_by_transport: dict[Transport, dict[bytes, ReadyReply]] = {
+            Transport.UDP: {},
+            Transport.TCP: {},
+        }
+        """Replies ready for repeats of exact queries, per transport (their size limits
+        differ), keyed by the query's bytes after its ID; see :meth:`answer_ready`."""
         self.stale_s = stale_s
         """How long past expiry an entry is kept for serve-stale (0: not kept)."""
         self.on_prefetch = on_prefetch
@@ -143,12 +168,37 @@ class AnswerCache(BoundedCache):
                 counts.append(0)
         return kind
 
+    def answer_ready(
+        self, query_wire: bytes, now: float, ready: dict[bytes, ReadyReply], counts: list[int]
+    ) -> bytes | None:
+        """The reply to a query whose exact bytes (after the ID) were answered earlier this
+        second, or None. ``ready`` and ``counts`` are the transport's dicts in
+        :attr:`ready_by_transport` and :attr:`hits_by_kind`."""
+        reply = ready.get(query_wire[2:])
+        if (
+            reply is None
+            or now >= reply.valid_until
+            or self._data.get(reply.key) is not reply.packed
+        ):
+            return None
+        self.counters.hits += 1
+        counts[reply.kind] += 1
+        return query_wire[:2] + reply.tail
+
     def lookup(
-        self, query: FastQuery, query_wire: bytes, now: float, limit: int, counts: list[int]
+        self,
+        query: FastQuery,
+        query_wire: bytes,
+        now: float,
+        limit: int,
+        counts: list[int],
+        *,
+        ready: dict[bytes, ReadyReply] | None = None,
     ) -> bytes | None:
         """The patched reply for ``query_wire``, or None on a miss. ``limit`` is the largest
         reply the transport may carry (the client's UDP size, or 65535 over TCP); ``counts``
-        is the transport's list in :attr:`hits_by_kind`."""
+        is the transport's list in :attr:`hits_by_kind`. The reply is kept in ``ready``
+        (the transport's dict in :attr:`ready_by_transport`) for repeats of the query."""
         key = query.key
         data = self._data
         packed = data.pop(key, None)
@@ -183,7 +233,20 @@ class AnswerCache(BoundedCache):
         age = int(now - stored_at)
         if age > 0:
             age_ttls(reply, packed[_HEAD.size : start], age)
-        return bytes(reply)
+        answer = bytes(reply)
+        if ready is not None:
+            next_check = expires_at - ttl / PREFETCH_DIVISOR  # prefetch is decided after
+            if next_check < now:
+                next_check = expires_at
+            next_age = stored_at + age + 1
+            valid_until = next_age if next_age < next_check else next_check
+            remember(
+                ready,
+                query_wire[2:],
+                ReadyReply(valid_until, key, packed, answer[2:], kind),
+                _MAX_READY_REPLIES,
+            )
+        return answer
 
     def export(self, now: float) -> list[tuple[bytes, bytes, float, float]]:
         """Live entries as (key, wire, stored_at, expires_at), for saving across a restart."""

@@ -11,7 +11,7 @@ import dns.rrset
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resolver.cache.answer import AnswerCache
+from resolver.cache.answer import PREFETCH_DIVISOR, AnswerCache, ReadyReply
 from resolver.core.compose import render_result
 from resolver.frontend import read_plain_query
 from resolver.lab.authority import authoritative_answer, load_zone
@@ -133,8 +133,16 @@ def test_a_hit_equals_the_slow_path_rendering(
     expected_full = render_result(
         read_plain_query(second_wire, second_fast), aged(result, age), 65535
     )
-    hit = cache.lookup(second_fast, second_wire, T0 + age, 65535, UDP_HITS(cache))
+    ready = cache.ready_by_transport[Transport.TCP]
+    hit = cache.lookup(second_fast, second_wire, T0 + age, 65535, UDP_HITS(cache), ready=ready)
     assert hit == expected_full
+    repeat = bytes([second_wire[1], second_wire[0]]) + second_wire[2:]  # the same, another ID
+    ready_reply = cache.answer_ready(repeat, T0 + age, ready, UDP_HITS(cache))
+    smallest_ttl = min(r.ttl for r in result.answer + result.authority)
+    if (smallest_ttl - age) * PREFETCH_DIVISOR == smallest_ttl:
+        assert ready_reply is None  # the next hit decides whether to prefetch
+    else:
+        assert ready_reply == repeat[:2] + expected_full[2:]
 
     limit = second_fast.udp_limit
     small = cache.lookup(second_fast, second_wire, T0 + age, limit, UDP_HITS(cache))
@@ -238,3 +246,56 @@ def test_flush_one_name_a_subtree_or_all() -> None:
     assert len(cache) == 1
     assert cache.flush() == 1
     assert len(cache) == 0
+
+
+def test_a_repeated_query_is_answered_ready_until_its_ttls_change() -> None:
+    cache = AnswerCache(1 << 20)
+    wire, _ = store_one(cache, "nx.example.lab.")  # SOA with negative TTL 60
+    fast = read_fast_query(wire)
+    assert fast is not None
+    ready: dict[bytes, ReadyReply] = {}
+    first = cache.lookup(fast, wire, T0 + 10.2, 512, UDP_HITS(cache), ready=ready)
+    assert first is not None
+    again = b"\x12\x34" + wire[2:]
+    assert cache.answer_ready(again, T0 + 10.9, ready, UDP_HITS(cache)) == b"\x12\x34" + first[2:]
+    assert cache.counters.hits == 2 and sum(UDP_HITS(cache)) == 2
+    assert cache.answer_ready(again, T0 + 11.0, ready, UDP_HITS(cache)) is None  # TTLs age
+    later = cache.lookup(fast, again, T0 + 11.0, 512, UDP_HITS(cache), ready=ready)
+    assert later is not None
+    assert dns.message.from_wire(later).authority[0].ttl == 49
+    other_case = dns.message.make_query("NX.example.lab.", "A").to_wire()
+    assert cache.answer_ready(other_case, T0 + 11.0, ready, UDP_HITS(cache)) is None
+
+
+def test_a_ready_reply_goes_with_its_entry() -> None:
+    cache = AnswerCache(1 << 20)
+    wire, question_end = store_one(cache)
+    fast = read_fast_query(wire)
+    assert fast is not None
+    ready: dict[bytes, ReadyReply] = {}
+    assert cache.lookup(fast, wire, T0, 512, UDP_HITS(cache), ready=ready) is not None
+    assert cache.answer_ready(wire, T0, ready, UDP_HITS(cache)) is not None
+    replaced = render_result(
+        read_plain_query(wire, fast), aged(lab_result("www.example.lab.", "A"), 100), 65535
+    )
+    assert cache.store(fast.key, replaced, question_end, T0)  # a refresh: the old one is gone
+    assert cache.answer_ready(wire, T0, ready, UDP_HITS(cache)) is None
+    assert cache.lookup(fast, wire, T0, 512, UDP_HITS(cache), ready=ready) is not None
+    assert cache.flush() == 1
+    assert cache.answer_ready(wire, T0, ready, UDP_HITS(cache)) is None
+
+
+def test_prefetch_is_decided_even_when_repeats_are_answered_ready() -> None:
+    prefetched: list[bytes] = []
+    cache = AnswerCache(1 << 20, on_prefetch=prefetched.append)
+    wire, _ = store_one(cache, "nx.example.lab.")  # TTL 60: prefetch from 54 s
+    fast = read_fast_query(wire)
+    assert fast is not None
+    ready: dict[bytes, ReadyReply] = {}
+    assert cache.lookup(fast, wire, T0 + 53.5, 512, UDP_HITS(cache), ready=ready) is not None
+    assert cache.answer_ready(wire, T0 + 53.99, ready, UDP_HITS(cache)) is not None
+    assert prefetched == []
+    assert cache.answer_ready(wire, T0 + 54.0, ready, UDP_HITS(cache)) is None
+    assert cache.lookup(fast, wire, T0 + 54.01, 512, UDP_HITS(cache), ready=ready) is not None
+    assert prefetched == [fast.key]
+    assert cache.answer_ready(wire, T0 + 59.9, ready, UDP_HITS(cache)) is None  # expired at 60
