@@ -124,8 +124,10 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             self._counters.handler_errors += 1
             log.exception("handler failed for a UDP query from %s", addr[0])
             return
-        if reply is not None and self._transport is not None:
-            self._transport.sendto(reply, addr)
+        if reply is not None and self._loop is not None:
+            if not self._outbox:
+                self._loop.call_soon(self._send_outbox)
+            self._outbox.append((reply, addr))
 
     def error_received(self, exc: Exception) -> None:
         log.debug("UDP socket error: %s", exc)

@@ -56,7 +56,8 @@ def attack(port: int, lab_port: int, *, insecure: bool) -> tuple[int, int, int, 
             if FORGED_ADDRESS in addresses:
                 poisoned += 1
             elif addresses != ["192.0.2.42"]:
-                unanswered.append(reply.to_text())
+                assert running.service.upstream is not None
+                unanswered.append(f"{reply.to_text()}\n{running.service.upstream.counters}")
         sent = running.lab_server.forgers["127.53.9.1"].sent
     finally:
         running.stop()
