@@ -273,34 +273,84 @@ class Frontend:
         counted = (transport.value, qtype, reply[3] & 0xF if reply and len(reply) > 3 else -1)
         self.answered[counted] = self.answered.get(counted, 0) + 1
 
+    def answer_later(
+        self,
+        wire: bytes,
+        client: str,
+        transport: Transport,
+        send: Callable[[bytes | None], None],
+    ) -> bool:
+        """The slow path without a task: ``send`` is called once with the reply (None: drop
+        it), at once or when the resolution ends. False when a task is needed (serve-stale
+        waits on a refresh with a timeout): :meth:`handle` answers then."""
+        if self.answers.stale_s:
+            return False
+        started = time.monotonic()
+        self.pending += 1
+
+        def finish(reply: bytes | None) -> None:
+            self._answered(wire, client, transport, started, reply)
+            send(reply)
+
+        reply, query, limit = self._screen(wire, client, transport)
+        if query is None:
+            finish(reply)
+        else:
+            self.driver.resolve_then(
+                query.question,
+                lambda result: finish(self._reply_for(query, result, limit, client)),
+            )
+        return True
+
     async def handle(self, wire: bytes, client: str, transport: Transport) -> bytes | None:
         started = time.monotonic()
         self.pending += 1
+        reply = None
         try:
             reply = await self._answer(wire, client, transport)
         finally:
-            self.pending -= 1
+            self._answered(wire, client, transport, started, reply)
+        return reply
+
+    def _answered(
+        self, wire: bytes, client: str, transport: Transport, started: float, reply: bytes | None
+    ) -> None:
+        """A slow-path query is done: counted, timed and logged."""
+        self.pending -= 1
         elapsed = time.monotonic() - started
         self.latency.observe(elapsed)
         self._count(transport, wire, reply)
         if self.query_log:
             self._log_query(client, wire, transport, reply, cached=False, seconds=elapsed)
-        return reply
 
-    async def _answer(self, wire: bytes, client: str, transport: Transport) -> bytes | None:
+    def _screen(
+        self, wire: bytes, client: str, transport: Transport
+    ) -> tuple[bytes | None, ClientQuery | None, int]:
+        """(reply, None, limit) for a query answered without resolving (rejected, or a
+        local name), else (None, query, limit): ``limit`` is the largest reply it may get."""
         query = screen_query(wire, client, self.access)
         if isinstance(query, Rejected):
             self.rejected[query.why] = self.rejected.get(query.why, 0) + 1
-            return query.reply
+            return query.reply, None, 0
         limit = query.udp_limit if transport is Transport.UDP else MAX_TCP_MESSAGE
         local = local_answer(query.question)
         if local is not None:
-            return render_result(query, local, limit)
+            return render_result(query, local, limit), None, limit
+        return None, query, limit
+
+    async def _answer(self, wire: bytes, client: str, transport: Transport) -> bytes | None:
+        reply, query, limit = self._screen(wire, client, transport)
+        if query is None:
+            return reply
         if query.cache_key is not None and self.answers.stale_s:
             stale = await self._stale_or_none(query, limit)
             if stale is not None:
                 return stale
-        result = await self.driver.resolve(query.question)
+        return self._reply_for(query, await self.driver.resolve(query.question), limit, client)
+
+    def _reply_for(self, query: ClientQuery, result: Result, limit: int, client: str) -> bytes:
+        """The reply for a resolved query (kept for the hot path when it may be cached),
+        truncated to ``limit``."""
         if result.is_failure:
             log.info("SERVFAIL for %s from %s: %s", query.question, client, result.reason)
         full = self._render_and_store(query, result)

@@ -122,6 +122,7 @@ class ResolverService:
             self.frontend.handle,
             TcpLimits(settings.tcp_idle_timeout_s, settings.max_tcp_connections),
             fast=self.frontend.answer_from_cache,
+            later=self.frontend.answer_later,
         )
         for endpoint in settings.listen:
             await self._listen(endpoint)

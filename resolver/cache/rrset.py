@@ -154,10 +154,9 @@ class RRsetCache(BoundedCache):
         wire = lowered_wire(qname)
         whole = len(wire)
         while True:
-            name = qname if len(wire) == whole else name_from_wire(wire)
-            ns = self._get_by_key(key_of(wire, dns.rdatatype.NS), name, dns.rdatatype.NS, now)
-            if ns is not None:
-                cut = ZoneCut(name, {})
+            ns = self._get_by_key(key_of(wire, dns.rdatatype.NS), None, dns.rdatatype.NS, now)
+            if ns is not None:  # the zone's dnspython name built only here
+                cut = ZoneCut(qname if len(wire) == whole else name_from_wire(wire), {})
                 for rdata in ns.rdatas:
                     target = rdata.lower()
                     cut.nameservers[target] = self._addresses_at(target, now)

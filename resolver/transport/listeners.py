@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import socket
@@ -30,10 +31,21 @@ FastHandler = Callable[[bytes, str, Transport], bytes | None]
 """Answers at once without awaiting (a cache hit), returns empty bytes to drop the query, or
 None for the slow handler."""
 
+LaterHandler = Callable[[bytes, str, Transport, Callable[[bytes | None], None]], bool]
+"""Starts answering without a task: calls its last argument once with the reply (None to
+drop), at once or later; returns False when it cannot (the async handler answers then)."""
+
 
 def _no_fast_answer(wire: bytes, client: str, transport: Transport) -> bytes | None:
     del wire, client, transport
     return None
+
+
+def _no_later_answer(
+    wire: bytes, client: str, transport: Transport, send: Callable[[bytes | None], None]
+) -> bool:
+    del wire, client, transport, send
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +85,12 @@ class ListenerCounters:
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, handler: Handler, fast: FastHandler, counters: ListenerCounters) -> None:
+    def __init__(
+        self, handler: Handler, fast: FastHandler, later: LaterHandler, counters: ListenerCounters
+    ) -> None:
         self._handler = handler
         self._fast = fast
+        self._later = later
         self._counters = counters
         self._transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -99,19 +114,24 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             transport.sendto(reply, addr)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        client = str(addr[0])
         try:
-            reply = self._fast(data, str(addr[0]), Transport.UDP)
+            reply = self._fast(data, client, Transport.UDP)
         except Exception:
             self._counters.handler_errors += 1
-            log.exception("fast path failed for a UDP query from %s", addr[0])
+            log.exception("fast path failed for a UDP query from %s", client)
             reply = None
         if self._loop is None:
             self._loop = asyncio.get_running_loop()  # once: it costs a getpid call
         if reply is not None:
-            if reply:
-                if not self._outbox:
-                    self._loop.call_soon(self._send_outbox)
-                self._outbox.append((reply, addr))
+            self._send_soon(addr, reply)
+            return
+        try:
+            if self._later(data, client, Transport.UDP, functools.partial(self._send_soon, addr)):
+                return  # answered without a task (~10 µs less per query)
+        except Exception:
+            self._counters.handler_errors += 1
+            log.exception("handler failed for a UDP query from %s", client)
             return
         task = self._loop.create_task(self._answer(data, addr))
         self._tasks.add(task)
@@ -124,7 +144,12 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             self._counters.handler_errors += 1
             log.exception("handler failed for a UDP query from %s", addr[0])
             return
-        if reply is not None and self._loop is not None:
+        if reply is not None:
+            self._send_soon(addr, reply)
+
+    def _send_soon(self, addr: tuple[str | int, ...], reply: bytes | None) -> None:
+        """Queue ``reply`` (None or empty: nothing to send) for the end of this turn."""
+        if reply and self._loop is not None:
             if not self._outbox:
                 self._loop.call_soon(self._send_outbox)
             self._outbox.append((reply, addr))
@@ -242,9 +267,11 @@ class Listeners:
         handler: Handler,
         tcp_limits: TcpLimits | None = None,
         fast: FastHandler = _no_fast_answer,
+        later: LaterHandler = _no_later_answer,
     ) -> None:
         self.handler = handler
         self.fast = fast
+        self.later = later
         self.counters = ListenerCounters()
         self.tcp = TcpServerState(handler, fast, tcp_limits or TcpLimits(), self.counters)
         self._udp: list[tuple[asyncio.DatagramTransport, _UdpProtocol]] = []
@@ -256,7 +283,7 @@ class Listeners:
         loop = asyncio.get_running_loop()
         sock = _socket(host, port, socket.SOCK_DGRAM, reuse_port)
         transport, protocol = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self.handler, self.fast, self.counters), sock=sock
+            lambda: _UdpProtocol(self.handler, self.fast, self.later, self.counters), sock=sock
         )
         self._udp.append((transport, protocol))
         bound_port = int(sock.getsockname()[1])
