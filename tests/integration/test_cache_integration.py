@@ -127,3 +127,27 @@ def test_servfail_is_never_stored_as_an_answer(cached: Stack) -> None:
     stored = cached.service.answers.counters.stored
     ask("www.lame.lab.")
     assert cached.service.answers.counters.stored == stored
+
+
+def test_a_burst_of_hits_gets_each_client_its_own_reply(cached: Stack) -> None:
+    """Hits that arrive together are answered together (one batch of sends at the end of
+    the loop's turn, repeats of a query from its ready reply): each client must still get
+    its own ID and its question as it asked it."""
+    assert ask("www.example.lab.").answer[0][0].to_text() == "192.0.2.10"
+    hits = cached.service.answers.counters.hits
+    names = ["www.example.lab.", "WWW.example.lab.", "www.EXAMPLE.LAB."]
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(30)]
+    try:
+        for index, sock in enumerate(sockets):
+            sock.settimeout(5)
+            query = dns.message.make_query(names[index % 3], "A", id=1000 + index)
+            sock.sendto(query.to_wire(), (SERVER, PORT))
+        replies = [dns.message.from_wire(sock.recvfrom(4096)[0]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+    for index, reply in enumerate(replies):
+        assert reply.id == 1000 + index
+        assert reply.question[0].name.to_text() == names[index % 3]
+        assert reply.answer[0][0].to_text() == "192.0.2.10"
+    assert cached.service.answers.counters.hits == hits + 30
