@@ -11,6 +11,10 @@ from resolver.paths import lab_root_hints
 from tests.helpers import lab_with
 from tests.integration.stack import Stack
 
+# Every fixed port the tests listen on stays below 32768, where Linux's ephemeral range
+# (ip_local_port_range) starts: an upstream query's socket may hold any port in that range
+# for a moment, and a server started on it then cannot bind (seen: a `rootwalk serve` on
+# 35400 never answered).
 LAB_PORT = 20053
 RESOLVER_PORT = 25300
 

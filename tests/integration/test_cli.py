@@ -20,7 +20,7 @@ from tests.integration.conftest import RESOLVER_PORT
 from tests.integration.stack import Stack
 
 CLI_LAB_PORT = 30053
-CLI_PORT = 35300
+CLI_PORT = 27300
 ENV = {
     **os.environ,
     "ROOTWALK_UPSTREAM_TIMEOUT_S": "0.3",

@@ -21,8 +21,8 @@ from tests.helpers import run_rootwalk
 from tests.integration.conftest import LAB_PORT
 from tests.integration.stack import Stack
 
-PORT = 35400
-CONTROL_PORT = 35401
+PORT = 27400
+CONTROL_PORT = 27401
 REPO = Path(__file__).parents[2]
 ENV = {**os.environ, "ROOTWALK_METRICS": "off", "PYTHONUNBUFFERED": "1"}
 

@@ -15,7 +15,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "flood.py"
 
 
 @pytest.mark.parametrize(
-    ("mode", "port", "lab_port"), [("flood", 35710, 30163), ("soak", 35720, 30173)]
+    ("mode", "port", "lab_port"), [("flood", 27710, 30163), ("soak", 27720, 30173)]
 )
 def test_short_run(mode: str, port: int, lab_port: int) -> None:
     result = subprocess.run(

@@ -24,7 +24,7 @@ from tests.helpers import run_rootwalk
 from tests.integration.conftest import LAB_PORT
 from tests.integration.stack import Stack
 
-PORT, METRICS, CONTROL = 35600, 35601, 35602
+PORT, METRICS, CONTROL = 27600, 27601, 27602
 REPO = Path(__file__).parents[2]
 
 
