@@ -287,19 +287,33 @@ class Frontend:
             return False
         started = time.monotonic()
         self.pending += 1
+        finished = False
 
         def finish(reply: bytes | None) -> None:
-            self._answered(wire, client, transport, started, reply)
-            send(reply)
+            nonlocal finished
+            if not finished:  # once, even after a bug on the way
+                finished = True
+                self._answered(wire, client, transport, started, reply)
+                send(reply)
 
-        reply, query, limit = self._screen(wire, client, transport)
-        if query is None:
+        def resolved(result: Result) -> None:
+            assert query is not None
+            try:
+                reply = self._reply_for(query, result, limit, client)
+            except Exception:
+                finish(None)  # no answer, but no query left counted as pending
+                raise
             finish(reply)
-        else:
-            self.driver.resolve_then(
-                query.question,
-                lambda result: finish(self._reply_for(query, result, limit, client)),
-            )
+
+        try:
+            reply, query, limit = self._screen(wire, client, transport)
+            if query is not None:
+                self.driver.resolve_then(query.question, resolved)
+                return True
+        except Exception:
+            finish(None)
+            raise
+        finish(reply)
         return True
 
     async def handle(self, wire: bytes, client: str, transport: Transport) -> bytes | None:

@@ -96,22 +96,26 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._outbox: list[tuple[bytes, tuple[str | int, ...]]] = []
-        """Cache hits' replies waiting for the end of this turn of the loop."""
+        """Replies waiting for the end of this turn of the loop."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = typing.cast(asyncio.DatagramTransport, transport)
 
     def _send_outbox(self) -> None:
-        """Send the answers the fast handler gave in this turn of the loop, back to back:
-        a client whose queries arrived together is woken once for their replies, not once
-        per reply (measured: ~1.5 µs less kernel time per cache hit)."""
+        """Send the replies of this turn of the loop back to back: a client whose queries
+        arrived together is woken once for their replies, not once per reply (measured:
+        ~1.5 µs less kernel time per cache hit)."""
         outbox = self._outbox
         self._outbox = []
         transport = self._transport
         if transport is None or transport.is_closing():
             return
         for reply, addr in outbox:
-            transport.sendto(reply, addr)
+            try:
+                transport.sendto(reply, addr)
+            except Exception:  # one bad send must not cost the others theirs
+                self._counters.handler_errors += 1
+                log.exception("sending a reply to %s failed", addr[0])
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         client = str(addr[0])

@@ -8,6 +8,7 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
+import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
@@ -223,5 +224,33 @@ def test_per_client_rate_limit_refuses_then_recovers() -> None:
         assert again.rcode() == dns.rcode.NOERROR
         assert running.service.frontend is not None
         assert running.service.frontend.rejected["ratelimited"] == 3
+    finally:
+        running.stop()
+
+
+def test_a_bug_while_answering_loses_that_answer_only() -> None:
+    """A failure while rendering a resolved answer (forced here: rendering raises) costs
+    that query its answer, is counted as a bug, leaves nothing counted in flight, and the
+    server answers the next query."""
+    port = RESOLVER_PORT + 6
+    running = Stack(lab_settings(port)).start()
+    frontend = running.service.frontend
+    assert frontend is not None and running.service.driver is not None
+    render_and_store = frontend._render_and_store
+
+    def broken(*args: object) -> bytes:
+        raise RuntimeError("a rendering bug")
+
+    try:
+        frontend._render_and_store = broken  # type: ignore[method-assign]
+        with pytest.raises(dns.exception.Timeout):
+            dns.query.udp(
+                dns.message.make_query("www.example.lab.", "A"), SERVER, timeout=1, port=port
+            )
+        assert running.service.driver.bugs == 1
+        assert frontend.pending == 0
+        frontend._render_and_store = render_and_store  # type: ignore[method-assign]
+        good_query_is_answered(port)
+        assert frontend.pending == 0
     finally:
         running.stop()
