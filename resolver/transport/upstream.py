@@ -309,6 +309,7 @@ class _UdpExchange:
     def send_query(self) -> None:
         """Send the query (queued by :meth:`_SocketWatch.send_soon`), unless already over."""
         if self._watch.is_watching(self._fd, self):
+            self._started = time.monotonic()  # the round trip starts here, not when queued
             try:
                 self._sock.send(self._wire)
             except OSError as exc:
