@@ -93,12 +93,17 @@ class InfraCache:
 
     def timeout_s(self, server: str, default_s: float, now: float) -> float:
         """How long to wait for ``server``: RTO = SRTT + 4 * RTTVAR (RFC 6298 §2.3), at least
-        50 ms, at most ``default_s``; ``default_s`` while the RTT is unknown."""
+        50 ms, at most ``default_s``; ``default_s`` while the RTT is unknown. After a timeout
+        the wait doubles until a reply comes (RFC 6298 §5.5, "back off the timer"; Unbound
+        doubles its RTO alike), so a server whose replies have slowed past its RTO is not
+        given up on after two short waits."""
         facts = self._servers.get(server)
         if facts is None or facts.srtt_ms is None or now - facts.updated_at > FACT_TTL_S:
             return default_s
-        rto_ms = facts.srtt_ms + 4 * facts.rttvar_ms
-        return min(max(rto_ms, MIN_RTO_MS) / 1000.0, default_s)
+        rto_ms = max(facts.srtt_ms + 4 * facts.rttvar_ms, MIN_RTO_MS)
+        if facts.timeouts:
+            rto_ms = max(rto_ms, 2 * facts.backoff_ms)
+        return min(rto_ms / 1000.0, default_s)
 
     def mark_no_edns(self, server: str, now: float) -> None:
         """The server answered FORMERR to EDNS (RFC 6891 §7): ask it without for a while."""

@@ -135,6 +135,24 @@ def test_infra_backs_off_a_server_that_times_out_and_learns_rtt() -> None:
     assert infra.timeout_s("127.53.9.9", 1.0, T0) == 1.0
 
 
+def test_the_wait_doubles_after_each_timeout_until_a_reply() -> None:
+    """RFC 6298 §5.5: a server whose replies slowed past its RTO gets longer waits."""
+    infra = InfraCache()
+    for _ in range(8):
+        infra.record_rtt("127.53.9.1", 0.055, T0)  # a steady 55 ms: the RTO nears it
+    first = infra.timeout_s("127.53.9.1", 1.0, T0)
+    assert 0.055 <= first < 0.08
+    infra.record_timeout("127.53.9.1", first, T0)
+    second = infra.timeout_s("127.53.9.1", 1.0, T0)
+    assert second == 2 * first
+    infra.record_timeout("127.53.9.1", second, T0)
+    assert infra.timeout_s("127.53.9.1", 1.0, T0) == 4 * second
+    infra.record_timeout("127.53.9.1", 4 * second, T0)
+    assert infra.timeout_s("127.53.9.1", 1.0, T0) == 1.0  # never past the configured wait
+    infra.record_rtt("127.53.9.1", 0.055, T0)
+    assert infra.timeout_s("127.53.9.1", 1.0, T0) < 0.08  # a reply: back to the RTO
+
+
 # --- cached walks ----------------------------------------------------------------------------
 
 
