@@ -35,6 +35,7 @@ from resolver.core.local import local_answer
 from resolver.driver import Driver
 from resolver.histogram import Histogram
 from resolver.model import ClientQuery, ExtendedError, Question, Result, Transport
+from resolver.names import remember_lowered
 from resolver.ratelimit import RateLimiter
 from resolver.records import name_from_wire
 from resolver.transport.framing import MAX_TCP_MESSAGE
@@ -84,6 +85,7 @@ def read_plain_query(wire: bytes, fast: FastQuery) -> ClientQuery:
     dnspython (the name is built from its bytes; letters as sent)."""
     end = fast.question_end
     qname = name_from_wire(wire[HEADER_LENGTH : end - 4], keep=False)
+    remember_lowered(qname, fast.key[:-5])  # the key starts with the name, lower-cased
     qtype = dns.rdatatype.RdataType.make(int.from_bytes(wire[end - 4 : end - 2], "big"))
     key_flags = fast.key[-1]
     edns_do = None if not key_flags & KEY_EDNS else bool(key_flags & KEY_DO)
