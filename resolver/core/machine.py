@@ -80,7 +80,9 @@ class Resolution:
         self._tried: set[str] = set()
         self._outcomes: list[str] = []
         self._asked_ns: set[bytes] = set()
-        self._names_seen: set[dns.name.Name] = {question.qname}
+        self._names_seen: set[bytes] = {lowered_wire(question.qname)}
+        """Owners met along a CNAME chain, lower-cased in wire form (a dnspython name
+        hashes in Python, letter by letter)."""
         self._upstream_outcomes: Counter[str] = outcomes if outcomes is not None else Counter()
         self._skip_cache_once = refresh
         """A refresh (prefetch, serve-stale) asks the servers again for the question itself,
@@ -336,7 +338,8 @@ class Resolution:
         """Add ``chain`` and move on to ``target``; False (and finished) on a loop or when
         the chain grows too long."""
         self.chain.extend(chain)
-        if target in self._names_seen:
+        target_key = lowered_wire(target)
+        if target_key in self._names_seen:
             self._finish(servfail(f"CNAME loop at {target}"))
             return False
         hops = sum(1 for r in self.chain if r.rdtype == dns.rdatatype.CNAME)
@@ -344,8 +347,8 @@ class Resolution:
             limit = self._budget.limits.max_cname_hops
             self._finish(servfail(f"CNAME chain longer than {limit} at {target}"))
             return False
-        self._names_seen.update(r.name for r in chain if r.rdtype == dns.rdatatype.CNAME)
-        self._names_seen.add(target)
+        self._names_seen.update(r.owner_key for r in chain if r.rdtype == dns.rdatatype.CNAME)
+        self._names_seen.add(target_key)
         self.qname = target
         return True
 
