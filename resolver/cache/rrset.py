@@ -38,7 +38,8 @@ class Rank(enum.IntEnum):
 
 def key_of(owner_key: bytes, rdtype: int) -> bytes:
     """Owner name lower-cased in wire form, then the type: the key of an RRset."""
-    return owner_key + _TYPE_BYTES.get(rdtype, rdtype.to_bytes(2, "big"))
+    type_bytes = _TYPE_BYTES.get(rdtype)
+    return owner_key + (type_bytes if type_bytes is not None else rdtype.to_bytes(2, "big"))
 
 
 def rrset_key(name: dns.name.Name, rdtype: int) -> bytes:
