@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from resolver.model import Transport
+from resolver.transport.batch import EndOfTurn
 from resolver.transport.framing import frame, split_frames
 
 log = logging.getLogger(__name__)
@@ -93,20 +94,18 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._later = later
         self._counters = counters
         self._transport: asyncio.DatagramTransport | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        # Made by the endpoint's factory, in the running loop; asked once (a getpid call).
+        self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._outbox: list[tuple[bytes, tuple[str | int, ...]]] = []
-        """Replies waiting for the end of this turn of the loop."""
+        self._outbox: EndOfTurn[tuple[bytes, tuple[str | int, ...]]] = EndOfTurn(
+            self._loop, self._send_all
+        )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = typing.cast(asyncio.DatagramTransport, transport)
 
-    def _send_outbox(self) -> None:
-        """Send the replies of this turn of the loop back to back: a client whose queries
-        arrived together is woken once for their replies, not once per reply (measured:
-        ~1.5 µs less kernel time per cache hit)."""
-        outbox = self._outbox
-        self._outbox = []
+    def _send_all(self, outbox: list[tuple[bytes, tuple[str | int, ...]]]) -> None:
+        """Send the replies of one turn of the loop (see :mod:`resolver.transport.batch`)."""
         transport = self._transport
         if transport is None or transport.is_closing():
             return
@@ -125,8 +124,6 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             self._counters.handler_errors += 1
             log.exception("fast path failed for a UDP query from %s", client)
             reply = None
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()  # once: it costs a getpid call
         if reply is not None:
             self._send_soon(addr, reply)
             return
@@ -153,10 +150,8 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
     def _send_soon(self, addr: tuple[str | int, ...], reply: bytes | None) -> None:
         """Queue ``reply`` (None or empty: nothing to send) for the end of this turn."""
-        if reply and self._loop is not None:
-            if not self._outbox:
-                self._loop.call_soon(self._send_outbox)
-            self._outbox.append((reply, addr))
+        if reply:
+            self._outbox.add((reply, addr))
 
     def error_received(self, exc: Exception) -> None:
         log.debug("UDP socket error: %s", exc)

@@ -35,6 +35,7 @@ import dns.name
 from resolver.core.events import Failure, QueryFailed, ReplyReceived, SendQuery
 from resolver.names import lowered_wire
 from resolver.records import Reply, read_reply
+from resolver.transport.batch import EndOfTurn
 from resolver.wire import FLAG_TC, HEADER_LENGTH, build_query, randomize_case, reply_matches
 
 log = logging.getLogger(__name__)
@@ -367,19 +368,15 @@ class _SocketWatch:
         self._epoll = select.epoll() if hasattr(select, "epoll") else None
         if self._epoll is not None:
             loop.add_reader(self._epoll.fileno(), self._on_ready)
-        self._outbox: list[_UdpExchange] = []
+        self._outbox: EndOfTurn[_UdpExchange] = EndOfTurn(loop, self._send_all)
 
     def send_soon(self, exchange: _UdpExchange) -> None:
         """Send ``exchange``'s query at the end of this turn of the loop, with the others
-        queued in it, back to back: a server that sleeps between queries is woken once per
-        batch instead of once per query (waking it is most of the kernel's cost of a send)."""
-        if not self._outbox:
-            self.loop.call_soon(self._send_outbox)
-        self._outbox.append(exchange)
+        of the turn (see :mod:`resolver.transport.batch`)."""
+        self._outbox.add(exchange)
 
-    def _send_outbox(self) -> None:
-        outbox = self._outbox
-        self._outbox = []
+    @staticmethod
+    def _send_all(outbox: list[_UdpExchange]) -> None:
         for exchange in outbox:
             exchange.send_query()
 

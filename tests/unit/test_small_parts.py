@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 
 import dns.edns
@@ -19,6 +20,7 @@ from resolver.core.local import local_answer
 from resolver.frontend import read_plain_query
 from resolver.model import ClientQuery, ExtendedError, Question, Result, servfail
 from resolver.records import WireRRset
+from resolver.transport.batch import EndOfTurn
 from resolver.transport.framing import frame, split_frames
 from resolver.transport.upstream import is_allowed
 from resolver.wire import read_fast_query
@@ -143,3 +145,19 @@ def test_the_real_root_hints_parse_but_the_lab_hints_are_loopback_only() -> None
     assert len(real.addresses()) == 26
     lab = load_root_hints(lab_root_hints())
     assert all(ipaddress.ip_address(a).is_loopback for a in lab.addresses())
+
+
+def test_end_of_turn_hands_over_each_turns_items_together_in_order() -> None:
+    batches: list[list[int]] = []
+
+    async def turns() -> None:
+        batch: EndOfTurn[int] = EndOfTurn(asyncio.get_running_loop(), batches.append)
+        for item in (1, 2, 3):
+            batch.add(item)
+        assert batches == []  # nothing sent before the turn ends
+        await asyncio.sleep(0)
+        batch.add(4)
+        await asyncio.sleep(0)
+
+    asyncio.run(turns())
+    assert batches == [[1, 2, 3], [4]]
