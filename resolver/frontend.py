@@ -8,6 +8,7 @@ RFC 5625 advice on what a resolver accepts). :class:`Frontend` wires it to the d
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -298,25 +299,36 @@ class Frontend:
                 self._answered(wire, client, transport, started, reply)
                 send(reply)
 
-        def resolved(result: Result) -> None:
-            assert query is not None
-            try:
-                reply = self._reply_for(query, result, limit, client)
-            except Exception:
-                finish(None)  # no answer, but no query left counted as pending
-                raise
-            finish(reply)
-
         try:
             reply, query, limit = self._screen(wire, client, transport)
-            if query is not None:
-                self.driver.resolve_then(query.question, resolved)
-                return True
+            if query is None:
+                finish(reply)
+            else:
+                self.driver.resolve_then(
+                    query.question,
+                    functools.partial(self._finish_resolved, query, limit, client, finish),
+                )
+        except Exception:
+            finish(None)  # no answer, but no query left counted as pending
+            raise
+        return True
+
+    def _finish_resolved(
+        self,
+        query: ClientQuery,
+        limit: int,
+        client: str,
+        finish: Callable[[bytes | None], None],
+        result: Result,
+    ) -> None:
+        """Hand a resolved query's reply to ``finish`` (None after a bug, which is raised on
+        for the driver to count)."""
+        try:
+            reply = self._reply_for(query, result, limit, client)
         except Exception:
             finish(None)
             raise
         finish(reply)
-        return True
 
     async def handle(self, wire: bytes, client: str, transport: Transport) -> bytes | None:
         started = time.monotonic()

@@ -301,7 +301,7 @@ class _UdpExchange:
         self._on_outcome = on_outcome
         self._mismatched = 0
         self._end = _question_end_of(send)
-        self._started = time.monotonic()
+        self._started = 0.0  # set by send_query: the round trip starts at the send
         self._fd = sock.fileno()
         self._watch = watch
         watch.watch(self._fd, self)
@@ -310,7 +310,7 @@ class _UdpExchange:
     def send_query(self) -> None:
         """Send the query (queued by :meth:`_SocketWatch.send_soon`), unless already over."""
         if self._watch.is_watching(self._fd, self):
-            self._started = time.monotonic()  # the round trip starts here, not when queued
+            self._started = time.monotonic()
             try:
                 self._sock.send(self._wire)
             except OSError as exc:
