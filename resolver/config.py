@@ -109,6 +109,17 @@ class Settings:
     """Resolver processes sharing the listening ports (SO_REUSEPORT), each with its own cache."""
     """Save the caches here at shutdown and load them at start (off when unset)."""
     rrset_cache_bytes: int = 64 * 1024 * 1024
+    max_ttl: int = 86400
+    """Longest time an RRset is cached, and the largest TTL a client sees (Unbound's
+    cache-max-ttl)."""
+    min_ttl: int = 0
+    """Shortest time an RRset is cached (Unbound's cache-min-ttl); a TTL 0 record is cached
+    only when this raises it."""
+    max_negative_ttl: int = 3600
+    """Longest time a negative answer is cached (Unbound's cache-max-negative-ttl)."""
+    harden_glue: bool = True
+    """Glue outside the zone of the server that sent it is never used (Unbound's
+    harden-glue); off, it may still reach a name server when nothing else does."""
 
 
 # --- converters: raw value (TOML value, or a string from env/flags) -> typed value --------
@@ -174,6 +185,14 @@ def _integer(raw: Any) -> int:
     if isinstance(raw, str) and raw.strip().isdigit():
         return int(raw)
     raise ValueError(f"expected a whole number, got {raw!r}")
+
+
+def _ttl(raw: Any) -> int:
+    """A TTL in seconds: 0 to 2^31 - 1 (RFC 2181 §8)."""
+    value = _integer(raw)
+    if not 0 <= value <= 2**31 - 1:
+        raise ValueError(f"a TTL from 0 to 2147483647 seconds, got {value}")
+    return value
 
 
 def _positive_int(raw: Any) -> int:
@@ -267,6 +286,10 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "client_rate_burst": _rate,
     "rate_limit_action": _rate_limit_action,
     "rrset_cache_bytes": _positive_int,
+    "max_ttl": _ttl,
+    "min_ttl": _ttl,
+    "max_negative_ttl": _ttl,
+    "harden_glue": _boolean,
 }
 assert set(CONVERTERS) == {f.name for f in dataclasses.fields(Settings)}
 
@@ -348,4 +371,9 @@ def build_settings(
         values.update(values_from_file(config_file))
     values.update(values_from_env(environ or {}))
     values.update(values_from_flags(flags or {}))
-    return dataclasses.replace(base or Settings(), **values)
+    settings = dataclasses.replace(base or Settings(), **values)
+    if settings.min_ttl > settings.max_ttl:
+        raise ConfigError(
+            f"key 'min_ttl': {settings.min_ttl} is more than max_ttl ({settings.max_ttl})"
+        )
+    return settings

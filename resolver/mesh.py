@@ -81,8 +81,10 @@ class Mesh:
         limits: Limits,
         rng: random.Random,
         default_timeout_s: float = 1.0,
+        harden_glue: bool = True,
     ) -> None:
         self.root = root
+        self.harden_glue = harden_glue
         self.caches = caches
         self.limits = limits
         self.default_timeout_s = default_timeout_s
@@ -200,6 +202,7 @@ class Mesh:
             default_timeout_s=self.default_timeout_s,
             refresh=refresh,
             outcomes=self.counters.upstream,
+            harden_glue=self.harden_glue,
         )
         self._jobs[job_id] = _Job(question, resolution, budget, ancestry | {question}, depth)
         self._inflight[question] = job_id

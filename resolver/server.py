@@ -18,6 +18,7 @@ import dns.name
 from resolver.access import LOOPBACK_RULES, AccessList
 from resolver.cache.answer import AnswerCache
 from resolver.cache.persist import load_caches, save_caches
+from resolver.cache.rrset import TtlBounds
 from resolver.cache.view import Caches
 from resolver.config import Endpoint, Settings
 from resolver.control import ControlServer
@@ -78,7 +79,11 @@ class ResolverService:
             settings.answer_cache_bytes,
             stale_s=STALE_WINDOW_S if settings.serve_stale else 0.0,
         )
-        self.caches = Caches.sized(settings.rrset_cache_bytes)
+        self.caches = Caches.sized(
+            settings.rrset_cache_bytes,
+            TtlBounds(settings.min_ttl, settings.max_ttl),
+            max_negative_ttl=settings.max_negative_ttl,
+        )
         self.mesh: Mesh | None = None
         self.metrics: MetricsExporter | None = None
         self.control: ControlServer | None = None
@@ -103,6 +108,7 @@ class ResolverService:
             limits=self.limits,
             rng=self.rng,
             default_timeout_s=settings.upstream_timeout_s,
+            harden_glue=settings.harden_glue,
         )
         self.driver = Driver(
             self.mesh, self.upstream, deadline_s=settings.client_deadline_s, clock=self.clock

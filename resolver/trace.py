@@ -71,6 +71,7 @@ async def trace(
         limits=Limits(),
         rng=random.Random(),
         default_timeout_s=settings.upstream_timeout_s,
+        harden_glue=settings.harden_glue,
     )
     driver = Driver(mesh, upstream, deadline_s=settings.client_deadline_s, clock=time.time)
     step = 0

@@ -91,6 +91,11 @@ class InfraCache:
             return MAX_RTO_MS + facts.backoff_ms
         return facts.srtt_ms if facts.srtt_ms is not None else UNKNOWN_RTT_MS
 
+    def is_blocked(self, server: str, now: float) -> bool:
+        """True while ``server`` is backed off after timeouts."""
+        facts = self._servers.get(server)
+        return facts is not None and facts.blocked_until > now
+
     def timeout_s(self, server: str, default_s: float, now: float) -> float:
         """How long to wait for ``server``: RTO = SRTT + 4 * RTTVAR (RFC 6298 §2.3), at least
         50 ms, at most ``default_s``; ``default_s`` while the RTT is unknown. After a timeout

@@ -52,25 +52,55 @@ _TYPE_BYTES = {rdtype: rdtype.to_bytes(2, "big") for rdtype in range(256)}
 
 _HEAD = struct.Struct("!dIB")  # stored_at, TTL, rank
 
+_ADDRESS_TYPES = (dns.rdatatype.A, dns.rdatatype.AAAA)
 
-def pack_entry(rdatas: Sequence[bytes], stored_at: float, ttl: int, rank: Rank) -> bytes:
+PARENT_SIDE_SHARE = 64
+"""The parent-side glue store gets this fraction of the RRset cache's budget."""
+
+
+_RAISED = 0x80
+"""Set in the rank byte when ``min_ttl`` raised the TTL: the authority's own TTL follows the
+head, and a client never sees more than it."""
+_RANK_BYTE = _HEAD.size - 1
+
+
+def pack_entry(
+    rdatas: Sequence[bytes],
+    stored_at: float,
+    ttl: int,
+    rank: Rank,
+    authority_ttl: int | None = None,
+) -> bytes:
     """One cache entry as one byte string: store time, TTL, rank, then each record's wire
-    form behind its length. A byte string costs a fraction of an object with fields."""
-    return _HEAD.pack(stored_at, ttl, rank) + b"".join(
-        len(rdata).to_bytes(2, "big") + rdata for rdata in rdatas
-    )
+    form behind its length. A byte string costs a fraction of an object with fields. When
+    the cached lifetime ``ttl`` is longer than ``authority_ttl`` (``min_ttl`` raised it),
+    that TTL is kept too."""
+    if authority_ttl is None or authority_ttl >= ttl:
+        head = _HEAD.pack(stored_at, ttl, rank)
+    else:
+        head = _HEAD.pack(stored_at, ttl, rank | _RAISED) + authority_ttl.to_bytes(4, "big")
+    return head + b"".join(len(rdata).to_bytes(2, "big") + rdata for rdata in rdatas)
 
 
 def entry_head(entry: bytes) -> tuple[float, int, int]:
     """(stored_at, ttl, rank) of a packed entry."""
-    head: tuple[float, int, int] = _HEAD.unpack_from(entry)
-    return head
+    stored_at, ttl, rank = _HEAD.unpack_from(entry)
+    return stored_at, ttl, rank & ~_RAISED
+
+
+def shown_ttl(entry: bytes, ttl: int, age_s: float) -> int:
+    """The TTL a client is given for an entry ``age_s`` seconds old: what is left of its
+    cached lifetime, never more than the authority gave (RFC 2181 §8)."""
+    remaining = ttl - int(age_s)
+    if entry[_RANK_BYTE] & _RAISED:
+        return min(remaining, int.from_bytes(entry[_HEAD.size : _HEAD.size + 4], "big"))
+    return remaining
 
 
 def entry_rdatas(entry: bytes) -> list[bytes]:
     """The records' wire forms in a packed entry."""
     rdatas: list[bytes] = []
-    offset = _HEAD.size
+    offset = _HEAD.size + (4 if entry[_RANK_BYTE] & _RAISED else 0)
     while offset < len(entry):
         length = int.from_bytes(entry[offset : offset + 2], "big")
         rdatas.append(entry[offset + 2 : offset + 2 + length])
@@ -84,7 +114,9 @@ def _entry_cost(entry: bytes) -> int:
 
 @dataclass(frozen=True, slots=True)
 class TtlBounds:
-    """Clamp for stored TTLs; Unbound's defaults (cache-max-ttl 86400, cache-min-ttl 0)."""
+    """Clamp for stored TTLs; Unbound's defaults (cache-max-ttl 86400, cache-min-ttl 0). A
+    TTL above ``max_ttl`` is cut for clients too; one raised to ``min_ttl`` is cached that
+    long, but clients still see at most the authority's TTL."""
 
     min_ttl: int = 0
     max_ttl: int = 86400
@@ -95,38 +127,104 @@ class RRsetCache(BoundedCache):
 
     def __init__(self, max_bytes: int, bounds: TtlBounds | None = None) -> None:
         self._entries: SizedLRU[bytes, bytes] = SizedLRU(max_bytes, _entry_cost)
+        self._parent_side: SizedLRU[bytes, bytes] = SizedLRU(
+            max(max_bytes // PARENT_SIDE_SHARE, 1), _entry_cost
+        )
+        """Glue that disagrees with the child's own addresses for a name server, kept apart
+        as the parent's last resort for reaching the child (Unbound's parent-side lookup):
+        the child's data wins for answers and is tried first, the glue is tried when the
+        child's addresses fail. Only disagreeing glue is kept, so it costs nothing in the
+        common case."""
         self.bounds = bounds or TtlBounds()
 
     def put(self, rrset: WireRRset, rank: Rank, now: float) -> bool:
-        """Store ``rrset`` unless a live entry of higher rank holds its place."""
-        if not rrset.rdatas or rrset.ttl <= 0:
-            return False
+        """Store ``rrset`` unless a live entry of higher rank holds its place.
+
+        A delegation lives no longer than the parent said: an NS RRset from the child's
+        own servers (ranked above a referral's) replaces a live one with at most the TTL the
+        live one has left, so servers that keep answering for a zone that moved away cannot
+        keep the old delegation alive (the "ghost domain" attack, CVE-2012-1191, as Unbound
+        and Knot Resolver cap it). A shorter child TTL shortens the delegation, and it is
+        fetched again from the parent when that runs out."""
+        ttl = min(max(rrset.ttl, self.bounds.min_ttl), self.bounds.max_ttl)
+        if not rrset.rdatas or ttl <= 0:
+            return False  # RFC 2181 §8: TTL 0 is used once, unless min_ttl raises it
         key = key_of(rrset.owner_key, rrset.rdtype)
         current = self._entries.peek(key)
         if current is not None:
             stored_at, current_ttl, current_rank = entry_head(current)
-            if stored_at + current_ttl > now and current_rank > rank:
-                return False
-        ttl = min(max(rrset.ttl, self.bounds.min_ttl), self.bounds.max_ttl)
-        self._entries.put(key, pack_entry(rrset.rdatas, now, ttl, rank))
+            remaining = stored_at + current_ttl - now
+            if remaining > 0:
+                if rrset.rdtype in _ADDRESS_TYPES:
+                    self._keep_parent_side(key, current, rrset, rank, now=now, ttl=ttl)
+                if current_rank > rank:
+                    return False
+                if rrset.rdtype == dns.rdatatype.NS and rank > Rank.AUTHORITY:
+                    ttl = min(ttl, int(remaining))
+                    if ttl <= 0:
+                        return False
+        self._entries.put(key, pack_entry(rrset.rdatas, now, ttl, rank, rrset.ttl))
         return True
 
-    def get(self, name: dns.name.Name, rdtype: int, now: float) -> WireRRset | None:
-        """The live RRset with its TTL counted down, or None."""
-        return self._get_by_key(rrset_key(name, rdtype), name, rdtype, now)
+    def _keep_parent_side(
+        self, key: bytes, current: bytes, incoming: WireRRset, rank: Rank, *, now: float, ttl: int
+    ) -> None:
+        """When glue and the child's own addresses for a name disagree, keep the glue apart
+        (whichever came first) for :meth:`parent_side_addresses`."""
+        _stored_at, _ttl, current_rank = entry_head(current)
+        if (current_rank == Rank.ADDITIONAL) == (rank == Rank.ADDITIONAL):
+            return  # the same side: the usual replacement rules apply
+        if sorted(entry_rdatas(current)) == sorted(incoming.rdatas):
+            return
+        if current_rank == Rank.ADDITIONAL:
+            self._parent_side.put(key, current)
+        else:
+            self._parent_side.put(key, pack_entry(incoming.rdatas, now, ttl, rank))
+
+    def parent_side_addresses(self, owner_key: bytes, now: float) -> list[str]:
+        """Addresses the parent gave as glue for ``owner_key`` where the child's own data
+        says otherwise; live ones only."""
+        found: list[WireRRset] = []
+        for rdtype in _ADDRESS_TYPES:
+            key = key_of(owner_key, rdtype)
+            entry = self._parent_side.get(key)
+            if entry is None:
+                continue
+            stored_at, ttl, _rank = entry_head(entry)
+            if stored_at + ttl <= now:
+                self._parent_side.pop(key)
+                continue
+            found.append(WireRRset(None, rdtype, ttl, tuple(entry_rdatas(entry)), owner_key))
+        return addresses_of(found, owner_key)
+
+    def get(
+        self, name: dns.name.Name, rdtype: int, now: float, min_rank: Rank = Rank.ADDITIONAL
+    ) -> WireRRset | None:
+        """The live RRset with its TTL counted down, or None. ``min_rank`` leaves out data
+        of lower trust: an answer to a client is never made of glue or of a referral's NS
+        records, which are the parent's hints for reaching the child, not the child's data
+        (RFC 2181 §5.4.1, RFC 1034 §4.2.2)."""
+        return self._get_by_key(rrset_key(name, rdtype), name, rdtype, now, min_rank)
 
     def _get_by_key(
-        self, key: bytes, name: dns.name.Name | None, rdtype: int, now: float
+        self,
+        key: bytes,
+        name: dns.name.Name | None,
+        rdtype: int,
+        now: float,
+        min_rank: Rank = Rank.ADDITIONAL,
     ) -> WireRRset | None:
         """The live RRset at ``key``, owned by ``name`` (or, when None, by the key's name)."""
         entry = self._entries.get(key)
         if entry is None:
             return None
-        stored_at, ttl, _rank = entry_head(entry)
+        stored_at, ttl, rank = entry_head(entry)
         if stored_at + ttl <= now:
             self._entries.pop(key)
             return None
-        remaining = ttl - int(now - stored_at)  # as the answer cache ages TTLs
+        if rank < min_rank:
+            return None
+        remaining = shown_ttl(entry, ttl, now - stored_at)  # as the answer cache ages TTLs
         owner_key = key[:-2]
         rdatas = tuple(entry_rdatas(entry))
         if name is None:
@@ -161,6 +259,10 @@ class RRsetCache(BoundedCache):
                 for rdata in ns.rdatas:
                     target = rdata.lower()
                     cut.nameservers[target] = self._addresses_at(target, now)
+                    if self._parent_side:
+                        fallback = self.parent_side_addresses(target, now)
+                        if fallback:
+                            cut.fallback[target] = fallback
                 return cut
             if wire == b"\x00":
                 return None
@@ -177,4 +279,5 @@ class RRsetCache(BoundedCache):
 
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
         """Forget RRsets owned by ``name`` (or below it with ``subtree``), or all."""
+        self._parent_side.remove_where(owner_in(name, subtree))
         return self._entries.remove_where(owner_in(name, subtree))

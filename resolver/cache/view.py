@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from resolver.cache.infra import InfraCache
-from resolver.cache.negative import FailureCache, NegativeCache
+from resolver.cache.negative import MAX_NEGATIVE_TTL, FailureCache, NegativeCache
 from resolver.cache.rrset import RRsetCache, TtlBounds
 
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
@@ -19,8 +19,14 @@ class Caches:
     infra: InfraCache = field(default_factory=InfraCache)
 
     @classmethod
-    def sized(cls, rrset_bytes: int, bounds: TtlBounds | None = None) -> Caches:
+    def sized(
+        cls,
+        rrset_bytes: int,
+        bounds: TtlBounds | None = None,
+        *,
+        max_negative_ttl: int = MAX_NEGATIVE_TTL,
+    ) -> Caches:
         return cls(
             rrsets=RRsetCache(rrset_bytes, bounds),
-            negative=NegativeCache(max(rrset_bytes // 4, 1)),
+            negative=NegativeCache(max(rrset_bytes // 4, 1), max_ttl=max_negative_ttl),
         )

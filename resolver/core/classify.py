@@ -15,11 +15,12 @@ import dns.rcode
 import dns.rdatatype
 
 from resolver.core.scrub import ScrubbedReply, scrub_reply
-from resolver.core.zonecut import ZoneCut, cut_from_ns
+from resolver.core.zonecut import ZoneCut, addresses_of, cut_from_ns
 from resolver.names import is_at_or_below, lowered_wire
 from resolver.records import Reply, WireRRset
 
 _FLAG_AA = int(dns.flags.AA)  # a plain int: int & Flag runs Flag.__rand__ in Python
+_FLAG_RA = int(dns.flags.RA)
 
 
 class ReplyKind(enum.Enum):
@@ -100,6 +101,7 @@ def classify_reply(
     qtype: dns.rdatatype.RdataType,
     *,
     used_edns: bool,
+    harden_glue: bool = True,
 ) -> ClassifiedReply:
     """What a reply from a server of ``zone`` to ``qname``/``qtype`` means for the walk."""
     rcode = message.rcode
@@ -111,7 +113,7 @@ def classify_reply(
         )
 
     zone_key = lowered_wire(zone)
-    scrubbed = scrub_reply(message, zone, zone_key)
+    scrubbed = scrub_reply(message, zone, zone_key, harden_glue=harden_glue)
     aa = bool(message.flags & _FLAG_AA)
     chain, final_name, answered, looped = _follow_chain(scrubbed, qname, qtype)
     final_key = lowered_wire(final_name)
@@ -151,18 +153,39 @@ def classify_reply(
             return ClassifiedReply(ReplyKind.CNAME, tuple(chain), final_name, authoritative=aa)
         targets = delegation.target_keys()
         glue = tuple(rrset for rrset in scrubbed.additional if rrset.owner_key in targets)
+        cut = cut_from_ns(delegation, list(glue))
+        for ns in cut.glueless():
+            if outside := addresses_of(list(scrubbed.outside_glue), ns):
+                cut.fallback[ns] = outside
         return ClassifiedReply(
             ReplyKind.REFERRAL,
             next_qname=final_name,
-            referral=cut_from_ns(delegation, list(glue)),
+            referral=cut,
             referral_rrsets=(delegation, *glue),
         )
     if chain and negative is None:
         # RFC 1034 §5.3.3 step 4c: a CNAME whose target the reply neither answers nor denies
         # (no SOA): ask again for the target from the top.
         return ClassifiedReply(ReplyKind.CNAME, tuple(chain), final_name, authoritative=aa)
-    if negative is not None or aa:
-        return ClassifiedReply(
-            ReplyKind.NODATA, tuple(chain), final_name, negative, authoritative=aa
-        )
-    return ClassifiedReply(ReplyKind.LAME, detail="no answer, referral or SOA")
+    if negative is None:
+        if refers_upward(message, zone_key):
+            return ClassifiedReply(ReplyKind.LAME, detail="referral upward")
+        if not aa and message.flags & _FLAG_RA:
+            return ClassifiedReply(ReplyKind.LAME, detail="recursive, not authoritative")
+    # RFC 2308 §2.2: NOERROR with nothing relevant in the answer is NODATA, with or without
+    # an SOA (records for other names or types were left out above, never used).
+    return ClassifiedReply(ReplyKind.NODATA, tuple(chain), final_name, negative, authoritative=aa)
+
+
+def refers_upward(message: Reply, zone_key: bytes) -> bool:
+    """An NS RRset in the authority section for the zone asked or one of its ancestors
+    (the root included): the server does not serve the zone and points back up, so it is
+    lame, whatever its AA bit says (Unbound's ``RESPONSE_TYPE_LAME``). Scrubbing drops such
+    records, so this reads the reply as received. An authoritative server may list its own
+    zone's NS records beside an answer or an SOA, so only replies without either are judged."""
+    return any(
+        rrset.rdtype == dns.rdatatype.NS
+        and is_at_or_below(zone_key, rrset.owner_key)
+        and (rrset.owner_key != zone_key or not message.flags & _FLAG_AA)
+        for rrset in message.authority
+    )

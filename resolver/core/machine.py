@@ -50,6 +50,21 @@ class State(enum.Enum):
     FINISHED = "finished"
 
 
+PARENT_SIDE_TYPES = frozenset({dns.rdatatype.DS})
+"""Types whose authoritative data lives on the parent side of a zone cut: DS (RFC 4035
+§3.1.4.1, RFC 4034 §5). Of the types RFC 4035 names, only DS is parent-only; NSEC and RRSIG
+exist on both sides and follow the question's other types."""
+
+
+def parent_side_name(qname: dns.name.Name, qtype: int) -> dns.name.Name:
+    """Where the search for a zone cut starts: at the parent for a parent-side type, so a DS
+    question for a delegation point is asked of the parent zone's servers (RFC 4035
+    §3.1.4.1), else at the name itself."""
+    if qtype in PARENT_SIDE_TYPES and len(qname) > 1:
+        return qname.parent()
+    return qname
+
+
 class Resolution:
     """Iterative resolution of one question, as a state machine."""
 
@@ -64,6 +79,7 @@ class Resolution:
         default_timeout_s: float = 1.0,
         refresh: bool = False,
         outcomes: Counter[str] | None = None,
+        harden_glue: bool = True,
     ) -> None:
         self.question = question
         self.state = State.INIT
@@ -74,6 +90,7 @@ class Resolution:
         self._budget = budget
         self._rng = rng
         self._default_timeout_s = default_timeout_s
+        self._harden_glue = harden_glue
         self._now = 0.0
         self._cut = root  # replaced (by a copy or a cached cut) before it is changed
         self._cut_from_cache = False
@@ -155,13 +172,13 @@ class Resolution:
                 self._finish(servfail(f"{failure} (cached failure)", self._failure_code))
                 return
             if qtype != dns.rdatatype.ANY:  # ANY is relayed, never assembled from the cache
-                cached = caches.rrsets.get(self.qname, qtype, now)
+                cached = caches.rrsets.get(self.qname, qtype, now, Rank.ANSWER)
                 if cached is not None:
                     self.chain.append(cached)
                     self._finish(Result(dns.rcode.NOERROR, tuple(self.chain)))
                     return
                 cname = (
-                    caches.rrsets.get(self.qname, dns.rdatatype.CNAME, now)
+                    caches.rrsets.get(self.qname, dns.rdatatype.CNAME, now, Rank.ANSWER)
                     if qtype != dns.rdatatype.CNAME
                     else None
                 )
@@ -175,7 +192,7 @@ class Resolution:
                 return
             break
         self._skip_cache_once = False
-        cut = caches.rrsets.closest_cut(self.qname, now)
+        cut = caches.rrsets.closest_cut(parent_side_name(self.qname, qtype), now)
         self._set_cut(cut if cut is not None else self._root.copy())
         self._cut_from_cache = cut is not None
         self.state = State.QUERY_TARGETS
@@ -184,7 +201,7 @@ class Resolution:
 
     def _query_targets(self) -> list[Action]:
         """QUERY_TARGETS: ask the next untried server, or start a glueless lookup."""
-        candidates = [a for a in self._cut.addresses() if a not in self._tried]
+        candidates = self._next_candidates()
         zone_key = lowered_wire(self._cut.zone)
         if candidates:
             server = select_server(candidates, zone_key, self._caches.infra, self._rng, self._now)
@@ -201,6 +218,10 @@ class Resolution:
             self._pending_subquery = (ref, ns_key)
             self.state = State.WAIT_SUBQUERY
             return [StartSubquery(ref, Question(name_from_wire(ns_key), dns.rdatatype.A))]
+        last_resort = self._last_resort_candidates()
+        if last_resort:
+            server = select_server(last_resort, zone_key, self._caches.infra, self._rng, self._now)
+            return self._send(server)
         if self._cut_from_cache:
             # The cached delegation led nowhere (expired glue, moved servers): walk again
             # from the root hints once.
@@ -212,6 +233,26 @@ class Resolution:
             self.qname, self.question.qtype, self._cut.zone.to_text(), failure.reason, self._now
         )
         return self._finish(failure)
+
+    def _next_candidates(self) -> list[str]:
+        """The cut's own addresses not tried yet; when the cut has last-resort addresses,
+        only those not backed off after timeouts (the rest wait for
+        :meth:`_last_resort_candidates`)."""
+        tried = self._tried
+        primary = [a for a in self._cut.addresses() if a not in tried]
+        if not self._cut.fallback:
+            return primary
+        infra, now = self._caches.infra, self._now
+        return [a for a in primary if not infra.is_blocked(a, now)]
+
+    def _last_resort_candidates(self) -> list[str]:
+        """When the cut's own addresses and its glueless servers are spent: the parent's
+        glue where the child disagreed, or out-of-bailiwick glue with ``harden_glue`` off
+        (``ZoneCut.fallback``, as Unbound's parent-side last resort), then the backed-off
+        addresses."""
+        tried = self._tried
+        fallback = [a for a in self._cut.fallback_addresses() if a not in tried]
+        return fallback or [a for a in self._cut.addresses() if a not in tried]
 
     def _send(self, server: str) -> list[Action]:
         if not self._budget.spend_upstream_query():
@@ -268,7 +309,12 @@ class Resolution:
         self._pending = None
         self._caches.infra.record_rtt(query.server, event.rtt_s, self._now)
         reply = classify_reply(
-            event.reply, query.zone, query.qname, query.qtype, used_edns=query.use_edns
+            event.reply,
+            query.zone,
+            query.qname,
+            query.qtype,
+            used_edns=query.use_edns,
+            harden_glue=self._harden_glue,
         )
         outcome = reply.kind.value
         if reply.kind is ReplyKind.SERVER_ERROR:
@@ -405,10 +451,12 @@ class Resolution:
         return servfail(text, code)
 
     def _finish(self, result: Result) -> list[Action]:
+        max_ttl = self._caches.rrsets.bounds.max_ttl
+        max_negative_ttl = self._caches.negative.max_ttl
         self.result = Result(
             result.rcode,
-            result.answer,
-            result.authority,
+            _capped(result.answer, max_ttl),
+            _capped(result.authority, max_negative_ttl),
             result.reason,
             result.error_code,
             upstream_queries=self._budget.upstream_queries,
@@ -421,3 +469,11 @@ class Resolution:
     def _new_ref(self) -> int:
         self._next_ref += 1
         return self._next_ref
+
+
+def _capped(rrsets: tuple[WireRRset, ...], max_ttl: int) -> tuple[WireRRset, ...]:
+    """The RRsets with no TTL above ``max_ttl``, so the first answer shows a client what the
+    cache would (Unbound's cache-max-ttl and cache-max-negative-ttl apply to replies too)."""
+    if all(rrset.ttl <= max_ttl for rrset in rrsets):
+        return rrsets
+    return tuple(rrset.with_ttl(max_ttl) if rrset.ttl > max_ttl else rrset for rrset in rrsets)

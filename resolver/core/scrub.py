@@ -24,10 +24,13 @@ class ScrubbedReply(NamedTuple):
     answer: tuple[WireRRset, ...]
     authority: tuple[WireRRset, ...]
     additional: tuple[WireRRset, ...]
+    outside_glue: tuple[WireRRset, ...] = ()
+    """Addresses of the named servers outside the zone, kept only when ``harden_glue`` is
+    off, and then only as a last resort for reaching them (never cached, never answered)."""
 
 
 def scrub_reply(
-    message: Reply, zone: dns.name.Name, zone_key: bytes | None = None
+    message: Reply, zone: dns.name.Name, zone_key: bytes | None = None, *, harden_glue: bool = True
 ) -> ScrubbedReply:
     """Drop every RRset the servers of ``zone`` may not speak for.
 
@@ -35,7 +38,9 @@ def scrub_reply(
     * authority: NS and SOA RRsets owned at or below the zone (an NS for a parent is a
       poisoning attempt or an upward referral, never data);
     * additional: address records owned at or below the zone, for name servers named in
-      the kept authority section (glue, RFC 9499).
+      the kept authority section (glue, RFC 9499). Unbound's ``harden-glue: yes``, our
+      default; with ``harden_glue`` off, glue outside the zone is handed on apart
+      (``outside_glue``), to break an address cycle when nothing else reaches the servers.
     """
     if zone_key is None:
         zone_key = lowered_wire(zone)
@@ -50,11 +55,13 @@ def scrub_reply(
     for rrset in authority:
         if rrset.rdtype == dns.rdatatype.NS:
             ns_targets |= rrset.target_keys()
-    additional = tuple(
+    glue = [
         rrset
         for rrset in message.additional
-        if rrset.rdtype in _ADDRESS_TYPES
-        and rrset.owner_key in ns_targets
-        and is_at_or_below(rrset.owner_key, zone_key)
-    )
-    return ScrubbedReply(answer, authority, additional)
+        if rrset.rdtype in _ADDRESS_TYPES and rrset.owner_key in ns_targets
+    ]
+    additional = tuple(r for r in glue if is_at_or_below(r.owner_key, zone_key))
+    if harden_glue or len(additional) == len(glue):
+        return ScrubbedReply(answer, authority, additional)
+    outside = tuple(r for r in glue if not is_at_or_below(r.owner_key, zone_key))
+    return ScrubbedReply(answer, authority, additional, outside)

@@ -19,6 +19,9 @@ class ZoneCut:
     zone: dns.name.Name
     nameservers: dict[bytes, list[str]] = field(default_factory=dict)
     """Each name server's name, lower-cased in wire form, and its known addresses."""
+    fallback: dict[bytes, list[str]] = field(default_factory=dict)
+    """Addresses to try when those above fail: the parent's glue where the child's own data
+    disagrees, and out-of-bailiwick glue when ``harden_glue`` is off."""
 
     def addresses(self) -> list[str]:
         """Every known server address, in name-server order, without repeats."""
@@ -29,12 +32,26 @@ class ZoneCut:
                     seen.append(address)
         return seen
 
+    def fallback_addresses(self) -> list[str]:
+        """The last-resort addresses that are not among :meth:`addresses`."""
+        primary = set(self.addresses())
+        seen: list[str] = []
+        for addresses in self.fallback.values():
+            for address in addresses:
+                if address not in primary and address not in seen:
+                    seen.append(address)
+        return seen
+
     def glueless(self) -> list[bytes]:
         """Name servers (lower-cased wire names) whose addresses we do not know."""
         return [ns for ns, addresses in self.nameservers.items() if not addresses]
 
     def copy(self) -> ZoneCut:
-        return ZoneCut(self.zone, {ns: list(a) for ns, a in self.nameservers.items()})
+        return ZoneCut(
+            self.zone,
+            {ns: list(a) for ns, a in self.nameservers.items()},
+            {ns: list(a) for ns, a in self.fallback.items()},
+        )
 
 
 def addresses_of(rrsets: list[WireRRset], owner_key: bytes) -> list[str]:

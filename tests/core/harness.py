@@ -78,6 +78,7 @@ def resolve(
     caches: Caches | None = None,
     now: float = 1_000_000.0,
     rtt_s: float = 0.001,
+    harden_glue: bool = True,
 ) -> Walk:
     """Run one client question to its end; time is virtual (a timeout costs the query's
     timeout). Pass the same ``caches`` to several calls to see what the cache remembers."""
@@ -86,6 +87,7 @@ def resolve(
         caches=caches if caches is not None else Caches(),
         limits=limits or Limits(),
         rng=random.Random(seed),
+        harden_glue=harden_glue,
     )
     question = Question(dns.name.from_text(qname), dns.rdatatype.from_text(qtype))
     walk = Walk(result=Result(dns.rcode.SERVFAIL))

@@ -44,14 +44,23 @@ def test_ttl_counts_down_and_expires_on_a_fake_clock() -> None:
     assert len(cache) == 0
 
 
-def test_ttls_are_clamped_and_ttl_zero_is_not_stored() -> None:
+def test_ttl_zero_is_not_stored_unless_min_ttl_raises_it() -> None:
+    assert not RRsetCache(1 << 20).put(a_rrset("zero.lab.", "192.0.2.1", 0), Rank.ANSWER, T0)
     cache = RRsetCache(1 << 20, TtlBounds(min_ttl=10, max_ttl=3600))
-    assert not cache.put(a_rrset("zero.lab.", "192.0.2.1", 0), Rank.AUTH_ANSWER, T0)
-    cache.put(a_rrset("short.lab.", "192.0.2.1", 1), Rank.AUTH_ANSWER, T0)
+    assert cache.put(a_rrset("zero.lab.", "192.0.2.1", 0), Rank.AUTH_ANSWER, T0)
+    zero = cache.get(N("zero.lab."), dns.rdatatype.A, T0 + 9)
+    assert zero is not None and zero.ttl == 0  # cached for min_ttl, shown as the authority said
+    assert cache.get(N("zero.lab."), dns.rdatatype.A, T0 + 10) is None
+
+
+def test_ttls_are_clamped_and_clients_never_see_more_than_the_authority_gave() -> None:
+    cache = RRsetCache(1 << 20, TtlBounds(min_ttl=10, max_ttl=3600))
+    cache.put(a_rrset("short.lab.", "192.0.2.1", 4), Rank.AUTH_ANSWER, T0)
     cache.put(a_rrset("long.lab.", "192.0.2.1", 10**6), Rank.AUTH_ANSWER, T0)
-    short = cache.get(N("short.lab."), dns.rdatatype.A, T0)
+    short_at = [cache.get(N("short.lab."), dns.rdatatype.A, T0 + age) for age in (0, 7, 9)]
+    assert [r.ttl if r else None for r in short_at] == [4, 3, 1]  # min(authority's, what is left)
+    assert cache.get(N("short.lab."), dns.rdatatype.A, T0 + 10) is None
     long = cache.get(N("long.lab."), dns.rdatatype.A, T0)
-    assert short is not None and short.ttl == 10
     assert long is not None and long.ttl == 3600
 
 

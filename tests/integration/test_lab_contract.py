@@ -32,6 +32,11 @@ CONTRACT = [
     ("www.deadns.lab.", "A", "NOERROR", ["192.0.2.40"], 0),
     ("www.lame.lab.", "A", "SERVFAIL", [], 0),
     ("loop.example.lab.", "A", "SERVFAIL", [], 0),
+    ("ns1.pc.lab.", "A", "NOERROR", ["127.53.24.1", "127.53.24.3"], 0),
+    ("ns2.pc.lab.", "A", "NXDOMAIN", [], 0),
+    ("pc.lab.", "NS", "NOERROR", ["ns1.pc.lab.", "ns3.pc.lab."], 0),
+    ("pc.lab.", "DS", "NOERROR", [], 0),
+    ("www2.fb.lab.", "A", "NOERROR", ["192.0.2.73"], 0),
 ]
 
 

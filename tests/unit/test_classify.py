@@ -104,8 +104,34 @@ def test_error_rcodes_and_edns_formerr() -> None:
     assert classify(formerr, "lab.", edns=False).kind is ReplyKind.SERVER_ERROR
 
 
-def test_empty_non_authoritative_reply_is_lame() -> None:
-    assert classify(reply(aa=False), "example.lab.").kind is ReplyKind.LAME
+def test_empty_reply_is_nodata_unless_it_comes_from_a_recursive_server() -> None:
+    """As Unbound's response_type_from_server: an empty NOERROR is NODATA (RFC 2308 §2.2),
+    but one with RA and without AA is a recursive server answering from its empty cache."""
+    assert classify(reply(aa=False), "example.lab.").kind is ReplyKind.NODATA
+    recursive = reply(aa=False)
+    recursive.flags |= dns.flags.RA
+    assert classify(recursive, "example.lab.").kind is ReplyKind.LAME
+
+
+def test_records_for_other_names_or_types_leave_nodata_and_are_not_kept() -> None:
+    """RFC 2308 §2.2: nothing of the asked name and type, no CNAME: NODATA, not lame; the
+    unrelated records are neither answered nor handed on to be cached."""
+    message = reply()
+    message.answer.append(rr("mail.example.lab.", "A", "192.0.2.99"))
+    message.answer.append(rr("www.example.lab.", "TXT", '"not asked"'))
+    classified = classify(message, "example.lab.")
+    assert classified.kind is ReplyKind.NODATA
+    assert classified.chain == ()
+
+
+def test_authoritative_reply_pointing_upward_is_lame_not_nodata() -> None:
+    """An AA reply with an empty answer whose authority names the root's or a parent's
+    servers does not come from a server of the zone: try the next server."""
+    for owner in (".", "lab.", "example.lab."):
+        message = reply(aa=True)
+        message.authority.append(rr(owner, "NS", "a.root.lab."))
+        expected = ReplyKind.NODATA if owner == "example.lab." else ReplyKind.LAME
+        assert classify(message, "example.lab.").kind is expected, owner
 
 
 def test_referral_to_the_same_zone_is_lame() -> None:

@@ -98,3 +98,19 @@ def test_bad_flag_names_the_flag() -> None:
 def test_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         build_settings(config_file=tmp_path / "absent.toml")
+
+
+def test_ttl_bounds_and_harden_glue(tmp_path: Path) -> None:
+    """Unbound's defaults: cache-max-ttl 86400, cache-min-ttl 0, cache-max-negative-ttl 3600,
+    harden-glue yes."""
+    defaults = Settings()
+    assert (defaults.max_ttl, defaults.min_ttl, defaults.max_negative_ttl) == (86400, 0, 3600)
+    assert defaults.harden_glue
+    path = write(tmp_path, "max_ttl = 600\nmin_ttl = 30\nharden_glue = false\n")
+    settings = build_settings(config_file=path, environ={"ROOTWALK_MAX_NEGATIVE_TTL": "60"})
+    assert (settings.max_ttl, settings.min_ttl, settings.max_negative_ttl) == (600, 30, 60)
+    assert not settings.harden_glue
+    with pytest.raises(ConfigError, match=r"line 1: key 'max_ttl'"):
+        build_settings(config_file=write(tmp_path, "max_ttl = -1\n"))
+    with pytest.raises(ConfigError, match="min_ttl"):
+        build_settings(config_file=write(tmp_path, "max_ttl = 10\nmin_ttl = 20\n"))
