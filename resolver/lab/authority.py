@@ -108,6 +108,48 @@ def _delegation(
     return None
 
 
+def _dname_above(served: ServedZone, qname: dns.name.Name) -> dns.rrset.RRset | None:
+    """The highest DNAME owned by a strict ancestor of ``qname`` in the zone, apex included
+    (RFC 6672 §3.2: the DNAME of the last label matched redirects the rest)."""
+    name = qname
+    found = None
+    while name != served.origin:
+        name = name.parent()
+        dname = served.rrset(name, dns.rdatatype.DNAME)
+        if dname is not None:
+            found = dname
+    return found
+
+
+def _redirect(
+    response: dns.message.Message,
+    served: ServedZone,
+    qname: dns.name.Name,
+    dname: dns.rrset.RRset,
+    faults: Faults,
+) -> dns.name.Name | None:
+    """Answer ``qname`` below a DNAME (RFC 6672 §3.2, RFC 1034 §4.3.2 step 3c amended): the
+    DNAME, then the CNAME synthesised from it with the DNAME's TTL (§3.1); YXDOMAIN when the
+    new name would pass 255 octets (§2.2). Returns the CNAME's target, to chase when in
+    the zone. The faults make liars: ``dname_cname_target`` sends a CNAME that disagrees
+    with the DNAME (and chases it), ``dname_cname_ttl0`` sends the CNAME with TTL 0, as
+    RFC 2672 §4.1 asked of servers before RFC 6672."""
+    response.flags |= dns.flags.AA
+    response.answer.append(dname)
+    try:
+        target = qname.relativize(dname.name).concatenate(dname[0].target)
+        if faults.dname_cname_target:
+            target = qname.relativize(dname.name).concatenate(
+                dns.name.Name([b"wrong"]).concatenate(served.origin)
+            )
+    except dns.name.NameTooLong:
+        response.set_rcode(dns.rcode.YXDOMAIN)
+        return None
+    ttl = 0 if faults.dname_cname_ttl0 else dname.ttl
+    response.answer.append(dns.rrset.from_text(qname, ttl, "IN", "CNAME", target.to_text()))
+    return target
+
+
 def _glue(served: ServedZone, ns: dns.rrset.RRset) -> list[dns.rrset.RRset]:
     glue = []
     for rdata in ns:
@@ -147,9 +189,12 @@ def _answer_at(
 
 
 def authoritative_answer(
-    zones: Mapping[dns.name.Name, ServedZone], query: dns.message.Message
+    zones: Mapping[dns.name.Name, ServedZone],
+    query: dns.message.Message,
+    faults: Faults | None = None,
 ) -> dns.message.Message:
-    """The response an authoritative server for ``zones`` gives to ``query``."""
+    """The response an authoritative server for ``zones`` gives to ``query`` (with the
+    DNAME faults of ``faults``, if any)."""
     response = dns.message.make_response(query)
     response.flags &= ~dns.flags.RA
     if len(query.question) != 1:
@@ -165,6 +210,17 @@ def authoritative_answer(
 
     for _hop in range(MAX_CNAME_IN_ZONE + 1):
         delegation = _delegation(served, qname, qtype)
+        dname = _dname_above(served, qname)
+        if dname is not None and (delegation is None or len(dname.name) < len(delegation.name)):
+            target = _redirect(response, served, qname, dname, faults or Faults())
+            if (
+                target is None
+                or not target.is_subdomain(served.origin)
+                or any(r.name == target for r in response.answer)
+            ):
+                return response
+            qname = target
+            continue
         if delegation is not None:
             if not response.answer:
                 response.flags &= ~dns.flags.AA
@@ -228,7 +284,7 @@ def lab_response(
         response.use_edns(False)
         response.set_rcode(faults.rcode if faults.rcode is not None else dns.rcode.FORMERR)
         return response
-    response = authoritative_answer(zones, query)
+    response = authoritative_answer(zones, query, faults)
     if query.edns >= 0:
         response.use_edns(0, payload=LAB_EDNS_PAYLOAD)
     if faults.poison:

@@ -33,6 +33,13 @@ class Faults:
     poison: bool = False
     """Lie: add out-of-zone records to every answer (an A record for a name in another TLD,
     NS records for the parent zone, glue for a TLD server) pointing at a wrong address."""
+    dname_cname_target: bool = False
+    """Lie beside a DNAME: the CNAME synthesised for a name below it points to the same
+    labels under ``wrong.<zone>`` instead of the DNAME's target (RFC 6672 §3.4 says to
+    ignore such a CNAME), and the lie is chased in the zone."""
+    dname_cname_ttl0: bool = False
+    """The old DNAME behaviour (RFC 2672 §4.1): the synthesised CNAME has TTL 0, not the
+    DNAME's TTL (RFC 6672 §3.1)."""
     spray: int = 0
     """Forge: for each query, send this many answers with random IDs (and a few IDs that
     follow the IDs seen before) carrying a wrong address, from the server's own socket, to

@@ -11,7 +11,7 @@ import dns.zone
 import pytest
 
 from resolver.lab.authority import ServedZone, authoritative_answer, load_zone
-from resolver.lab.description import LabDescriptionError, parse_lab_description
+from resolver.lab.description import Faults, LabDescriptionError, parse_lab_description
 from tests.helpers import LAB_DIR, lab_with
 
 DESCRIPTION = lab_with()
@@ -111,3 +111,51 @@ def test_description_errors_name_the_key() -> None:
 def test_every_lab_server_address_is_on_loopback() -> None:
     for spec in DESCRIPTION.servers:
         assert spec.address.startswith("127.53.")
+
+
+# --- the lab's authority -----------------------------------------------------------------
+
+LONG = "x" * 63
+DNAME_LAB = dns.name.from_text("dname.lab.")
+
+
+def ask_dname(qname: str, faults: Faults | None = None) -> dns.message.Message:
+    """dname.lab.'s server (RFC 6672 §3.2), with ``faults``."""
+    query = dns.message.make_query(qname, "A")
+    return authoritative_answer({DNAME_LAB: ZONES[DNAME_LAB]}, query, faults)
+
+
+def test_lab_answers_a_dname_and_its_cname_with_the_dnames_ttl() -> None:
+    reply = ask_dname("www.moved.dname.lab.")
+    assert reply.flags & dns.flags.AA
+    assert [(r.name.to_text(), r.rdtype, r.ttl) for r in reply.answer] == [
+        ("moved.dname.lab.", dns.rdatatype.DNAME, 600),
+        ("www.moved.dname.lab.", dns.rdatatype.CNAME, 600),
+    ]
+    assert reply.answer[1][0].target == dns.name.from_text("www.new.example.")
+
+
+def test_lab_chases_a_dname_inside_the_zone_and_leaves_the_owner_alone() -> None:
+    reply = ask_dname("www.here.dname.lab.")
+    assert [r.rdtype for r in reply.answer] == [
+        dns.rdatatype.DNAME,
+        dns.rdatatype.CNAME,
+        dns.rdatatype.A,
+    ]
+    owner = ask_dname("moved.dname.lab.")
+    assert [r.rdtype for r in owner.answer] == [dns.rdatatype.A]
+
+
+def test_lab_answers_yxdomain_past_255_octets() -> None:
+    reply = ask_dname(f"{LONG}.long.dname.lab.")
+    assert reply.rcode() == dns.rcode.YXDOMAIN
+    assert [r.rdtype for r in reply.answer] == [dns.rdatatype.DNAME]
+
+
+def test_lab_faults_lie_beside_the_dname() -> None:
+    lie = ask_dname("www.moved.dname.lab.", Faults(dname_cname_target=True))
+    assert lie.answer[1][0].target == dns.name.from_text("www.wrong.dname.lab.")
+    old = ask_dname("www.moved.dname.lab.", Faults(dname_cname_ttl0=True))
+    assert old.answer[1].ttl == 0 and old.answer[1][0].target == dns.name.from_text(
+        "www.new.example."
+    )
