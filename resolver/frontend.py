@@ -58,7 +58,8 @@ log = logging.getLogger(__name__)
 query_log = logging.getLogger("rootwalk.query")
 
 _RECURSION_ALLOWED = (Access.ALLOW, Access.ALLOW_SNOOP)
-_CACHEABLE_RCODES = (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
+_CACHEABLE_RCODES = (dns.rcode.NOERROR, dns.rcode.NXDOMAIN, dns.rcode.YXDOMAIN)
+"""YXDOMAIN is a DNAME's answer (RFC 6672 §2.2), kept as long as the DNAME's TTL."""
 
 _REFUSED_TYPES = {dns.rdatatype.AXFR, dns.rdatatype.IXFR}
 """Zone transfers: a resolver serves none (Unbound answers REFUSED)."""

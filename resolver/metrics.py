@@ -38,7 +38,7 @@ COMMON_TYPES = frozenset(
 )  # fmt: skip
 """QTYPE labels by name; every other type is ``other``, so no client can mint labels."""
 
-COMMON_RCODES = frozenset({0, 1, 2, 3, 4, 5})
+COMMON_RCODES = frozenset({0, 1, 2, 3, 4, 5, 6})  # ... and YXDOMAIN (RFC 6672 §2.2)
 
 
 def qtype_label(qtype_wire: bytes) -> str:
@@ -149,7 +149,7 @@ class RootwalkCollector(Collector):
         outcomes = CounterMetricFamily(
             "rootwalk_upstream_queries",
             "Upstream queries by outcome: reply kinds (answer, referral, nxdomain, nodata, "
-            "cname, lame, edns_unsupported), error rcodes (rcode_SERVFAIL, rcode_REFUSED...) "
+            "yxdomain, cname, lame, edns_unsupported), error rcodes (rcode_SERVFAIL, rcode_REFUSED...) "
             "and failures (timeout, network_error, malformed, prohibited).",
             labels=["outcome"],
         )

@@ -50,6 +50,8 @@ def rrset_key(name: dns.name.Name, rdtype: int) -> bytes:
 _TYPE_BYTES = {rdtype: rdtype.to_bytes(2, "big") for rdtype in range(256)}
 
 
+_DNAME_TYPE = int(dns.rdatatype.DNAME).to_bytes(2, "big")
+
 _HEAD = struct.Struct("!dIB")  # stored_at, TTL, rank
 
 _ADDRESS_TYPES = (dns.rdatatype.A, dns.rdatatype.AAAA)
@@ -136,6 +138,9 @@ class RRsetCache(BoundedCache):
         child's addresses fail. Only disagreeing glue is kept, so it costs nothing in the
         common case."""
         self.bounds = bounds or TtlBounds()
+        self.dnames_stored = 0
+        """DNAME RRsets stored so far: while there are none, :meth:`dname_above` walks no
+        ancestors (the common case costs one comparison)."""
 
     def put(self, rrset: WireRRset, rank: Rank, now: float) -> bool:
         """Store ``rrset`` unless a live entry of higher rank holds its place.
@@ -164,6 +169,8 @@ class RRsetCache(BoundedCache):
                     if ttl <= 0:
                         return False
         self._entries.put(key, pack_entry(rrset.rdatas, now, ttl, rank, rrset.ttl))
+        if rrset.rdtype == dns.rdatatype.DNAME:
+            self.dnames_stored += 1
         return True
 
     def _keep_parent_side(
@@ -246,6 +253,24 @@ class RRsetCache(BoundedCache):
         """Put back an exported entry with its original store time, so its TTL has kept
         counting down while the resolver was stopped."""
         self._entries.put(key, pack_entry(rdatas, stored_at, ttl, Rank(rank)))
+        if key[-2:] == _DNAME_TYPE:
+            self.dnames_stored += 1
+
+    def dname_above(
+        self, name: dns.name.Name, now: float, min_rank: Rank = Rank.ANSWER
+    ) -> WireRRset | None:
+        """The live DNAME closest above ``name`` (owned by a strict ancestor), which
+        redirects it (RFC 6672 §2.3, §3.2; Unbound looks for one before a CNAME). Walks
+        the ancestors only once any DNAME has been stored."""
+        if not self.dnames_stored:
+            return None
+        wire = lowered_wire(name)
+        while wire != b"\x00":
+            wire = wire[1 + wire[0] :]
+            dname = self._get_by_key(wire + _DNAME_TYPE, None, dns.rdatatype.DNAME, now, min_rank)
+            if dname is not None:
+                return dname
+        return None
 
     def closest_cut(self, qname: dns.name.Name, now: float) -> ZoneCut | None:
         """The deepest zone cut at or above ``qname`` whose NS RRset is cached, with the

@@ -7,6 +7,7 @@ Unbound's names where they help (``iter_utils``/``response_type``).
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import dns.flags
@@ -14,10 +15,11 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
+from resolver.core.dname import agrees, applies_to, synthesised_cname
 from resolver.core.scrub import ScrubbedReply, scrub_reply
 from resolver.core.zonecut import ZoneCut, addresses_of, cut_from_ns
-from resolver.names import is_at_or_below, lowered_wire
-from resolver.records import Reply, WireRRset
+from resolver.names import is_at_or_below, lowered_wire, name_wire
+from resolver.records import Reply, WireRRset, name_from_wire
 
 _FLAG_AA = int(dns.flags.AA)  # a plain int: int & Flag runs Flag.__rand__ in Python
 _FLAG_RA = int(dns.flags.RA)
@@ -33,6 +35,7 @@ class ReplyKind(enum.Enum):
     SERVER_ERROR = "server error"  # SERVFAIL, REFUSED, NOTIMP, FORMERR without EDNS...
     EDNS_UNSUPPORTED = "edns unsupported"  # FORMERR to a query with EDNS (RFC 6891 §7)
     CNAME_LOOP = "cname loop"
+    YXDOMAIN = "yxdomain"  # a DNAME rewrite longer than 255 octets (RFC 6672 §2.2)
 
 
 class ClassifiedReply(NamedTuple):
@@ -54,44 +57,75 @@ def negative_soa(rrset: WireRRset) -> WireRRset:
     return rrset.with_ttl(min(rrset.ttl, rrset.soa_minimum()))
 
 
+class _Chain(NamedTuple):
+    rrsets: list[WireRRset]
+    final_name: dns.name.Name
+    answered: bool = False
+    looped: bool = False
+    overflow: bool = False
+    """A DNAME would rewrite the name past 255 octets (RFC 6672 §2.2)."""
+    replaced: bool = False
+    """A server's CNAME disagreed with its DNAME and was replaced (RFC 6672 §3.4)."""
+
+
+def _dname_above(answer: Sequence[WireRRset], name_key: bytes) -> WireRRset | None:
+    """The first DNAME of the answer section that redirects ``name_key`` (RFC 6672 §2.3)."""
+    for rrset in answer:
+        if rrset.rdtype == dns.rdatatype.DNAME and rrset.rdatas and applies_to(rrset, name_key):
+            return rrset
+    return None
+
+
 def _follow_chain(
     scrubbed: ScrubbedReply, qname: dns.name.Name, qtype: dns.rdatatype.RdataType
-) -> tuple[list[WireRRset], dns.name.Name, bool, bool]:
-    """Follow CNAMEs through the answer section (RFC 1034 §4.3.2 step 3a, §5.3.3 step 4c).
-
-    Returns the RRsets used, the final name, whether the final name was answered, and
-    whether the chain looped.
-    """
+) -> _Chain:
+    """Follow DNAMEs and CNAMEs through the answer section (RFC 1034 §4.3.2 step 3a, 3c as
+    RFC 6672 §3.2 amends it, §5.3.3 step 4c): a DNAME above the current name comes first
+    and stands for the CNAME synthesised from it, whatever CNAME the server sent (§3.4)."""
     chain: list[WireRRset] = []
     current = qname
+    current_wire = name_wire(qname)
     current_key = lowered_wire(qname)
     seen = {current_key}
+    has_dname = any(rrset.rdtype == dns.rdatatype.DNAME for rrset in scrubbed.answer)
+    replaced = False
     while True:
-        matching = [
-            rrset
-            for rrset in scrubbed.answer
-            if rrset.owner_key == current_key
-            and (rrset.rdtype == qtype or (qtype == dns.rdatatype.ANY and len(rrset) > 0))
-        ]
-        if matching:
-            chain.extend(matching)
-            return chain, current, True, False
-        cname = next(
-            (
+        cname = None
+        dname = _dname_above(scrubbed.answer, current_key) if has_dname else None
+        if dname is not None:
+            chain.append(dname)
+            cname = synthesised_cname(current_wire, dname)
+            if cname is None:
+                return _Chain(chain, current, overflow=True, replaced=replaced)
+            sent = _rrset_at(scrubbed.answer, current_key, dns.rdatatype.CNAME)
+            replaced |= sent is not None and not agrees(sent, cname)
+            if qtype == dns.rdatatype.CNAME:
+                chain.append(cname)
+                return _Chain(chain, current, answered=True, replaced=replaced)
+        else:
+            matching = [
                 rrset
                 for rrset in scrubbed.answer
-                if rrset.owner_key == current_key and rrset.rdtype == dns.rdatatype.CNAME
-            ),
-            None,
-        )
-        if cname is None:
-            return chain, current, False, False
+                if rrset.owner_key == current_key
+                and (rrset.rdtype == qtype or (qtype == dns.rdatatype.ANY and len(rrset) > 0))
+            ]
+            if matching:
+                chain.extend(matching)
+                return _Chain(chain, current, answered=True, replaced=replaced)
+            cname = _rrset_at(scrubbed.answer, current_key, dns.rdatatype.CNAME)
+            if cname is None:
+                return _Chain(chain, current, replaced=replaced)
         chain.append(cname)
-        current = cname.target()
-        current_key = lowered_wire(current)
+        current_wire = cname.rdatas[0]
+        current = name_from_wire(current_wire)
+        current_key = current_wire.lower()
         if current_key in seen:
-            return chain, current, False, True
+            return _Chain(chain, current, looped=True, replaced=replaced)
         seen.add(current_key)
+
+
+def _rrset_at(answer: Sequence[WireRRset], name_key: bytes, rdtype: int) -> WireRRset | None:
+    return next((r for r in answer if r.owner_key == name_key and r.rdtype == rdtype), None)
 
 
 def classify_reply(
@@ -107,15 +141,31 @@ def classify_reply(
     rcode = message.rcode
     if rcode == dns.rcode.FORMERR and used_edns:
         return ClassifiedReply(ReplyKind.EDNS_UNSUPPORTED, detail="FORMERR to EDNS")
-    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-        return ClassifiedReply(
-            ReplyKind.SERVER_ERROR, detail=dns.rcode.to_text(dns.rcode.Rcode.make(rcode))
-        )
+    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN, dns.rcode.YXDOMAIN):
+        return _server_error(rcode)
 
     zone_key = lowered_wire(zone)
     scrubbed = scrub_reply(message, zone, zone_key, harden_glue=harden_glue)
     aa = bool(message.flags & _FLAG_AA)
-    chain, final_name, answered, looped = _follow_chain(scrubbed, qname, qtype)
+    followed = _follow_chain(scrubbed, qname, qtype)
+    if followed.overflow:  # RFC 6672 §2.2, whatever RCODE the server chose
+        return ClassifiedReply(
+            ReplyKind.YXDOMAIN, tuple(followed.rrsets), followed.final_name, authoritative=aa
+        )
+    if rcode == dns.rcode.YXDOMAIN:  # only a DNAME that overflows explains it
+        return _server_error(rcode)
+    classified = _classify_followed(message, scrubbed, zone_key, followed, aa)
+    if followed.replaced:
+        return classified._replace(detail="CNAME disagreed with its DNAME and was replaced")
+    return classified
+
+
+def _classify_followed(
+    message: Reply, scrubbed: ScrubbedReply, zone_key: bytes, followed: _Chain, aa: bool
+) -> ClassifiedReply:
+    """The kind of a NOERROR or NXDOMAIN reply whose answer section has been followed."""
+    rcode = message.rcode
+    chain, final_name, answered, looped = followed[:4]
     final_key = lowered_wire(final_name)
     if looped:
         return ClassifiedReply(ReplyKind.CNAME_LOOP, tuple(chain), final_name, authoritative=aa)
@@ -175,6 +225,12 @@ def classify_reply(
     # RFC 2308 §2.2: NOERROR with nothing relevant in the answer is NODATA, with or without
     # an SOA (records for other names or types were left out above, never used).
     return ClassifiedReply(ReplyKind.NODATA, tuple(chain), final_name, negative, authoritative=aa)
+
+
+def _server_error(rcode: int) -> ClassifiedReply:
+    return ClassifiedReply(
+        ReplyKind.SERVER_ERROR, detail=dns.rcode.to_text(dns.rcode.Rcode.make(rcode))
+    )
 
 
 def refers_upward(message: Reply, zone_key: bytes) -> bool:

@@ -23,6 +23,7 @@ import dns.rdatatype
 from resolver.cache.rrset import Rank
 from resolver.cache.view import Caches
 from resolver.core.classify import ClassifiedReply, ReplyKind, classify_reply
+from resolver.core.dname import cacheable, synthesised_cname
 from resolver.core.events import (
     Action,
     Event,
@@ -38,7 +39,7 @@ from resolver.core.select import select_server
 from resolver.core.zonecut import ZoneCut, addresses_of
 from resolver.limits import Budget
 from resolver.model import ExtendedError, Question, Result, servfail
-from resolver.names import is_at_or_below, lowered_wire
+from resolver.names import is_at_or_below, lowered_wire, name_wire
 from resolver.records import WireRRset, name_from_wire
 
 
@@ -172,6 +173,10 @@ class Resolution:
                 self._finish(servfail(f"{failure} (cached failure)", self._failure_code))
                 return
             if qtype != dns.rdatatype.ANY:  # ANY is relayed, never assembled from the cache
+                if self._follow_cached_dname():
+                    if self.state is State.FINISHED:
+                        return
+                    continue
                 cached = caches.rrsets.get(self.qname, qtype, now, Rank.ANSWER)
                 if cached is not None:
                     self.chain.append(cached)
@@ -328,7 +333,7 @@ class Resolution:
         now = self._now
         rrsets = self._caches.rrsets
         answer_rank = Rank.AUTH_ANSWER if reply.authoritative else Rank.ANSWER
-        for rrset in reply.chain:
+        for rrset in cacheable(reply.chain):  # a DNAME's CNAMEs are made again from it
             rrsets.put(rrset, answer_rank, now)
         for rrset in reply.referral_rrsets:
             rank = Rank.AUTHORITY if rrset.rdtype == dns.rdatatype.NS else Rank.ADDITIONAL
@@ -354,6 +359,8 @@ class Resolution:
                 return self._follow_cname(reply)
             case ReplyKind.REFERRAL:
                 return self._follow_referral(reply)
+            case ReplyKind.YXDOMAIN:
+                return self._finish_yxdomain(reply.chain)
             case ReplyKind.EDNS_UNSUPPORTED:
                 # RFC 6891 §7: a FORMERR to a query with OPT means retry without EDNS.
                 self._caches.infra.mark_no_edns(query.server, self._now)
@@ -397,6 +404,33 @@ class Resolution:
         self._names_seen.add(target_key)
         self.qname = target
         return True
+
+    # --- DNAME (RFC 6672) ------------------------------------------------------------------
+
+    def _follow_cached_dname(self) -> bool:
+        """RFC 6672 §3.2 from the cache: a cached DNAME above the current name stands for a
+        CNAME synthesised from it (with the DNAME's TTL), so names below it are answered
+        without asking the DNAME's zone again. Checked before a cached CNAME, as Unbound
+        does, so the DNAME always wins. False when no DNAME applies; True when one did (the
+        machine moved on to the new name, or finished: YXDOMAIN, a loop, the hop limit)."""
+        dname = self._caches.rrsets.dname_above(self.qname, self._now)
+        if dname is None:
+            return False
+        cname = synthesised_cname(name_wire(self.qname), dname)
+        if cname is None:
+            self._finish_yxdomain((dname,))
+        elif self.question.qtype == dns.rdatatype.CNAME:
+            self.chain.extend((dname, cname))
+            self._finish(Result(dns.rcode.NOERROR, tuple(self.chain)))
+        elif self._restart_at(cname.target(), (dname, cname)):
+            self.state = State.INIT
+        return True
+
+    def _finish_yxdomain(self, chain: tuple[WireRRset, ...]) -> list[Action]:
+        """RFC 6672 §2.2: a DNAME rewrite longer than 255 octets answers YXDOMAIN, with the
+        chain up to and including the DNAME."""
+        self.chain.extend(chain)
+        return self._finish(Result(dns.rcode.YXDOMAIN, tuple(self.chain)))
 
     def _follow_referral(self, reply: ClassifiedReply) -> list[Action]:
         """Go down one zone cut (RFC 1034 §5.3.3 step 4b)."""

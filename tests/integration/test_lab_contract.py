@@ -37,6 +37,15 @@ CONTRACT = [
     ("pc.lab.", "NS", "NOERROR", ["ns1.pc.lab.", "ns3.pc.lab."], 0),
     ("pc.lab.", "DS", "NOERROR", [], 0),
     ("www2.fb.lab.", "A", "NOERROR", ["192.0.2.73"], 0),
+    ("www.moved.dname.lab.", "A", "NOERROR", ["192.0.2.82"], 1),
+    ("moved.dname.lab.", "A", "NOERROR", ["192.0.2.81"], 0),
+    ("a.b.moved.dname.lab.", "A", "NOERROR", ["192.0.2.83"], 1),
+    ("nx.moved.dname.lab.", "A", "NXDOMAIN", [], 1),
+    (f"{'x' * 63}.long.dname.lab.", "A", "YXDOMAIN", [], 0),
+    ("www.here.dname.lab.", "A", "NOERROR", ["192.0.2.84"], 1),
+    ("anything.wild.dname.lab.", "A", "NOERROR", ["192.0.2.85"], 1),
+    ("www.moved.liar.lab.", "A", "NOERROR", ["192.0.2.82"], 1),
+    ("www.moved.rfc2672.lab.", "A", "NOERROR", ["192.0.2.82"], 1),
 ]
 
 
