@@ -167,6 +167,11 @@ class RootwalkCollector(Collector):
             value=upstream.counters.mismatched,
         )
         yield CounterMetricFamily(
+            "rootwalk_upstream_late_replies",
+            "Upstream replies that came after their try had timed out, on its socket kept open.",
+            value=upstream.counters.late_replies,
+        )
+        yield CounterMetricFamily(
             "rootwalk_outbound_refused",
             "Upstream queries not sent: the destination is outside the outbound allow-list.",
             value=upstream.counters.prohibited,

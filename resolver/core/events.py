@@ -49,7 +49,12 @@ Event = ReplyReceived | QueryFailed | SubqueryDone
 
 
 class SendQuery(NamedTuple):
-    """Ask ``server`` (an IP address; the transport adds the port) one question."""
+    """Ask ``server`` (an IP address; the transport adds the port) one question.
+
+    ``timeout_s`` is this try's wait: when it passes the transport reports a timeout, yet a
+    UDP try keeps its socket open for a late reply until ``listen_s`` after its send (the
+    exchange's deadline), unless the question at that server is settled first. A TCP try
+    waits ``listen_s``."""
 
     ref: int
     server: str
@@ -58,6 +63,8 @@ class SendQuery(NamedTuple):
     use_edns: bool
     zone: dns.name.Name
     timeout_s: float
+    listen_s: float = 0.0
+    """0: no longer than ``timeout_s``."""
 
 
 class StartSubquery(NamedTuple):
