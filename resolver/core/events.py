@@ -19,6 +19,9 @@ class Failure(enum.Enum):
     NETWORK_ERROR = "network error"
     MALFORMED = "malformed reply"
     PROHIBITED = "destination not in the outbound allow-list"
+    LOCAL_ADDRESS = "local address not named in the outbound allow-list"
+    """127.0.0.0/8, ::1, 0.0.0.0/8 or ::, not queried unless the allow-list names them (as
+    Unbound's ``do-not-query-localhost: yes``)."""
 
 
 # Events -------------------------------------------------------------------------------------

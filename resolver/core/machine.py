@@ -512,6 +512,11 @@ class Resolution:
                 text = f"no server of {zone} answered"
             elif what.startswith("no address for"):
                 text = f"no address for any name server of {zone}"
+            elif what == Failure.LOCAL_ADDRESS.value:
+                text = (
+                    f"every name server of {zone} has a local address (127.0.0.0/8, ::1, "
+                    "0.0.0.0/8, ::), not queried: outbound_allow does not name it"
+                )
             else:
                 text = f"all servers for {zone} {what}"
         elif counts:

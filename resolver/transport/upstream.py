@@ -70,10 +70,51 @@ OnOutcome = Callable[[ReplyReceived | QueryFailed], object]
 """What the caller of :meth:`Upstream.send` is told, once per query."""
 
 
-def is_allowed(address: str, allow: Sequence[IPNetwork]) -> bool:
-    """True when ``address`` lies in one of the ``allow`` networks."""
+LOCAL_NETWORKS: tuple[IPNetwork, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("0.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+    ipaddress.ip_network("::/128"),
+)
+"""This host's own addresses: loopback, and "this network" / unspecified, which Linux
+delivers locally too (RFC 1122 §3.2.1.3, RFC 4291 §2.5.2-3). Never queried unless the
+outbound allow-list names them (as Unbound's ``do-not-query-localhost: yes``)."""
+
+
+def _local_network_of(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> IPNetwork | None:
+    return next((network for network in LOCAL_NETWORKS if ip in network), None)
+
+
+def is_local_address(address: str) -> bool:
+    """True for an address of this host (:data:`LOCAL_NETWORKS`; an IPv4-mapped IPv6
+    address counts as its IPv4 address)."""
     ip = ipaddress.ip_address(address)
-    return any(ip in network for network in allow)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return _local_network_of(ip) is not None
+
+
+def is_allowed(address: str, allow: Sequence[IPNetwork]) -> bool:
+    """True when ``address`` lies in one of the ``allow`` networks. A local address
+    (:data:`LOCAL_NETWORKS`) must be named: only an entry inside a local range counts, so
+    ``0.0.0.0/0`` allows the internet but not 127.0.0.1, while ``127.0.0.0/8`` or
+    ``127.53.0.0/16`` allow the lab (Unbound's ``do-not-query-localhost``)."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    local = _local_network_of(ip)
+    if local is None:
+        return any(ip in network for network in allow)
+    return any(ip in network and _is_inside(network, local) for network in allow)
+
+
+def _is_inside(network: IPNetwork, outer: IPNetwork) -> bool:
+    """``network`` lies wholly inside ``outer`` (same family)."""
+    return (
+        network.version == outer.version
+        and int(network.network_address) >= int(outer.network_address)
+        and int(network.broadcast_address) <= int(outer.broadcast_address)
+    )
 
 
 def _question_end_of(send: SendQuery) -> int:
@@ -116,6 +157,8 @@ class UpstreamCounters:
     timeouts: int = 0
     network_errors: int = 0
     prohibited: int = 0
+    local_skipped: int = 0
+    """Queries not sent to a local address the outbound allow-list does not name."""
     mismatched: int = 0
     """Datagrams on a query's socket that did not match its ID and question."""
     forgery_tcp_switches: int = 0
@@ -199,6 +242,11 @@ class Upstream:
             watch = self._watch = _SocketWatch(asyncio.get_running_loop())
         loop = watch.loop
         if not self._is_allowed(send.server):
+            if is_local_address(send.server):
+                self.counters.local_skipped += 1
+                log.info("skipped %s for %s: a local address", send.server, send.zone)
+                loop.call_soon(on_outcome, QueryFailed(send.ref, Failure.LOCAL_ADDRESS))
+                return
             self.counters.prohibited += 1
             log.warning("refused to send to %s: not in the outbound allow-list", send.server)
             loop.call_soon(on_outcome, QueryFailed(send.ref, Failure.PROHIBITED))

@@ -37,6 +37,10 @@ CONTRACT = [
     ("pc.lab.", "NS", "NOERROR", ["ns1.pc.lab.", "ns3.pc.lab."], 0),
     ("pc.lab.", "DS", "NOERROR", [], 0),
     ("www2.fb.lab.", "A", "NOERROR", ["192.0.2.73"], 0),
+    ("www.perslow.lab.", "A", "NOERROR", ["192.0.2.80"], 0),
+    ("slow1.perslow.lab.", "A", "NOERROR", ["192.0.2.85"], 0),
+    ("slow2.perslow.lab.", "A", "NOERROR", ["192.0.2.86"], 0),
+    ("www.localns.lab.", "A", "SERVFAIL", [], 0),
 ]
 
 
