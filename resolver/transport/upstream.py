@@ -275,6 +275,10 @@ class Upstream:
         exchange.joined(question, owner, key)
         watch.send_soon(exchange)
 
+    def open_tries(self) -> int:
+        """UDP tries whose sockets are open (waiting, or kept for a late reply)."""
+        return len(self._watch.waiting()) if self._watch is not None else 0
+
     def settle(self, owner: Hashable) -> None:
         """``owner``'s resolution ended: close the sockets of its tries still open."""
         for question in list(self._questions.pop(owner, {}).values()):

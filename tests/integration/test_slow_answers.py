@@ -17,6 +17,7 @@ import pytest
 
 from resolver.config import Endpoint
 from resolver.lab.server import FORGED_ADDRESS
+from resolver.transport.upstream import Upstream
 from tests.helpers import lab_with
 from tests.integration.conftest import LAB_PORT, RESOLVER_PORT, lab_settings
 from tests.integration.stack import Stack
@@ -71,6 +72,11 @@ def upstream_queries(text: str) -> float:
     )
 
 
+async def _open_tries_soon(upstream: Upstream) -> int:
+    """The open tries, read on the resolver's own loop."""
+    return upstream.open_tries()
+
+
 @pytest.fixture
 def perslow() -> Iterator[Stack]:
     running = start(RESOLVER_PORT + 120, LAB_PORT + 120)
@@ -99,6 +105,11 @@ def test_slow_names_are_answered_within_the_clients_deadline(perslow: Stack) -> 
         assert addresses(reply) == [address]
         assert took_s < 1.0  # within the 4 s deadline with room: no server was given up on
         assert queries <= 8
+    # Every try kept open for a late reply was closed when its question was settled or its
+    # resolution ended: no socket is left behind.
+    upstream = perslow.service.upstream
+    assert upstream is not None
+    assert perslow.run(_open_tries_soon(upstream)) == 0
     text = scrape(perslow)
     # slowboth: both servers time out at their RTO; the first try's reply is used at 0.35 s
     assert sample(text, "rootwalk_upstream_late_replies_total") >= 1
