@@ -17,6 +17,7 @@ import pytest
 
 from resolver.config import Endpoint
 from resolver.lab.server import FORGED_ADDRESS
+from resolver.model import Transport
 from resolver.transport.upstream import Upstream
 from tests.helpers import lab_with
 from tests.integration.conftest import LAB_PORT, RESOLVER_PORT, lab_settings
@@ -129,5 +130,32 @@ def test_a_slow_server_under_forgeries_moves_to_tcp_and_is_not_poisoned() -> Non
         assert upstream is not None
         assert upstream.counters.forgery_tcp_switches >= 1
         assert running.lab_server.forgers[NS1].sent > 0
+    finally:
+        running.stop()
+
+
+NS2_SPEC = (
+    'address = "127.53.20.2"\nzones = ["perslow.lab."]\nfaults = { delay_names = '
+    '{ "slow2.perslow.lab." = 0.35, "slowboth.perslow.lab." = 0.35 } }\n'
+)
+
+
+def test_a_tcp_try_waits_the_whole_upstream_timeout() -> None:
+    """Both servers truncate every UDP answer and answer slowboth 0.35 s late over TCP too:
+    the TCP try after the (late) truncated reply must wait the upstream timeout, not the
+    50 ms RTO of the UDP tries."""
+    port, lab_port = RESOLVER_PORT + 123, LAB_PORT + 123
+    truncating = {
+        spec: spec.replace("} }\n", "}, truncate = true }\n") for spec in (NS1_SPEC, NS2_SPEC)
+    }
+    running = start(port, lab_port, truncating)
+    try:
+        warm(port)
+        reply = ask(port, "slowboth.perslow.lab.")
+        assert addresses(reply) == [SLOW["slowboth.perslow.lab."]]
+        tcp = sum(
+            running.lab_server.authority(a).queries_by_transport[Transport.TCP] for a in (NS1, NS2)
+        )
+        assert tcp >= 1
     finally:
         running.stop()
