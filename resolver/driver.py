@@ -52,6 +52,7 @@ class Driver:
         self.observer: Callable[[Transmit, ReplyReceived | QueryFailed], None] | None = None
         """Called with each upstream exchange before the mesh sees it (``rootwalk trace``)."""
         self._waiters: dict[int, list[_Waiter]] = {}
+        mesh.on_job_end = upstream.settle  # a try kept open for a late reply closes with its job
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def resolve(self, question: Question, *, refresh: bool = False) -> Result:
@@ -122,7 +123,9 @@ class Driver:
     def _dispatch(self, effects: list[Effect]) -> None:
         for effect in effects:
             if isinstance(effect, Transmit):
-                self.upstream.send(effect.query, functools.partial(self._on_outcome, effect))
+                self.upstream.send(
+                    effect.query, functools.partial(self._on_outcome, effect), effect.job_id
+                )
             else:
                 for waiter in self._waiters.pop(effect.job_id, []):
                     waiter.deadline.cancel()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -93,6 +94,9 @@ class Mesh:
         self._inflight: dict[Question, int] = {}
         self._ids = itertools.count(1)
         self.counters = MeshCounters()
+        self.on_job_end: Callable[[int], object] | None = None
+        """Told each job that ends (finished or dropped): the driver closes the sockets of
+        its upstream tries still open for a late reply."""
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -176,6 +180,8 @@ class Mesh:
         job = self._jobs.pop(job_id, None)
         if job is None:
             return
+        if self.on_job_end is not None:
+            self.on_job_end(job_id)
         if self._inflight.get(job.question) == job_id:
             del self._inflight[job.question]
         for child_id, child in list(self._jobs.items()):
@@ -263,6 +269,8 @@ class Mesh:
         job = self._jobs.pop(job_id, None)
         if job is None:
             return []
+        if self.on_job_end is not None:
+            self.on_job_end(job_id)
         if self._inflight.get(job.question) == job_id:
             del self._inflight[job.question]
         effects: list[Effect] = []

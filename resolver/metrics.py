@@ -150,7 +150,7 @@ class RootwalkCollector(Collector):
             "rootwalk_upstream_queries",
             "Upstream queries by outcome: reply kinds (answer, referral, nxdomain, nodata, "
             "yxdomain, cname, lame, edns_unsupported), error rcodes (rcode_SERVFAIL, rcode_REFUSED...) "
-            "and failures (timeout, network_error, malformed, prohibited).",
+            "and failures (timeout, network_error, malformed, prohibited, local_address).",
             labels=["outcome"],
         )
         for outcome, count in list(mesh.counters.upstream.items()):
@@ -167,9 +167,20 @@ class RootwalkCollector(Collector):
             value=upstream.counters.mismatched,
         )
         yield CounterMetricFamily(
+            "rootwalk_upstream_late_replies",
+            "Upstream replies that came after their try had timed out, on its socket kept open.",
+            value=upstream.counters.late_replies,
+        )
+        yield CounterMetricFamily(
             "rootwalk_outbound_refused",
             "Upstream queries not sent: the destination is outside the outbound allow-list.",
             value=upstream.counters.prohibited,
+        )
+        yield CounterMetricFamily(
+            "rootwalk_outbound_local_skipped",
+            "Upstream queries not sent: a name server's local address (127.0.0.0/8, ::1, "
+            "0.0.0.0/8, ::) that the outbound allow-list does not name.",
+            value=upstream.counters.local_skipped,
         )
         rtt = HistogramMetricFamily("rootwalk_upstream_rtt_seconds", "Upstream round-trip time.")
         rtt.add_metric([], driver.upstream_rtt.cumulative(), driver.upstream_rtt.sum)

@@ -14,7 +14,7 @@ import dns.rdatatype
 from resolver.cache.view import Caches
 from resolver.config import Settings
 from resolver.core.classify import ClassifiedReply, ReplyKind, classify_reply
-from resolver.core.events import QueryFailed, ReplyReceived
+from resolver.core.events import Failure, QueryFailed, ReplyReceived
 from resolver.core.hints import load_root_hints
 from resolver.driver import Driver
 from resolver.limits import Limits
@@ -87,7 +87,10 @@ async def trace(
         sub = " (sub-resolution: a name server's address)" if depth else ""
         write(f"{indent}[{step}] zone {send.zone}: ask {send.server} {what}{sub}")
         if isinstance(event, QueryFailed):
-            write(f"{indent}    -> {event.failure.value}")
+            if event.failure is Failure.LOCAL_ADDRESS:
+                write(f"{indent}    -> skipped (local_address): {event.failure.value}")
+            else:
+                write(f"{indent}    -> {event.failure.value}")
             return
         reply = classify_reply(
             event.reply, send.zone, send.qname, send.qtype, used_edns=send.use_edns

@@ -19,6 +19,9 @@ class Failure(enum.Enum):
     NETWORK_ERROR = "network error"
     MALFORMED = "malformed reply"
     PROHIBITED = "destination not in the outbound allow-list"
+    LOCAL_ADDRESS = "local address not named in the outbound allow-list"
+    """127.0.0.0/8, ::1, 0.0.0.0/8 or ::, not queried unless the allow-list names them (as
+    Unbound's ``do-not-query-localhost: yes``)."""
 
 
 # Events -------------------------------------------------------------------------------------
@@ -49,7 +52,12 @@ Event = ReplyReceived | QueryFailed | SubqueryDone
 
 
 class SendQuery(NamedTuple):
-    """Ask ``server`` (an IP address; the transport adds the port) one question."""
+    """Ask ``server`` (an IP address; the transport adds the port) one question.
+
+    ``timeout_s`` is this try's wait: when it passes the transport reports a timeout, yet a
+    UDP try keeps its socket open for a late reply until ``listen_s`` after its send (the
+    exchange's deadline), unless the question at that server is settled first. A TCP try
+    waits ``listen_s``."""
 
     ref: int
     server: str
@@ -58,6 +66,8 @@ class SendQuery(NamedTuple):
     use_edns: bool
     zone: dns.name.Name
     timeout_s: float
+    listen_s: float = 0.0
+    """0: no longer than ``timeout_s``."""
 
 
 class StartSubquery(NamedTuple):

@@ -15,6 +15,7 @@ import enum
 import random
 import typing
 from collections import Counter
+from dataclasses import dataclass
 
 import dns.name
 import dns.rcode
@@ -55,6 +56,20 @@ PARENT_SIDE_TYPES = frozenset({dns.rdatatype.DS})
 """Types whose authoritative data lives on the parent side of a zone cut: DS (RFC 4035
 §3.1.4.1, RFC 4034 §5). Of the types RFC 4035 names, only DS is parent-only; NSEC and RRSIG
 exist on both sides and follow the question's other types."""
+
+
+SILENCE_SLACK_S = 1e-6
+"""Rounding allowance when comparing a server's silence with the upstream timeout."""
+
+
+@dataclass(slots=True)
+class _Silence:
+    """One server of the current zone that has not answered the current question yet: when
+    it was first asked, when last, and the last try's wait (doubled for the next try)."""
+
+    first_at: float
+    last_at: float
+    wait_s: float
 
 
 def parent_side_name(qname: dns.name.Name, qtype: int) -> dns.name.Name:
@@ -108,6 +123,13 @@ class Resolution:
         self._referrals = 0
         self._next_ref = 0
         self._pending: SendQuery | None = None
+        self._listening: dict[int, SendQuery] = {}
+        """Earlier UDP tries that timed out but whose sockets still take a late reply."""
+        self._silences: dict[str, _Silence] = {}
+        """Servers of the current zone asked the current question and silent so far."""
+        self._timed_out: set[str] = set()
+        """Servers that timed out and are asked again (after the others) until a full
+        ``default_timeout_s`` of silence gives them up."""
         self._pending_subquery: tuple[int, bytes] | None = None
         self.result: Result | None = None
 
@@ -130,9 +152,11 @@ class Resolution:
             return []
         match event:
             case ReplyReceived():
-                if self._pending is None or event.ref != self._pending.ref:
-                    return []
-                return self._on_reply(event)
+                if self._pending is not None and event.ref == self._pending.ref:
+                    return self._on_reply(event)
+                if event.ref in self._listening:
+                    return self._on_late_reply(event)
+                return []
             case QueryFailed():
                 if self._pending is None or event.ref != self._pending.ref:
                     return []
@@ -216,6 +240,10 @@ class Resolution:
             for ns in self._cut.glueless()
             if ns not in self._asked_ns and not is_at_or_below(ns, zone_key)
         ]
+        if not glueless and self._timed_out:
+            # Every other server was asked: ask again the one silent longest (RFC 6298 §5.5).
+            server = min(self._timed_out, key=lambda s: self._silences[s].last_at)
+            return self._send(server)
         if glueless:
             ns_key = self._rng.choice(glueless)
             self._asked_ns.add(ns_key)
@@ -243,8 +271,8 @@ class Resolution:
         """The cut's own addresses not tried yet; when the cut has last-resort addresses,
         only those not backed off after timeouts (the rest wait for
         :meth:`_last_resort_candidates`)."""
-        tried = self._tried
-        primary = [a for a in self._cut.addresses() if a not in tried]
+        tried, timed_out = self._tried, self._timed_out
+        primary = [a for a in self._cut.addresses() if a not in tried and a not in timed_out]
         if not self._cut.fallback:
             return primary
         infra, now = self._caches.infra, self._now
@@ -275,11 +303,28 @@ class Resolution:
             qtype=self.question.qtype,
             use_edns=infra.supports_edns(server, self._now),
             zone=self._cut.zone,
-            timeout_s=infra.timeout_s(server, self._default_timeout_s, self._now),
+            timeout_s=self._wait_for(server),
+            listen_s=self._default_timeout_s,
         )
         self._pending = query
         self.state = State.WAIT_REPLY
         return [query]
+
+    def _wait_for(self, server: str) -> float:
+        """This try's wait for ``server``: its RTO for the first try of the question (RFC 6298
+        §2.3, from the infra cache), then double the last wait after each timeout (§5.5),
+        never past the upstream timeout nor past a full upstream timeout of silence since
+        the first try."""
+        now, default_s = self._now, self._default_timeout_s
+        silence = self._silences.get(server)
+        if silence is None:
+            wait_s = self._caches.infra.timeout_s(server, default_s, now)
+            self._silences[server] = _Silence(now, now, wait_s)
+            return wait_s
+        left_s = silence.first_at + default_s - now
+        wait_s = max(min(2 * silence.wait_s, default_s, left_s), SILENCE_SLACK_S)
+        silence.last_at, silence.wait_s = now, wait_s
+        return wait_s
 
     # --- events --------------------------------------------------------------------------
 
@@ -290,8 +335,28 @@ class Resolution:
         self._upstream_outcomes[event.failure.name.lower()] += 1
         if event.failure in (Failure.TIMEOUT, Failure.NETWORK_ERROR):
             self._caches.infra.record_timeout(query.server, query.timeout_s, self._now)
+        if event.failure is Failure.TIMEOUT and query.listen_s > query.timeout_s:
+            self._listening[query.ref] = query  # its socket still takes a late reply
+        silence = self._silences.get(query.server)
+        if (
+            event.failure is Failure.TIMEOUT
+            and silence is not None
+            and self._now - silence.first_at < self._default_timeout_s - SILENCE_SLACK_S
+        ):
+            # Not given up yet: ask the other servers first, then this one again.
+            self._timed_out.add(query.server)
+            self.state = State.QUERY_TARGETS
+            return self._advance()
         self._server_failed(query.server, event.failure.value)
         return self._advance()
+
+    def _on_late_reply(self, event: ReplyReceived) -> list[Action]:
+        """A reply on a try that had timed out, its socket kept open for it: used like any
+        reply; the try or sub-resolution in flight instead is abandoned."""
+        self._pending = self._listening.pop(event.ref)
+        self._pending_subquery = None
+        self.state = State.WAIT_REPLY
+        return self._on_reply(event)
 
     def _on_subquery_done(self, event: SubqueryDone) -> list[Action]:
         assert self._pending_subquery is not None
@@ -312,6 +377,7 @@ class Resolution:
         query = self._pending
         assert query is not None
         self._pending = None
+        self._settled(query.server)
         self._caches.infra.record_rtt(query.server, event.rtt_s, self._now)
         reply = classify_reply(
             event.reply,
@@ -453,8 +519,19 @@ class Resolution:
         self._tried = set()
         self._outcomes = []
         self._asked_ns = set()
+        self._listening = {}
+        self._silences = {}
+        self._timed_out = set()
+
+    def _settled(self, server: str) -> None:
+        """``server`` replied: the question at that server is settled (the transport closes
+        its other tries' sockets), its silence ends."""
+        self._listening = {r: q for r, q in self._listening.items() if q.server != server}
+        self._silences.pop(server, None)
+        self._timed_out.discard(server)
 
     def _server_failed(self, server: str, what: str) -> None:
+        self._timed_out.discard(server)
         self._tried.add(server)
         self._outcomes.append(what)
         self.state = State.QUERY_TARGETS
@@ -469,6 +546,11 @@ class Resolution:
                 text = f"no server of {zone} answered"
             elif what.startswith("no address for"):
                 text = f"no address for any name server of {zone}"
+            elif what == Failure.LOCAL_ADDRESS.value:
+                text = (
+                    f"every name server of {zone} has a local address (127.0.0.0/8, ::1, "
+                    "0.0.0.0/8, ::), not queried: outbound_allow does not name it"
+                )
             else:
                 text = f"all servers for {zone} {what}"
         elif counts:
@@ -498,6 +580,7 @@ class Resolution:
         self.state = State.FINISHED
         self._pending = None
         self._pending_subquery = None
+        self._listening = {}
         return [Finished(self.result)]
 
     def _new_ref(self) -> int:

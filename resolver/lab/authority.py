@@ -272,6 +272,15 @@ def add_poison(response: dns.message.Message) -> None:
     )
 
 
+def name_delay_s(faults: Faults, query: dns.message.Message) -> float:
+    """How late a server with the ``delay_names`` fault answers ``query``: the delay given
+    for its question's name (compared case-insensitively, as DNS names are), else 0."""
+    if not faults.delay_names or not query.question:
+        return 0.0
+    qname = query.question[0].name
+    return next((delay for name, delay in faults.delay_names if name == qname), 0.0)
+
+
 def lab_response(
     zones: Mapping[dns.name.Name, ServedZone], faults: Faults, query: dns.message.Message
 ) -> dns.message.Message:

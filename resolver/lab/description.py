@@ -44,6 +44,9 @@ class Faults:
     """Forge: for each query, send this many answers with random IDs (and a few IDs that
     follow the IDs seen before) carrying a wrong address, from the server's own socket, to
     the resolver's recently seen ports and random ports. The forgery test uses it."""
+    delay_names: tuple[tuple[dns.name.Name, float], ...] = ()
+    """Answer these names (exactly, any type) this many seconds late, the rest at once: a
+    server fast for most names and slow for some (a backend lookup, an on-line signer)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +74,24 @@ def _faults(raw: dict[str, Any], where: str) -> Faults:
             values["rcode"] = dns.rcode.from_text(str(values["rcode"]))
         except dns.rcode.UnknownRcode as exc:
             raise LabDescriptionError(f"{where}.faults.rcode: unknown rcode") from exc
+    if "delay_names" in values:
+        values["delay_names"] = _delay_names(values["delay_names"], where)
     drop = values.get("drop", 0.0)
     if not isinstance(drop, int | float) or not 0.0 <= drop <= 1.0:
         raise LabDescriptionError(f"{where}.faults.drop: a probability from 0 to 1")
     return Faults(**values)
+
+
+def _delay_names(raw: object, where: str) -> tuple[tuple[dns.name.Name, float], ...]:
+    """``{ "slow1.perslow.lab." = 0.35, ... }``: absolute names to seconds of delay."""
+    if not isinstance(raw, dict):
+        raise LabDescriptionError(f"{where}.faults.delay_names: a table of name = seconds")
+    delays = []
+    for name_text, delay in raw.items():
+        if not isinstance(delay, int | float) or isinstance(delay, bool) or delay < 0:
+            raise LabDescriptionError(f"{where}.faults.delay_names.{name_text}: seconds >= 0")
+        delays.append((parse_name(name_text), float(delay)))
+    return tuple(delays)
 
 
 def parse_lab_description(text: str, base: Path, source: str = "lab.toml") -> LabDescription:

@@ -15,7 +15,13 @@ import dns.name
 import dns.rcode
 import dns.rrset
 
-from resolver.lab.authority import FORGED_ADDRESS, ServedZone, lab_response, load_zone
+from resolver.lab.authority import (
+    FORGED_ADDRESS,
+    ServedZone,
+    lab_response,
+    load_zone,
+    name_delay_s,
+)
 from resolver.lab.description import LabDescription, ServerSpec, load_lab_description
 from resolver.model import Transport
 from resolver.transport.listeners import Listeners
@@ -63,6 +69,8 @@ class LabAuthority:
             query = dns.message.from_wire(wire)
         except dns.exception.DNSException:
             return None
+        if delay_s := name_delay_s(faults, query):
+            await asyncio.sleep(delay_s)
         if query.question:
             self.recent_qnames = [*self.recent_qnames[-15:], query.question[0].name.to_text()]
         response = lab_response(self.zones, faults, query)

@@ -7,6 +7,14 @@ ID and question is counted and ignored, and we keep waiting until the timeout (R
 §9.1). A truncated reply (TC=1) is asked again over TCP and never used itself. Destinations
 outside the outbound allow-list are refused here, before any socket exists.
 
+Slow answers are still answers: when a try's wait (``SendQuery.timeout_s``, the RTO) passes,
+the timeout is reported but the socket stays open, with its own port and ID, and a late reply
+is still delivered, until the question at that server is settled: a reply on any of its tries,
+a switch to TCP, the exchange's deadline (``SendQuery.listen_s`` after the send) or the end of
+the resolution (:meth:`Upstream.settle`). Before this, a server that answers most names in a
+millisecond (an RTO of 50 ms) and some in 350 ms had each try's socket closed before its reply
+came, so those names failed after a few short tries.
+
 No task or datagram endpoint per query: one query needs one send and one receive, so the
 socket is watched (through one epoll set of our own, see ``_SocketWatch``) and its
 reader callback finishes the exchange; only a TCP fallback runs as a task. The endpoint
@@ -23,8 +31,8 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
 
 import dns.asyncquery
 import dns.exception
@@ -46,9 +54,9 @@ EDNS_PAYLOAD = 1232
 """Our advertised UDP size upstream (DNS Flag Day 2020)."""
 
 MISMATCH_LIMIT = 3
-"""Unexpected datagrams on one query's socket before the question is asked over TCP
-instead: somebody is guessing IDs (RFC 5452 §9.2; Unbound's ``unwanted-reply-threshold``
-acts on the same signal)."""
+"""Unexpected datagrams on the sockets of one question at one server (all its open tries)
+before the question is asked over TCP instead: somebody is guessing IDs (RFC 5452 §9.2;
+Unbound's ``unwanted-reply-threshold`` acts on the same signal)."""
 
 
 _NONBLOCKING_DATAGRAM = socket.SOCK_DGRAM | getattr(socket, "SOCK_NONBLOCK", 0)
@@ -62,10 +70,51 @@ OnOutcome = Callable[[ReplyReceived | QueryFailed], object]
 """What the caller of :meth:`Upstream.send` is told, once per query."""
 
 
-def is_allowed(address: str, allow: Sequence[IPNetwork]) -> bool:
-    """True when ``address`` lies in one of the ``allow`` networks."""
+LOCAL_NETWORKS: tuple[IPNetwork, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("0.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+    ipaddress.ip_network("::/128"),
+)
+"""This host's own addresses: loopback, and "this network" / unspecified, which Linux
+delivers locally too (RFC 1122 §3.2.1.3, RFC 4291 §2.5.2-3). Never queried unless the
+outbound allow-list names them (as Unbound's ``do-not-query-localhost: yes``)."""
+
+
+def _local_network_of(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> IPNetwork | None:
+    return next((network for network in LOCAL_NETWORKS if ip in network), None)
+
+
+def is_local_address(address: str) -> bool:
+    """True for an address of this host (:data:`LOCAL_NETWORKS`; an IPv4-mapped IPv6
+    address counts as its IPv4 address)."""
     ip = ipaddress.ip_address(address)
-    return any(ip in network for network in allow)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return _local_network_of(ip) is not None
+
+
+def is_allowed(address: str, allow: Sequence[IPNetwork]) -> bool:
+    """True when ``address`` lies in one of the ``allow`` networks. A local address
+    (:data:`LOCAL_NETWORKS`) must be named: only an entry inside a local range counts, so
+    ``0.0.0.0/0`` allows the internet but not 127.0.0.1, while ``127.0.0.0/8`` or
+    ``127.53.0.0/16`` allow the lab (Unbound's ``do-not-query-localhost``)."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    local = _local_network_of(ip)
+    if local is None:
+        return any(ip in network for network in allow)
+    return any(ip in network and _is_inside(network, local) for network in allow)
+
+
+def _is_inside(network: IPNetwork, outer: IPNetwork) -> bool:
+    """``network`` lies wholly inside ``outer`` (same family)."""
+    return (
+        network.version == outer.version
+        and int(network.network_address) >= int(outer.network_address)
+        and int(network.broadcast_address) <= int(outer.broadcast_address)
+    )
 
 
 def _question_end_of(send: SendQuery) -> int:
@@ -108,10 +157,32 @@ class UpstreamCounters:
     timeouts: int = 0
     network_errors: int = 0
     prohibited: int = 0
+    local_skipped: int = 0
+    """Queries not sent to a local address the outbound allow-list does not name."""
     mismatched: int = 0
     """Datagrams on a query's socket that did not match its ID and question."""
     forgery_tcp_switches: int = 0
     """Questions moved to TCP after repeated mismatched replies."""
+    late_replies: int = 0
+    """Replies that came after their try had timed out, on its socket kept open."""
+
+
+GroupKey = tuple[str, bytes, int]
+"""A question at a server: (server, lower-cased qname in wire form, qtype)."""
+
+
+@dataclass(slots=True)
+class _Question:
+    """The open UDP tries of one question at one server for one resolution, and what
+    arrived on their sockets that was not the reply."""
+
+    exchanges: list[_UdpExchange] = field(default_factory=list)
+    mismatched: int = 0
+
+    def settle(self) -> None:
+        """Close every try's socket: the question at this server is settled."""
+        for exchange in list(self.exchanges):
+            exchange.end()
 
 
 class Upstream:
@@ -142,6 +213,8 @@ class Upstream:
         ``asyncio.get_running_loop`` makes a ``getpid`` system call each time on Python 3.11
         (5% of a cold resolution)."""
         self._tcp_tasks: set[asyncio.Task[ReplyReceived | QueryFailed]] = set()
+        self._questions: dict[Hashable, dict[GroupKey, _Question]] = {}
+        """Open UDP tries by resolution (``send``'s ``owner``), then question at a server."""
 
     def set_allow(self, allow: Sequence[IPNetwork]) -> None:
         """Use a new outbound allow-list (a reload)."""
@@ -156,11 +229,12 @@ class Upstream:
                 self._allowed[address] = allowed
         return allowed
 
-    def send(self, send: SendQuery, on_outcome: OnOutcome) -> None:
-        """Ask ``send.server`` one question; ``on_outcome`` is called once, later, with the
-        reply or the failure. UDP first; TCP when the reply is truncated or forged replies
-        arrive. No task is created for a UDP exchange: the socket's reader callback
-        finishes it."""
+    def send(self, send: SendQuery, on_outcome: OnOutcome, owner: Hashable = None) -> None:
+        """Ask ``send.server`` one question; ``on_outcome`` is called later with the reply or
+        the failure: once, or twice when a late reply follows a timeout. UDP first; TCP when
+        the reply is truncated or forged replies arrive. ``owner`` (the resolution) groups
+        its tries of one question at one server, settled together. No task is created for a
+        UDP exchange: the socket's reader callback finishes it."""
         watch = self._watch
         if watch is None or watch.loop.is_closed():
             if watch is not None:
@@ -168,6 +242,11 @@ class Upstream:
             watch = self._watch = _SocketWatch(asyncio.get_running_loop())
         loop = watch.loop
         if not self._is_allowed(send.server):
+            if is_local_address(send.server):
+                self.counters.local_skipped += 1
+                log.info("skipped %s for %s: a local address", send.server, send.zone)
+                loop.call_soon(on_outcome, QueryFailed(send.ref, Failure.LOCAL_ADDRESS))
+                return
             self.counters.prohibited += 1
             log.warning("refused to send to %s: not in the outbound allow-list", send.server)
             loop.call_soon(on_outcome, QueryFailed(send.ref, Failure.PROHIBITED))
@@ -187,9 +266,34 @@ class Upstream:
             sock.close()
             self._network_error(send, exc, lambda event: loop.call_soon(on_outcome, event))
             return
-        watch.send_soon(
-            _UdpExchange(self, watch, sock=sock, wire=wire, send=send, on_outcome=on_outcome)
-        )
+        key = (send.server, lowered_wire(send.qname), int(send.qtype))
+        questions = self._questions.setdefault(owner, {})
+        question = questions.get(key)
+        if question is None:
+            question = questions[key] = _Question()
+        exchange = _UdpExchange(self, watch, sock=sock, wire=wire, send=send, on_outcome=on_outcome)
+        exchange.joined(question, owner, key)
+        watch.send_soon(exchange)
+
+    def open_tries(self) -> int:
+        """UDP tries whose sockets are open (waiting, or kept for a late reply)."""
+        return len(self._watch.waiting()) if self._watch is not None else 0
+
+    def settle(self, owner: Hashable) -> None:
+        """``owner``'s resolution ended: close the sockets of its tries still open."""
+        for question in list(self._questions.pop(owner, {}).values()):
+            question.settle()
+
+    def _left(
+        self, exchange: _UdpExchange, question: _Question, owner: Hashable, key: GroupKey
+    ) -> None:
+        question.exchanges.remove(exchange)
+        if not question.exchanges:
+            questions = self._questions.get(owner)
+            if questions is not None and questions.get(key) is question:
+                del questions[key]
+                if not questions:
+                    del self._questions[owner]
 
     def close(self) -> None:
         """Abandon every exchange in flight (shutdown): sockets closed, no outcome."""
@@ -252,7 +356,8 @@ class Upstream:
 
     async def _tcp_outcome(self, send: SendQuery, started: float) -> ReplyReceived | QueryFailed:
         try:
-            reply = await self._exchange_tcp(send, send.timeout_s)
+            # A TCP try waits the whole upstream timeout, not the UDP try's RTO.
+            reply = await self._exchange_tcp(send, max(send.listen_s, send.timeout_s))
         except (TimeoutError, dns.exception.Timeout):
             self.counters.timeouts += 1
             return QueryFailed(send.ref, Failure.TIMEOUT)
@@ -280,8 +385,8 @@ class _UdpExchange:
     """
 
     __slots__ = (
-        "_end", "_fd", "_mismatched", "_on_outcome", "_send", "_sock", "_started", "_timer",
-        "_upstream", "_watch", "_wire",
+        "_end", "_fd", "_key", "_on_outcome", "_owner", "_question", "_send", "_sock",
+        "_started", "_timed_out", "_timer", "_upstream", "_watch", "_wire",
     )  # fmt: skip
 
     def __init__(
@@ -299,13 +404,21 @@ class _UdpExchange:
         self._wire = wire
         self._send = send
         self._on_outcome = on_outcome
-        self._mismatched = 0
+        self._question: _Question | None = None
+        self._owner: Hashable = None
+        self._key: GroupKey | None = None
+        self._timed_out = False
         self._end = _question_end_of(send)
         self._started = 0.0  # set by send_query: the round trip starts at the send
         self._fd = sock.fileno()
         self._watch = watch
         watch.watch(self._fd, self)
         self._timer = watch.loop.call_later(send.timeout_s, self._on_timeout)
+
+    def joined(self, question: _Question, owner: Hashable, key: GroupKey) -> None:
+        """Count this try among the open tries of its question at its server."""
+        self._question, self._owner, self._key = question, owner, key
+        question.exchanges.append(self)
 
     def send_query(self) -> None:
         """Send the query (queued by :meth:`_SocketWatch.send_soon`), unless already over."""
@@ -318,10 +431,15 @@ class _UdpExchange:
                 self._upstream._network_error(self._send, exc, self._on_outcome)
 
     def end(self) -> None:
-        """Stop listening and close the socket."""
+        """Stop listening and close the socket (at most once)."""
+        if not self._watch.is_watching(self._fd, self):
+            return
         self._timer.cancel()
         self._watch.forget(self._fd)
         self._sock.close()
+        if self._question is not None:
+            assert self._key is not None
+            self._upstream._left(self, self._question, self._owner, self._key)
 
     def on_readable(self) -> None:
         upstream = self._upstream
@@ -337,19 +455,39 @@ class _UdpExchange:
             if reply_matches(
                 data, self._wire, exact_case=upstream.use_0x20, query_question_end=self._end
             ):
-                self.end()
+                self._settle()
+                if self._timed_out:
+                    upstream.counters.late_replies += 1
                 upstream._received(self._send, data, self._end, self._started, self._on_outcome)
                 return
-            self._mismatched += 1
             upstream.counters.mismatched += 1
-            if self._mismatched >= MISMATCH_LIMIT and not upstream._insecure:
-                self.end()
-                upstream._forgery_detected(self._send, self._started, self._on_outcome)
+            question = self._question
+            assert question is not None
+            question.mismatched += 1
+            if question.mismatched >= MISMATCH_LIMIT and not upstream._insecure:
+                # Ask over TCP for the newest try: the one the resolution waits on, if any.
+                newest = question.exchanges[-1]
+                self._settle()
+                upstream._forgery_detected(newest._send, newest._started, newest._on_outcome)
                 return
 
+    def _settle(self) -> None:
+        """The question at this server is settled: close this try and its other tries."""
+        if self._question is not None:
+            self._question.settle()
+        else:
+            self.end()
+
     def _on_timeout(self) -> None:
-        self.end()
-        self._upstream._timed_out(self._send, self._on_outcome)
+        send = self._send
+        if send.listen_s > send.timeout_s and not self._timed_out:
+            # Report the timeout, keep the socket for a late reply until the exchange's
+            # deadline.
+            self._timed_out = True
+            self._timer = self._watch.loop.call_later(send.listen_s - send.timeout_s, self.end)
+        else:
+            self.end()
+        self._upstream._timed_out(send, self._on_outcome)
 
 
 class _SocketWatch:

@@ -6,6 +6,8 @@ become the events the real transport would produce (a dropped query is a timeout
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import random
 from collections import Counter, deque
 from collections.abc import Callable
@@ -23,7 +25,7 @@ from resolver.core.zonecut import ZoneCut
 from resolver.lab.authority import lab_response, load_zone
 from resolver.lab.description import LabDescription
 from resolver.limits import Limits
-from resolver.mesh import Completed, Mesh, Transmit
+from resolver.mesh import Completed, Effect, Mesh, Transmit
 from resolver.model import Question, Result
 from resolver.paths import lab_root_hints
 from resolver.records import read_reply
@@ -59,6 +61,7 @@ class Walk:
 
     result: Result
     sent: list[SendQuery] = field(default_factory=list)
+    sent_at: list[float] = field(default_factory=list)
     by_server: Counter[str] = field(default_factory=Counter)
     elapsed_s: float = 0.0
 
@@ -116,3 +119,84 @@ def resolve(
             event = ReplyReceived(send.ref, read_reply(reply.to_wire()), rtt_s)
         queue.extend(mesh.handle(effect.job_id, event, now))
     raise AssertionError("the resolution stopped without finishing")
+
+
+Delay = Callable[[str, SendQuery], float | None]
+"""(server address, the query sent) -> seconds until its reply arrives; None: never."""
+
+
+def resolve_timed(
+    qname: str,
+    qtype: str,
+    responder: Responder,
+    delay: Delay,
+    *,
+    caches: Caches | None = None,
+    now: float = 1_000_000.0,
+    seed: int = 1,
+    default_timeout_s: float = 1.0,
+) -> Walk:
+    """As :func:`resolve`, with events in virtual-time order as the real transport makes
+    them: a try whose reply takes longer than its wait reports a timeout at its wait, and
+    its reply still arrives later unless ``listen_s`` has passed or the question at that
+    server was settled by a reply on another try. ``Walk.sent_at`` says when each try left."""
+    mesh = Mesh(
+        root=lab_root(),
+        caches=caches if caches is not None else Caches(),
+        limits=Limits(),
+        rng=random.Random(seed),
+        default_timeout_s=default_timeout_s,
+    )
+    question = Question(dns.name.from_text(qname), dns.rdatatype.from_text(qtype))
+    walk = Walk(result=Result(dns.rcode.SERVFAIL))
+    start = now
+    job_id, effects = mesh.start(question, now)
+    timeline: list[tuple[float, int, int, ReplyReceived | QueryFailed, int]] = []
+    order = itertools.count()
+    open_tries: dict[tuple[object, ...], set[int]] = {}
+    closed: set[int] = set()
+
+    def transmit(effect: Transmit, at: float) -> None:
+        send = effect.query
+        walk.sent.append(send)
+        walk.sent_at.append(at - start)
+        walk.by_server[send.server] += 1
+        try_id = len(walk.sent)
+        open_tries.setdefault((effect.job_id, send.server, send.qname, send.qtype), set()).add(
+            try_id
+        )
+        reply = responder(send.server, dns.message.from_wire(query_wire(send, 0)))
+        seconds = None if isinstance(reply, Failure) else delay(send.server, send)
+        listen_s = max(getattr(send, "listen_s", 0.0), send.timeout_s)  # 0 on main
+        if seconds is None or seconds > send.timeout_s:
+            failed = QueryFailed(send.ref, Failure.TIMEOUT)
+            heapq.heappush(
+                timeline, (at + send.timeout_s, next(order), effect.job_id, failed, try_id)
+            )
+        if seconds is not None and seconds <= listen_s and not isinstance(reply, Failure):
+            received = ReplyReceived(send.ref, read_reply(reply.to_wire()), seconds)
+            heapq.heappush(timeline, (at + seconds, next(order), effect.job_id, received, try_id))
+
+    def perform(effects: list[Effect], at: float) -> Result | None:
+        for effect in effects:
+            if isinstance(effect, Completed):
+                if effect.job_id == job_id:
+                    return effect.result
+                continue
+            transmit(effect, at)
+        return None
+
+    result = perform(effects, now)
+    while result is None:
+        assert timeline, "the resolution stopped without finishing"
+        at, _, owner, event, try_id = heapq.heappop(timeline)
+        if try_id in closed:
+            continue  # the transport closed this try's socket
+        if isinstance(event, ReplyReceived):
+            # The question at that server is settled: every try of it is closed.
+            sent = walk.sent[try_id - 1]
+            closed.update(open_tries.pop((owner, sent.server, sent.qname, sent.qtype), set()))
+        result = perform(mesh.handle(owner, event, at), at)
+        walk.elapsed_s = at - start
+    walk.result = result
+    return walk

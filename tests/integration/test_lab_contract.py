@@ -46,6 +46,10 @@ CONTRACT = [
     ("anything.wild.dname.lab.", "A", "NOERROR", ["192.0.2.85"], 1),
     ("www.moved.liar.lab.", "A", "NOERROR", ["192.0.2.82"], 1),
     ("www.moved.rfc2672.lab.", "A", "NOERROR", ["192.0.2.82"], 1),
+    ("www.perslow.lab.", "A", "NOERROR", ["192.0.2.80"], 0),
+    ("slow1.perslow.lab.", "A", "NOERROR", ["192.0.2.85"], 0),
+    ("slow2.perslow.lab.", "A", "NOERROR", ["192.0.2.86"], 0),
+    ("www.localns.lab.", "A", "SERVFAIL", [], 0),
 ]
 
 
