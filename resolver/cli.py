@@ -173,7 +173,7 @@ def _lab_base(lab_port: int) -> Settings:
     return Settings(
         listen=(Endpoint("127.0.0.1", LAB_LISTEN_PORT), Endpoint("::1", LAB_LISTEN_PORT)),
         root_hints=lab_root_hints(),
-        outbound_allow=(ipaddress.ip_network("127.0.0.0/8"),),
+        outbound_allow=(ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")),
         outbound_port=lab_port,
     )
 
