@@ -191,6 +191,7 @@ def _print_lab_banner(settings: Settings) -> None:
         "www.example.lab MX",
         "big.example.lab TXT",
         "www.glueless.lab A",
+        "www.v6only.lab A",
         "anything.wild.example.lab A",
         "www.deadns.lab A",
         "www.lame.lab A",
