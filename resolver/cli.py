@@ -173,7 +173,7 @@ def _lab_base(lab_port: int) -> Settings:
     return Settings(
         listen=(Endpoint("127.0.0.1", LAB_LISTEN_PORT), Endpoint("::1", LAB_LISTEN_PORT)),
         root_hints=lab_root_hints(),
-        outbound_allow=(ipaddress.ip_network("127.0.0.0/8"),),
+        outbound_allow=(ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")),
         outbound_port=lab_port,
     )
 
@@ -191,6 +191,7 @@ def _print_lab_banner(settings: Settings) -> None:
         "www.example.lab MX",
         "big.example.lab TXT",
         "www.glueless.lab A",
+        "www.v6only.lab A",
         "anything.wild.example.lab A",
         "www.deadns.lab A",
         "www.lame.lab A",

@@ -15,7 +15,7 @@ import itertools
 import random
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from resolver.cache.view import Caches
@@ -199,6 +199,7 @@ class Mesh:
         refresh: bool = False,
     ) -> int:
         job_id = next(self._ids)
+        ancestry = ancestry | {question}
         resolution = Resolution(
             question,
             root=self.root,
@@ -209,8 +210,9 @@ class Mesh:
             refresh=refresh,
             outcomes=self.counters.upstream,
             harden_glue=self.harden_glue,
+            ancestry=ancestry,
         )
-        self._jobs[job_id] = _Job(question, resolution, budget, ancestry | {question}, depth)
+        self._jobs[job_id] = _Job(question, resolution, budget, ancestry, depth)
         self._inflight[question] = job_id
         return job_id
 
@@ -244,17 +246,19 @@ class Mesh:
         job = self._jobs[job_id]
         existing = self._inflight.get(action.question)
         refusal = None
+        cycle_via = None
         if action.question in job.ancestry or (
             existing is not None and self._waits_on(job_id, existing)
         ):
             refusal = f"dependency cycle: {action.question} is needed to resolve itself"
+            cycle_via = action.question.qname.to_text()
             self.counters.cycles += 1
         elif job.depth + 1 > self.limits.max_subquery_depth:
             refusal = f"sub-resolutions nested deeper than {self.limits.max_subquery_depth}"
         elif not job.budget.spend_subquery():
             refusal = f"work limit: {self.limits.max_subqueries} sub-resolutions"
         if refusal is not None:
-            done = SubqueryDone(action.ref, servfail(refusal))
+            done = SubqueryDone(action.ref, replace(servfail(refusal), cycle_via=cycle_via))
             return self._run(job_id, job.resolution.handle(done, now), now)
         self.counters.subqueries += 1
         if existing is not None:
@@ -273,6 +277,7 @@ class Mesh:
             self.on_job_end(job_id)
         if self._inflight.get(job.question) == job_id:
             del self._inflight[job.question]
+        self.counters.cycles += job.resolution.cycles_met
         effects: list[Effect] = []
         if job.clients:
             effects.append(Completed(job_id, result))

@@ -79,6 +79,10 @@ class Result:
     reason: str = ""
     error_code: ExtendedError | None = None
     upstream_queries: int = field(default=0, compare=False)
+    cycle_via: str | None = field(default=None, compare=False)
+    """On a failure that a dependency cycle caused: the name server whose address was needed
+    to resolve itself (Unbound's ``causes_cycle``). Such a failure is not cached as the
+    name's answer: the name may resolve through another path."""
 
     @property
     def is_failure(self) -> bool:

@@ -15,7 +15,7 @@ import enum
 import random
 import typing
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dns.name
 import dns.rcode
@@ -37,10 +37,11 @@ from resolver.core.events import (
     SubqueryDone,
 )
 from resolver.core.select import select_server
+from resolver.core.targets import TargetLookups, inside_without_glue, next_lookups
 from resolver.core.zonecut import ZoneCut, addresses_of
 from resolver.limits import Budget
 from resolver.model import ExtendedError, Question, Result, servfail
-from resolver.names import is_at_or_below, lowered_wire, name_wire
+from resolver.names import lowered_wire, name_wire
 from resolver.records import WireRRset, name_from_wire
 
 
@@ -96,6 +97,7 @@ class Resolution:
         refresh: bool = False,
         outcomes: Counter[str] | None = None,
         harden_glue: bool = True,
+        ancestry: frozenset[Question] = frozenset(),
     ) -> None:
         self.question = question
         self.state = State.INIT
@@ -112,7 +114,12 @@ class Resolution:
         self._cut_from_cache = False
         self._tried: set[str] = set()
         self._outcomes: list[str] = []
-        self._asked_ns: set[bytes] = set()
+        self._targets = TargetLookups()
+        self.cycles_met = 0
+        """Name servers skipped because they would need themselves (the mesh counts them)."""
+        self._ancestry = ancestry
+        """The questions this resolution works for (sub-resolutions of the mesh): a name
+        server whose name is among them would need itself."""
         self._names_seen: set[bytes] = {lowered_wire(question.qname)}
         """Owners met along a CNAME chain, lower-cased in wire form (a dnspython name
         hashes in Python, letter by letter)."""
@@ -130,7 +137,7 @@ class Resolution:
         self._timed_out: set[str] = set()
         """Servers that timed out and are asked again (after the others) until a full
         ``default_timeout_s`` of silence gives them up."""
-        self._pending_subquery: tuple[int, bytes] | None = None
+        self._pending_subquery: tuple[int, bytes, int] | None = None
         self.result: Result | None = None
 
     @property
@@ -235,37 +242,63 @@ class Resolution:
         if candidates:
             server = select_server(candidates, zone_key, self._caches.infra, self._rng, self._now)
             return self._send(server)
-        glueless = [
-            ns
-            for ns in self._cut.glueless()
-            if ns not in self._asked_ns and not is_at_or_below(ns, zone_key)
-        ]
-        if not glueless and self._timed_out:
+        lookup = self._next_target_lookup()
+        if lookup is not None:
+            return lookup
+        if self._timed_out:
             # Every other server was asked: ask again the one silent longest (RFC 6298 §5.5).
             server = min(self._timed_out, key=lambda s: self._silences[s].last_at)
             return self._send(server)
-        if glueless:
-            ns_key = self._rng.choice(glueless)
-            self._asked_ns.add(ns_key)
-            ref = self._new_ref()
-            self._pending_subquery = (ref, ns_key)
-            self.state = State.WAIT_SUBQUERY
-            return [StartSubquery(ref, Question(name_from_wire(ns_key), dns.rdatatype.A))]
         last_resort = self._last_resort_candidates()
         if last_resort:
             server = select_server(last_resort, zone_key, self._caches.infra, self._rng, self._now)
             return self._send(server)
-        if self._cut_from_cache:
+        if self._cut_from_cache and self._targets.cycle_via is None:
             # The cached delegation led nowhere (expired glue, moved servers): walk again
-            # from the root hints once.
+            # from the root hints once (not when a dependency cycle stopped it: the walk
+            # would meet the same cycle).
             self._set_cut(self._root.copy())
             self._cut_from_cache = False
             return self._query_targets()
         failure = self._no_server_left()
-        self._caches.failures.record(
-            self.qname, self.question.qtype, self._cut.zone.to_text(), failure.reason, self._now
-        )
+        if failure.cycle_via is None:  # a cycle is no fact about the name (RFC 9520 §3.1)
+            self._caches.failures.record(
+                self.qname, self.question.qtype, self._cut.zone.to_text(), failure.reason, self._now
+            )
         return self._finish(failure)
+
+    def _next_target_lookup(self) -> list[Action] | None:
+        """Start the next name server address lookup (:mod:`resolver.core.targets`), skipping
+        name servers this resolution is itself looking up for (a dependency cycle, as
+        Unbound's ``iter_mark_cycle_targets``); None when none is left."""
+        targets = self._targets
+        while (found := next_lookups(self._cut, targets)) is not None:
+            names, qtype = found
+            cycles = [ns for ns in names if ns in self._ancestor_names]
+            for ns_key in cycles:
+                targets.spent.add(ns_key)
+                self.cycles_met += 1
+                self._met_cycle(name_from_wire(ns_key).to_text())
+            names = [ns for ns in names if ns not in cycles]
+            if not names:
+                continue
+            ns_key = self._rng.choice(names)
+            targets.asked.add((ns_key, qtype))
+            ref = self._new_ref()
+            self._pending_subquery = (ref, ns_key, qtype)
+            self.state = State.WAIT_SUBQUERY
+            question = Question(name_from_wire(ns_key), dns.rdatatype.RdataType(qtype))
+            return [StartSubquery(ref, question)]
+        return None
+
+    @property
+    def _ancestor_names(self) -> frozenset[bytes]:
+        return frozenset(lowered_wire(q.qname) for q in self._ancestry)
+
+    def _met_cycle(self, via: str) -> None:
+        if self._targets.cycle_via is None:
+            self._targets.cycle_via = via
+        self._outcomes.append(f"dependency cycle through {via}")
 
     def _next_candidates(self) -> list[str]:
         """The cut's own addresses not tried yet; when the cut has last-resort addresses,
@@ -360,18 +393,36 @@ class Resolution:
 
     def _on_subquery_done(self, event: SubqueryDone) -> list[Action]:
         assert self._pending_subquery is not None
-        _, ns_key = self._pending_subquery
+        _, ns_key, _qtype = self._pending_subquery
         self._pending_subquery = None
-        addresses: list[str] = []
-        for rrset in event.result.answer:
-            found = addresses_of([rrset], rrset.owner_key)
-            addresses.extend(a for a in found if a not in addresses)
-        if ns_key in self._cut.nameservers:
-            self._cut.nameservers[ns_key] = addresses
-        if not addresses:
-            self._outcomes.append(f"no address for {name_from_wire(ns_key)}")
+        self._take_target_result(ns_key, event.result)
         self.state = State.QUERY_TARGETS
         return self._advance()
+
+    def _take_target_result(self, ns_key: bytes, result: Result) -> None:
+        """Add the addresses a lookup found to the name server's; a CNAME on the way is
+        followed (RFC 2181 §10.3 forbids it, Unbound follows it anyway: its
+        ``processTargetResponse`` takes the chain's final addresses)."""
+        addresses = list(self._cut.nameservers.get(ns_key, ()))
+        found_any = False
+        for rrset in result.answer:
+            for address in addresses_of([rrset], rrset.owner_key):
+                found_any = True
+                if address not in addresses:
+                    addresses.append(address)
+        if ns_key in self._cut.nameservers:
+            self._cut.nameservers[ns_key] = addresses
+        if found_any:
+            return
+        name = name_from_wire(ns_key)
+        if result.cycle_via is not None:
+            self._targets.spent.add(ns_key)
+            self._met_cycle(result.cycle_via)
+        elif result.rcode == dns.rcode.NXDOMAIN:
+            self._targets.spent.add(ns_key)
+            self._outcomes.append(f"name server {name} does not exist")
+        else:
+            self._outcomes.append(f"no address for {name}")
 
     def _on_reply(self, event: ReplyReceived) -> list[Action]:
         query = self._pending
@@ -518,7 +569,7 @@ class Resolution:
         self._cut = cut
         self._tried = set()
         self._outcomes = []
-        self._asked_ns = set()
+        self._targets = TargetLookups()
         self._listening = {}
         self._silences = {}
         self._timed_out = set()
@@ -538,6 +589,9 @@ class Resolution:
 
     def _no_server_left(self) -> Result:
         """SERVFAIL that says why no server of the current zone gave an answer."""
+        missing = self._missing_servers()
+        if missing is not None:
+            return missing
         zone = self._cut.zone.to_text()
         counts = Counter(self._outcomes)
         if len(counts) == 1:
@@ -566,6 +620,35 @@ class Resolution:
         )
         return servfail(text, code)
 
+    def _missing_servers(self) -> Result | None:
+        """SERVFAIL when the zone's servers could not even be addressed: a dependency cycle
+        (with the name server it went through), name servers inside the zone without glue,
+        or name servers that all do not exist (NXDOMAIN); None otherwise."""
+        zone = self._cut.zone.to_text()
+        code = ExtendedError.NO_REACHABLE_AUTHORITY
+        outcomes = self._outcomes
+        via = self._targets.cycle_via
+        if via is not None:
+            others = [o for o in outcomes if not o.startswith("dependency cycle")]
+            text = f"dependency cycle through {via}: no other server of {zone} is reachable"
+            if others:
+                text += " (" + ", ".join(dict.fromkeys(others)) + ")"
+            return replace(servfail(text, code), cycle_via=via)
+        inside = inside_without_glue(self._cut)
+        if inside and not self._tried and not outcomes:
+            names = ", ".join(name_from_wire(ns).to_text() for ns in inside)
+            text = (
+                f"dependency cycle: the name servers of {zone} ({names}) are inside it "
+                "and have no glue"
+            )
+            return replace(servfail(text, code), cycle_via=name_from_wire(inside[0]).to_text())
+        missing_only = all(o.startswith("name server ") for o in outcomes)
+        if outcomes and missing_only and not self._tried and not inside:
+            names = ", ".join(sorted(o.split()[2] for o in outcomes))
+            text = f"all name servers of {zone} are missing (NXDOMAIN): {names}"
+            return servfail(text, code)
+        return None
+
     def _finish(self, result: Result) -> list[Action]:
         max_ttl = self._caches.rrsets.bounds.max_ttl
         max_negative_ttl = self._caches.negative.max_ttl
@@ -576,6 +659,7 @@ class Resolution:
             result.reason,
             result.error_code,
             upstream_queries=self._budget.upstream_queries,
+            cycle_via=result.cycle_via,
         )
         self.state = State.FINISHED
         self._pending = None

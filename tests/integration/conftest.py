@@ -24,7 +24,7 @@ def lab_settings(port: int, **changes: object) -> Settings:
     settings = Settings(
         listen=(Endpoint("127.0.0.1", port), Endpoint("::1", port)),
         root_hints=lab_root_hints(),
-        outbound_allow=(ipaddress.ip_network("127.0.0.0/8"),),
+        outbound_allow=(ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")),
         outbound_port=LAB_PORT,
         upstream_timeout_s=0.3,
         client_deadline_s=3.0,

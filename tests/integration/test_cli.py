@@ -94,6 +94,10 @@ def test_lab_command_answers_and_stops_cleanly_on_sigterm(
         dns.message.make_query("www.glueless.lab.", "A"), "127.0.0.1", port=CLI_PORT, timeout=5
     )
     assert reply.answer[0][0].to_text() == "192.0.2.30"
+    v6only = dns.query.udp(
+        dns.message.make_query("www.v6only.lab.", "A"), "127.0.0.1", port=CLI_PORT, timeout=5
+    )  # its only server is the lab's IPv6 one: `rootwalk lab` may send to ::1
+    assert [r.to_text() for r in v6only.answer[0]] == ["192.0.2.84"]
     if shutil.which("dig"):
         out = subprocess.run(
             ["dig", "@127.0.0.1", "-p", str(CLI_PORT), "chain.example.lab", "+short"],
