@@ -33,6 +33,13 @@ class Faults:
     poison: bool = False
     """Lie: add out-of-zone records to every answer (an A record for a name in another TLD,
     NS records for the parent zone, glue for a TLD server) pointing at a wrong address."""
+    nxdomain_for_ent: bool = False
+    """Broken: NXDOMAIN for an empty non-terminal (RFC 8020 §2 says such names exist), as
+    some servers do; a QNAME-minimising resolver must fall back to the full name."""
+    on_nodata: str = ""
+    """Broken: instead of a NODATA answer (empty non-terminals included), answer this rcode
+    (``REFUSED``, ``SERVFAIL``, ``FORMERR``...) or ``drop`` the question, as some servers do
+    for the minimised questions of RFC 9156 §2.4."""
     spray: int = 0
     """Forge: for each query, send this many answers with random IDs (and a few IDs that
     follow the IDs seen before) carrying a wrong address, from the server's own socket, to
@@ -64,6 +71,12 @@ def _faults(raw: dict[str, Any], where: str) -> Faults:
             values["rcode"] = dns.rcode.from_text(str(values["rcode"]))
         except dns.rcode.UnknownRcode as exc:
             raise LabDescriptionError(f"{where}.faults.rcode: unknown rcode") from exc
+    on_nodata = values.get("on_nodata", "")
+    if on_nodata not in ("", "drop"):
+        try:
+            dns.rcode.from_text(str(on_nodata))
+        except dns.rcode.UnknownRcode as exc:
+            raise LabDescriptionError(f"{where}.faults.on_nodata: an rcode or drop") from exc
     drop = values.get("drop", 0.0)
     if not isinstance(drop, int | float) or not 0.0 <= drop <= 1.0:
         raise LabDescriptionError(f"{where}.faults.drop: a probability from 0 to 1")

@@ -48,7 +48,8 @@ def lab_responder(description: LabDescription, seed: int = 0) -> Responder:
             return Failure.TIMEOUT
         if faults.garbage or faults.wrong_id:
             return Failure.TIMEOUT  # the transport ignores them until its timeout
-        return lab_response({z: loaded[z] for z in spec.zones}, faults, query)
+        response = lab_response({z: loaded[z] for z in spec.zones}, faults, query)
+        return Failure.TIMEOUT if response is None else response
 
     return respond
 
