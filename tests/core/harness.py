@@ -80,6 +80,7 @@ def resolve(
     now: float = 1_000_000.0,
     rtt_s: float = 0.001,
     harden_glue: bool = True,
+    qname_minimisation: bool = True,
 ) -> Walk:
     """Run one client question to its end; time is virtual (a timeout costs the query's
     timeout). Pass the same ``caches`` to several calls to see what the cache remembers."""
@@ -89,6 +90,7 @@ def resolve(
         limits=limits or Limits(),
         rng=random.Random(seed),
         harden_glue=harden_glue,
+        qname_minimisation=qname_minimisation,
     )
     question = Question(dns.name.from_text(qname), dns.rdatatype.from_text(qtype))
     walk = Walk(result=Result(dns.rcode.SERVFAIL))
