@@ -37,6 +37,12 @@ CONTRACT = [
     ("pc.lab.", "NS", "NOERROR", ["ns1.pc.lab.", "ns3.pc.lab."], 0),
     ("pc.lab.", "DS", "NOERROR", [], 0),
     ("www2.fb.lab.", "A", "NOERROR", ["192.0.2.73"], 0),
+    ("a.b.c.d.e.f.g.h.qmin.lab.", "A", "NOERROR", ["192.0.2.85"], 0),
+    ("x.alias.qmin.lab.", "A", "NXDOMAIN", [], 0),
+    ("_25._tcp.mail.qmin.lab.", "TXT", "NOERROR", ['"v=underscore"'], 0),
+    ("www.a.b.entnx.lab.", "A", "NOERROR", ["192.0.2.81"], 0),
+    ("www.a.b.refuse.lab.", "A", "NOERROR", ["192.0.2.82"], 0),
+    ("www.a.b.dropmin.lab.", "A", "NOERROR", ["192.0.2.83"], 0),
 ]
 
 
