@@ -120,6 +120,10 @@ class Settings:
     harden_glue: bool = True
     """Glue outside the zone of the server that sent it is never used (Unbound's
     harden-glue); off, it may still reach a name server when nothing else does."""
+    qname_minimisation: bool = True
+    """Ask each zone's servers only for the next label below their zone, with QTYPE A (RFC
+    9156), falling back to the full name when a server mishandles that (Unbound's
+    qname-minimisation: yes, qname-minimisation-strict: no)."""
 
 
 # --- converters: raw value (TOML value, or a string from env/flags) -> typed value --------
@@ -290,6 +294,7 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "min_ttl": _ttl,
     "max_negative_ttl": _ttl,
     "harden_glue": _boolean,
+    "qname_minimisation": _boolean,
 }
 assert set(CONVERTERS) == {f.name for f in dataclasses.fields(Settings)}
 

@@ -29,6 +29,24 @@ MAX_SUBQUERY_DEPTH = 4
 """Nesting of sub-resolutions (a glueless server whose zone is glueless...). Unbound's target
 fetch policy allows depth 4 (``"3 2 1 0 0"``)."""
 
+MAX_MINIMISE_COUNT = 10
+"""QNAME minimisation (RFC 9156 §2.3): most minimised queries sent for one name. Below a zone
+cut a name of more labels than this gets several labels added at a time, so a name of 30
+labels cannot cost 30 queries. RFC 9156 §2.3 recommends 10; Unbound's ``MAX_MINIMISE_COUNT``
+is 10 too."""
+
+MINIMISE_ONE_LAB = 4
+"""QNAME minimisation (RFC 9156 §2.3): the first minimised queries that add one label each;
+later ones may add several (the rest of the labels spread over the remaining
+``MAX_MINIMISE_COUNT - MINIMISE_ONE_LAB`` queries). The first labels below a TLD are where
+administrative boundaries (and privacy) usually are. RFC 9156 and Unbound both use 4."""
+
+MAX_MINIMISE_TIMEOUTS = 3
+"""Timeouts to one minimised question (at different servers) before the resolution falls
+back to the full name: a timeout is more often a dead server than one that drops minimised
+questions. Unbound's ``MAX_MINIMISE_TIMEOUT_COUNT`` is 3; we also fall back at once when no
+untried server is left."""
+
 MAX_CNAME_IN_ZONE = 8
 """In-zone CNAME chasing by the lab's authoritative servers (RFC 1034 §4.3.2 step 3a loop)."""
 

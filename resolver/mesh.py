@@ -83,9 +83,12 @@ class Mesh:
         rng: random.Random,
         default_timeout_s: float = 1.0,
         harden_glue: bool = True,
+        qname_minimisation: bool = True,
     ) -> None:
         self.root = root
         self.harden_glue = harden_glue
+        self.qname_minimisation = qname_minimisation
+        """RFC 9156; read when a resolution starts, so a reload applies to the next ones."""
         self.caches = caches
         self.limits = limits
         self.default_timeout_s = default_timeout_s
@@ -211,6 +214,7 @@ class Mesh:
             outcomes=self.counters.upstream,
             harden_glue=self.harden_glue,
             ancestry=ancestry,
+            qname_minimisation=self.qname_minimisation,
         )
         self._jobs[job_id] = _Job(question, resolution, budget, ancestry, depth)
         self._inflight[question] = job_id

@@ -109,6 +109,7 @@ class ResolverService:
             rng=self.rng,
             default_timeout_s=settings.upstream_timeout_s,
             harden_glue=settings.harden_glue,
+            qname_minimisation=settings.qname_minimisation,
         )
         self.driver = Driver(
             self.mesh, self.upstream, deadline_s=settings.client_deadline_s, clock=self.clock
@@ -211,6 +212,7 @@ class ResolverService:
         self.frontend.set_access(access)
         self.upstream.set_allow(settings.outbound_allow)
         self.mesh.default_timeout_s = settings.upstream_timeout_s
+        self.mesh.qname_minimisation = settings.qname_minimisation
         self.driver.deadline_s = settings.client_deadline_s
         self.listeners.tcp.limits = TcpLimits(
             settings.tcp_idle_timeout_s, settings.max_tcp_connections
@@ -225,6 +227,7 @@ class ResolverService:
             "allow_clients", "outbound_allow", "upstream_timeout_s", "client_deadline_s",
             "tcp_idle_timeout_s", "max_tcp_connections", "serve_stale", "log_level", "query_log",
             "client_rate_limit", "client_rate_burst", "rate_limit_action", "max_pending_queries",
+            "qname_minimisation",
         }  # fmt: skip
         pending = [
             field.name

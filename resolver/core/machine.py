@@ -36,6 +36,7 @@ from resolver.core.events import (
     StartSubquery,
     SubqueryDone,
 )
+from resolver.core.qmin import MINIMISED_QTYPE, MinimisedStep, Minimiser, after_minimised
 from resolver.core.select import select_server
 from resolver.core.targets import TargetLookups, inside_without_glue, next_lookups
 from resolver.core.zonecut import ZoneCut, addresses_of
@@ -98,6 +99,7 @@ class Resolution:
         outcomes: Counter[str] | None = None,
         harden_glue: bool = True,
         ancestry: frozenset[Question] = frozenset(),
+        qname_minimisation: bool = False,
     ) -> None:
         self.question = question
         self.state = State.INIT
@@ -109,6 +111,11 @@ class Resolution:
         self._rng = rng
         self._default_timeout_s = default_timeout_s
         self._harden_glue = harden_glue
+        self._minimise = qname_minimisation
+        self._qmin: Minimiser | None = None
+        """The RFC 9156 walk toward ``qname``; None when minimisation is off or over."""
+        self._qmin_name: dns.name.Name | None = None
+        """The ancestor being asked now with QTYPE A; None: the full question."""
         self._now = 0.0
         self._cut = root  # replaced (by a copy or a cached cut) before it is changed
         self._cut_from_cache = False
@@ -228,6 +235,7 @@ class Resolution:
                 return
             break
         self._skip_cache_once = False
+        self._qmin = Minimiser(self.qname) if self._minimise else None
         cut = caches.rrsets.closest_cut(parent_side_name(self.qname, qtype), now)
         self._set_cut(cut if cut is not None else self._root.copy())
         self._cut_from_cache = cut is not None
@@ -329,15 +337,18 @@ class Resolution:
                 )
             )
         infra = self._caches.infra
+        minimised = self._qmin_name is not None
+        wait_s = self._wait_for(server)
         query = SendQuery(
             ref=self._new_ref(),
             server=server,
-            qname=self.qname,
-            qtype=self.question.qtype,
+            qname=self._qmin_name or self.qname,
+            qtype=MINIMISED_QTYPE if minimised else self.question.qtype,
             use_edns=infra.supports_edns(server, self._now),
             zone=self._cut.zone,
-            timeout_s=self._wait_for(server),
-            listen_s=self._default_timeout_s,
+            timeout_s=wait_s,
+            # A minimised question that times out falls back (RFC 9156 §2.3): no late reply.
+            listen_s=wait_s if minimised else self._default_timeout_s,
         )
         self._pending = query
         self.state = State.WAIT_REPLY
@@ -368,6 +379,12 @@ class Resolution:
         self._upstream_outcomes[event.failure.name.lower()] += 1
         if event.failure in (Failure.TIMEOUT, Failure.NETWORK_ERROR):
             self._caches.infra.record_timeout(query.server, query.timeout_s, self._now)
+        if self._qmin_name is not None and event.failure is not Failure.PROHIBITED:
+            # A minimised question unanswered: its own fallback (RFC 9156 §2.3), not the wait
+            # for a late reply, which the full name's question gets.
+            self._server_failed(query.server, event.failure.value)
+            self._minimised_query_failed(query.server)
+            return self._advance()
         if event.failure is Failure.TIMEOUT and query.listen_s > query.timeout_s:
             self._listening[query.ref] = query  # its socket still takes a late reply
         silence = self._silences.get(query.server)
@@ -443,6 +460,8 @@ class Resolution:
             outcome = f"rcode {reply.detail}"  # e.g. "rcode REFUSED": a bounded set of names
         self._upstream_outcomes[outcome] += 1
         self._remember(query, reply)
+        if self._qmin_name is not None:
+            return self._on_minimised_reply(query, reply)
         return self._on_classified(query, reply)
 
     def _remember(self, query: SendQuery, reply: ClassifiedReply) -> None:
@@ -563,6 +582,57 @@ class Resolution:
         self.state = State.QUERY_TARGETS
         return self._advance()
 
+    # --- QNAME minimisation (RFC 9156) --------------------------------------------------
+
+    def _minimise_next(self) -> None:
+        """The next name to ask the cut's servers (RFC 9156 §3 steps 3-5): an ancestor with
+        QTYPE A, skipping ancestors cached as NODATA (as Unbound), or the full question when
+        the ancestor reached is the name itself or is cached as NXDOMAIN."""
+        minimiser = self._qmin
+        self._qmin_name = None
+        while minimiser is not None:
+            name = minimiser.next_name(self._cut.zone)
+            if name is None:
+                break
+            negative = self._caches.negative.get(name, MINIMISED_QTYPE, self._now)
+            if negative is None:
+                self._qmin_name = name
+                return
+            if negative.rcode == dns.rcode.NXDOMAIN:
+                break  # not trusted without DNSSEC (see _on_minimised_reply): ask the full name
+        self._qmin = None
+
+    def _minimise_no_more(self) -> None:
+        """Fall back to the full name for the rest of this name (Unbound's default
+        ``qname-minimisation-strict: no``); servers that failed only minimised questions
+        may be asked the full one."""
+        if self._qmin is not None:
+            self._tried -= self._qmin.silent
+        self._qmin = None
+        self._qmin_name = None
+        self.state = State.QUERY_TARGETS
+
+    def _minimised_query_failed(self, server: str) -> None:
+        """A minimised question got no reply: ask the same ancestor of the other servers,
+        up to ``MAX_MINIMISE_TIMEOUTS`` timeouts, then fall back to the full name."""
+        assert self._qmin is not None
+        if self._qmin.timed_out(server) or not self._next_candidates():
+            self._minimise_no_more()
+
+    def _on_minimised_reply(self, query: SendQuery, reply: ClassifiedReply) -> list[Action]:
+        """A reply to a minimised question (RFC 9156 §3 step 6), as :func:`after_minimised`
+        says: follow it as usual, add labels, or fall back to the full name."""
+        step = after_minimised(reply.kind, reply.chain)
+        if step is MinimisedStep.NEXT_NAME:
+            self._minimise_next()
+            self.state = State.QUERY_TARGETS
+            return self._advance()
+        if step is not MinimisedStep.AS_USUAL:
+            self._minimise_no_more()
+        if step is MinimisedStep.FULL_NAME:
+            return self._advance()
+        return self._on_classified(query, reply)
+
     # --- helpers -------------------------------------------------------------------------
 
     def _set_cut(self, cut: ZoneCut) -> None:
@@ -573,6 +643,7 @@ class Resolution:
         self._listening = {}
         self._silences = {}
         self._timed_out = set()
+        self._minimise_next()
 
     def _settled(self, server: str) -> None:
         """``server`` replied: the question at that server is settled (the transport closes

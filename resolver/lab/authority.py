@@ -281,19 +281,51 @@ def name_delay_s(faults: Faults, query: dns.message.Message) -> float:
     return next((delay for name, delay in faults.delay_names if name == qname), 0.0)
 
 
+def _error_response(query: dns.message.Message, rcode: dns.rcode.Rcode) -> dns.message.Message:
+    """An empty reply with ``rcode`` and without EDNS, as old or broken servers send."""
+    response = dns.message.make_response(query)
+    response.use_edns(False)
+    response.set_rcode(rcode)
+    return response
+
+
+def is_empty_non_terminal(zones: Mapping[dns.name.Name, ServedZone], qname: dns.name.Name) -> bool:
+    """``qname`` exists in its zone only because names below it do (RFC 8020 §2)."""
+    served = closest_zone(zones, qname)
+    return served is not None and qname in served.names and served.zone.get_node(qname) is None
+
+
+def is_nodata(response: dns.message.Message) -> bool:
+    """An authoritative NOERROR with nothing in the answer section (RFC 2308 §2.2)."""
+    return (
+        response.rcode() == dns.rcode.NOERROR
+        and bool(response.flags & dns.flags.AA)
+        and not response.answer
+    )
+
+
 def lab_response(
     zones: Mapping[dns.name.Name, ServedZone], faults: Faults, query: dns.message.Message
-) -> dns.message.Message:
+) -> dns.message.Message | None:
     """What a lab server with ``faults`` replies to ``query``: an error rcode (the ``rcode``
     and ``formerr_edns`` faults, without EDNS, as old servers do), or the authoritative answer
-    (with EDNS when asked, and lies when ``poison``). Faults about transport (drop, delay,
-    garbage, wrong ID, truncation, TCP) are the server's business, not this function's."""
+    (with EDNS when asked, and lies when ``poison``); None when it stays silent. The
+    ``nxdomain_for_ent`` and ``on_nodata`` faults replace a NODATA answer (the answer to most
+    minimised questions, RFC 9156) with NXDOMAIN, another rcode, or silence. Faults about
+    transport (drop, delay, garbage, wrong ID, truncation, TCP) are the server's business,
+    not this function's."""
     if faults.rcode is not None or (faults.formerr_edns and query.edns >= 0):
-        response = dns.message.make_response(query)
-        response.use_edns(False)
-        response.set_rcode(faults.rcode if faults.rcode is not None else dns.rcode.FORMERR)
-        return response
+        return _error_response(
+            query, faults.rcode if faults.rcode is not None else dns.rcode.FORMERR
+        )
     response = authoritative_answer(zones, query, faults)
+    if (faults.nxdomain_for_ent or faults.on_nodata) and is_nodata(response):
+        if faults.on_nodata == "drop":
+            return None
+        if faults.on_nodata:
+            return _error_response(query, dns.rcode.from_text(faults.on_nodata))
+        if is_empty_non_terminal(zones, query.question[0].name):
+            response.set_rcode(dns.rcode.NXDOMAIN)
     if query.edns >= 0:
         response.use_edns(0, payload=LAB_EDNS_PAYLOAD)
     if faults.poison:

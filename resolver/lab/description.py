@@ -40,6 +40,13 @@ class Faults:
     dname_cname_ttl0: bool = False
     """The old DNAME behaviour (RFC 2672 §4.1): the synthesised CNAME has TTL 0, not the
     DNAME's TTL (RFC 6672 §3.1)."""
+    nxdomain_for_ent: bool = False
+    """Broken: NXDOMAIN for an empty non-terminal (RFC 8020 §2 says such names exist), as
+    some servers do; a QNAME-minimising resolver must fall back to the full name."""
+    on_nodata: str = ""
+    """Broken: instead of a NODATA answer (empty non-terminals included), answer this rcode
+    (``REFUSED``, ``SERVFAIL``, ``FORMERR``...) or ``drop`` the question, as some servers do
+    for the minimised questions of RFC 9156 §2.4."""
     spray: int = 0
     """Forge: for each query, send this many answers with random IDs (and a few IDs that
     follow the IDs seen before) carrying a wrong address, from the server's own socket, to
@@ -76,6 +83,12 @@ def _faults(raw: dict[str, Any], where: str) -> Faults:
             raise LabDescriptionError(f"{where}.faults.rcode: unknown rcode") from exc
     if "delay_names" in values:
         values["delay_names"] = _delay_names(values["delay_names"], where)
+    on_nodata = values.get("on_nodata", "")
+    if on_nodata not in ("", "drop"):
+        try:
+            dns.rcode.from_text(str(on_nodata))
+        except dns.rcode.UnknownRcode as exc:
+            raise LabDescriptionError(f"{where}.faults.on_nodata: an rcode or drop") from exc
     drop = values.get("drop", 0.0)
     if not isinstance(drop, int | float) or not 0.0 <= drop <= 1.0:
         raise LabDescriptionError(f"{where}.faults.drop: a probability from 0 to 1")

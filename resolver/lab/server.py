@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import deque
 from pathlib import Path
 
 import dns.edns
@@ -13,6 +14,7 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdatatype
 import dns.rrset
 
 from resolver.lab.authority import (
@@ -40,6 +42,10 @@ def render_reply(response: dns.message.Message, limit: int) -> bytes:
     return response.to_wire(max_size=limit, prefer_truncation=True)
 
 
+RECENT_QUESTIONS = 64
+"""Questions each lab server remembers for tests."""
+
+
 class LabAuthority:
     """One lab server: answers from its zones, with faults, counting what it receives."""
 
@@ -50,8 +56,9 @@ class LabAuthority:
         self.zones = zones
         self._rng = rng
         self.queries_received = 0
-        self.recent_qnames: list[str] = []
-        """The last question names received, as sent (letter case kept)."""
+        self.questions: deque[tuple[str, str]] = deque(maxlen=RECENT_QUESTIONS)
+        """The last questions received (name as sent, letter case kept; type), so tests can
+        see what each server was asked (QNAME minimisation, 0x20)."""
         self.queries_by_transport: dict[Transport, int] = {Transport.UDP: 0, Transport.TCP: 0}
 
     async def handle(self, wire: bytes, client: str, transport: Transport) -> bytes | None:
@@ -72,8 +79,11 @@ class LabAuthority:
         if delay_s := name_delay_s(faults, query):
             await asyncio.sleep(delay_s)
         if query.question:
-            self.recent_qnames = [*self.recent_qnames[-15:], query.question[0].name.to_text()]
+            question = query.question[0]
+            self.questions.append((question.name.to_text(), dns.rdatatype.to_text(question.rdtype)))
         response = lab_response(self.zones, faults, query)
+        if response is None:
+            return None
         if transport is Transport.UDP and faults.truncate:
             response.answer.clear()
             response.authority.clear()

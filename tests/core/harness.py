@@ -50,7 +50,8 @@ def lab_responder(description: LabDescription, seed: int = 0) -> Responder:
             return Failure.TIMEOUT
         if faults.garbage or faults.wrong_id:
             return Failure.TIMEOUT  # the transport ignores them until its timeout
-        return lab_response({z: loaded[z] for z in spec.zones}, faults, query)
+        response = lab_response({z: loaded[z] for z in spec.zones}, faults, query)
+        return Failure.TIMEOUT if response is None else response
 
     return respond
 
@@ -82,6 +83,7 @@ def resolve(
     now: float = 1_000_000.0,
     rtt_s: float = 0.001,
     harden_glue: bool = True,
+    qname_minimisation: bool = True,
 ) -> Walk:
     """Run one client question to its end; time is virtual (a timeout costs the query's
     timeout). Pass the same ``caches`` to several calls to see what the cache remembers."""
@@ -91,6 +93,7 @@ def resolve(
         limits=limits or Limits(),
         rng=random.Random(seed),
         harden_glue=harden_glue,
+        qname_minimisation=qname_minimisation,
     )
     question = Question(dns.name.from_text(qname), dns.rdatatype.from_text(qtype))
     walk = Walk(result=Result(dns.rcode.SERVFAIL))

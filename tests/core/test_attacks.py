@@ -61,7 +61,9 @@ def test_endless_chain_of_referrals() -> None:
     def deeper(query: dns.message.Message) -> dns.message.Message:
         depth[0] += 1
         qname = query.question[0].name
-        _, cut = qname.split(len(N("attack.lab.")) + depth[0])
+        labels = len(N("attack.lab.")) + depth[0]
+        # a minimised question (RFC 9156) may be for the next cut itself: refer to it
+        cut = qname if len(qname) <= labels else qname.split(labels)[1]
         reply = dns.message.make_response(query)
         reply.authority.append(dns.rrset.from_text(cut, 3600, "IN", "NS", f"ns.{cut}"))
         reply.additional.append(dns.rrset.from_text(f"ns.{cut}", 3600, "IN", "A", "127.53.66.1"))
@@ -82,6 +84,12 @@ def test_long_cname_chain() -> None:
     def respond(address: str, query: dns.message.Message) -> dns.message.Message | Failure:
         qname = query.question[0].name
         tld_server = address.startswith(("127.53.1.", "127.53.2."))
+        if tld_server and qname.labels[0] == b"attack":  # minimised (RFC 9156): NODATA
+            reply = dns.message.make_response(query)
+            reply.flags |= 0x0400  # AA
+            soa = f"ns1.{qname.parent()} hostmaster.{qname.parent()} 1 1800 900 604800 300"
+            reply.authority.append(dns.rrset.from_text(qname.parent(), 300, "IN", "SOA", soa))
+            return reply
         if (
             tld_server
             and qname.labels[0].startswith(b"c")

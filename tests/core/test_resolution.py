@@ -237,7 +237,8 @@ def test_glueless_name_server_inside_its_own_zone_is_never_asked_for() -> None:
 
     walk = resolve("www.example.lab.", "A", respond)
     assert walk.result.rcode == dns.rcode.SERVFAIL
-    assert all(s.qname == dns.name.from_text("www.example.lab.") for s in walk.sent)
+    # only www.example.lab. and its ancestors (QNAME minimisation), never ns1.example.lab.
+    assert all(dns.name.from_text("www.example.lab.").is_subdomain(s.qname) for s in walk.sent)
 
 
 def test_dependency_cycle_between_glueless_zones_fails() -> None:

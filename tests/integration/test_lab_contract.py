@@ -59,6 +59,12 @@ CONTRACT = [
     ("slow1.perslow.lab.", "A", "NOERROR", ["192.0.2.85"], 0),
     ("slow2.perslow.lab.", "A", "NOERROR", ["192.0.2.86"], 0),
     ("www.localns.lab.", "A", "SERVFAIL", [], 0),
+    ("a.b.c.d.e.f.g.h.qmin.lab.", "A", "NOERROR", ["192.0.2.85"], 0),
+    ("x.alias.qmin.lab.", "A", "NXDOMAIN", [], 0),
+    ("_25._tcp.mail.qmin.lab.", "TXT", "NOERROR", ['"v=underscore"'], 0),
+    ("www.a.b.entnx.lab.", "A", "NOERROR", ["192.0.2.81"], 0),
+    ("www.a.b.refuse.lab.", "A", "NOERROR", ["192.0.2.82"], 0),
+    ("www.a.b.dropmin.lab.", "A", "NOERROR", ["192.0.2.83"], 0),
 ]
 
 

@@ -114,3 +114,13 @@ def test_ttl_bounds_and_harden_glue(tmp_path: Path) -> None:
         build_settings(config_file=write(tmp_path, "max_ttl = -1\n"))
     with pytest.raises(ConfigError, match="min_ttl"):
         build_settings(config_file=write(tmp_path, "max_ttl = 10\nmin_ttl = 20\n"))
+
+
+def test_qname_minimisation_is_on_by_default_and_can_be_turned_off(tmp_path: Path) -> None:
+    """Unbound's defaults: qname-minimisation yes (strict no)."""
+    assert Settings().qname_minimisation
+    assert not build_settings(environ={"ROOTWALK_QNAME_MINIMISATION": "false"}).qname_minimisation
+    path = write(tmp_path, "qname_minimisation = false\n")
+    assert not build_settings(config_file=path).qname_minimisation
+    with pytest.raises(ConfigError, match="ROOTWALK_QNAME_MINIMISATION"):
+        build_settings(environ={"ROOTWALK_QNAME_MINIMISATION": "maybe"})

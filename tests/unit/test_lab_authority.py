@@ -10,7 +10,7 @@ import dns.rdatatype
 import dns.zone
 import pytest
 
-from resolver.lab.authority import ServedZone, authoritative_answer, load_zone
+from resolver.lab.authority import ServedZone, authoritative_answer, lab_response, load_zone
 from resolver.lab.description import Faults, LabDescriptionError, parse_lab_description
 from tests.helpers import LAB_DIR, lab_with
 
@@ -159,3 +159,33 @@ def test_lab_faults_lie_beside_the_dname() -> None:
     assert old.answer[1].ttl == 0 and old.answer[1][0].target == dns.name.from_text(
         "www.new.example."
     )
+
+
+def answer_with(zone: str, faults: Faults, qname: str) -> dns.message.Message | None:
+    served = {dns.name.from_text(zone): ZONES[dns.name.from_text(zone)]}
+    return lab_response(served, faults, dns.message.make_query(qname, "A"))
+
+
+def test_nxdomain_for_ent_breaks_only_empty_non_terminals() -> None:
+    broken = Faults(nxdomain_for_ent=True)
+    ent = answer_with("entnx.lab.", broken, "b.entnx.lab.")
+    assert ent is not None and ent.rcode() == dns.rcode.NXDOMAIN
+    leaf = answer_with("entnx.lab.", broken, "www.a.b.entnx.lab.")
+    assert leaf is not None and leaf.answer[0][0].to_text() == "192.0.2.81"
+    nodata = answer_with("entnx.lab.", broken, "entnx.lab.")  # the apex has no A: NODATA
+    assert nodata is not None and nodata.rcode() == dns.rcode.NOERROR
+    healthy = answer_with("entnx.lab.", Faults(), "b.entnx.lab.")
+    assert healthy is not None and healthy.rcode() == dns.rcode.NOERROR
+
+
+def test_on_nodata_answers_an_rcode_or_nothing_instead_of_nodata() -> None:
+    refused = answer_with("refuse.lab.", Faults(on_nodata="REFUSED"), "a.b.refuse.lab.")
+    assert refused is not None and refused.rcode() == dns.rcode.REFUSED
+    assert answer_with("dropmin.lab.", Faults(on_nodata="drop"), "b.dropmin.lab.") is None
+    full = answer_with("dropmin.lab.", Faults(on_nodata="drop"), "www.a.b.dropmin.lab.")
+    assert full is not None and full.answer[0][0].to_text() == "192.0.2.83"
+    referral = answer_with("lab.", Faults(on_nodata="drop"), "dropmin.lab.")
+    assert referral is not None and referral.authority[0].name == dns.name.from_text("dropmin.lab.")
+    with pytest.raises(LabDescriptionError, match="on_nodata"):
+        lab_with('[servers."x.lab."]\naddress = "127.53.22.9"\nzones = ["lab."]\n'
+                 'faults = { on_nodata = "NOPE" }\n')  # fmt: skip
