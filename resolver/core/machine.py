@@ -608,6 +608,8 @@ class Resolution:
         may be asked the full one."""
         if self._qmin is not None:
             self._tried -= self._qmin.silent
+            for server in self._qmin.silent:  # the full name is a new question to them
+                self._silences.pop(server, None)
         self._qmin = None
         self._qmin_name = None
         self.state = State.QUERY_TARGETS

@@ -100,7 +100,8 @@ def test_a_dname_inside_its_own_zone_is_chased_by_the_server() -> None:
         ("www.here.dname.lab.", "CNAME", ["www.there.dname.lab."]),
         ("www.there.dname.lab.", "A", ["192.0.2.84"]),
     ]
-    assert walk.by_server[DNAME_SERVER] == 1
+    # the minimised here.dname.lab. A (NODATA at the DNAME's owner), then the full name
+    assert walk.by_server[DNAME_SERVER] == 2
 
 
 def test_a_wildcard_under_the_dname_target_answers() -> None:
@@ -149,14 +150,14 @@ def test_an_rfc2672_server_cname_with_ttl_0_gets_the_dnames_ttl() -> None:
 def test_a_cached_dname_answers_other_names_below_it_without_asking_its_zone() -> None:
     caches = Caches()
     first = resolve("www.moved.dname.lab.", "A", LAB, caches=caches)
-    assert first.by_server[DNAME_SERVER] == 1
+    assert first.by_server[DNAME_SERVER] == 2  # moved.dname.lab. A minimised, then the name
     again = resolve("www.moved.dname.lab.", "A", LAB, caches=caches, now=T0 + 10.5)
     assert again.sent == []
     assert records(again.result.answer) == records(first.result.answer)  # same order too
     assert ttls(again.result.answer) == [590, 590, 290]
     other = resolve("a.b.moved.dname.lab.", "A", LAB, caches=caches, now=T0 + 10)
     assert addresses(other.result.answer) == ["192.0.2.83"]
-    assert [s.server for s in other.sent] == [TARGET_SERVER]  # the target's zone only
+    assert {s.server for s in other.sent} == {TARGET_SERVER}  # the target's zone only
     assert records(other.result.answer)[0] == ("moved.dname.lab.", "DNAME", ["new.example."])
     nx = resolve("nx.moved.dname.lab.", "A", LAB, caches=caches, now=T0 + 10)
     assert nx.result.rcode == dns.rcode.NXDOMAIN
