@@ -1,0 +1,347 @@
+"""Rootwalk and Unbound side by side on the lab, inside a private network namespace.
+
+    sudo .venv/bin/python -m tests.peer.harness [--out DIR]
+
+re-runs itself under ``unshare --net`` (only a loopback interface: nothing can leave), brings
+``lo`` up, and there starts the lab's servers on port 53 (``rootwalk lab --lab-port 53``:
+Unbound sends to name servers on port 53 only, whatever the hints say), two ``rootwalk
+serve`` and two Debian ``unbound`` (``module-config: "iterator"``, no trust anchor,
+``do-not-query-localhost: no``, the lab's root hints), one of each with QNAME minimisation on
+and one with it off. Every question of :mod:`tests.peer.questions` is asked of all four,
+over UDP with EDNS, UDP without EDNS and TCP, each twice (the second answer comes from the
+cache); the first transport asked rotates from question to question, so cache misses are seen
+over each. The four resolvers are asked in parallel, each its questions in the same order.
+The replies go to ``DIR/results.json``; outside the namespace they are compared
+(:mod:`tests.peer.compare`) against the allow-list and the differences printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dns.asyncquery
+import dns.exception
+import dns.message
+import dns.query
+
+from resolver.lab.description import load_lab_description
+from resolver.paths import lab_description, lab_root_hints
+from tests.peer.compare import (
+    TIMEOUT,
+    TRANSPORTS,
+    Asked,
+    Reply,
+    judge,
+    load_allowed,
+    reply_of,
+    report,
+)
+from tests.peer.questions import PeerQuestion, derive_questions, random_zones, zone_of
+
+REPO = Path(__file__).resolve().parents[2]
+LAB_PORT = 53
+"""Unbound asks every name server on port 53 (the hints' and glue's addresses carry no port),
+so inside the namespace the lab listens there."""
+LAB_RESOLVER_PORT = 5399
+"""Where ``rootwalk lab``'s own resolver listens (unused here)."""
+ROOTWALK_PORTS = {True: 5301, False: 5302}
+UNBOUND_PORTS = {True: 5311, False: 5312}
+FIRST_TIMEOUT_S = 5.0
+"""The first asking of a question waits longer than Rootwalk's client deadline (4 s), so
+Rootwalk's SERVFAIL is seen."""
+CACHED_TIMEOUT_S = 1.5
+"""The later askings come from the cache (or merge with a resolution still running)."""
+ASK_BUDGET_S = 75.0
+"""The asking stops after this long (the test fails then), so the whole run stays under 2 min."""
+EDNS_PAYLOAD = 1232
+UNBOUND = "unbound"
+QMIN_SETTING = "qname_minimisation"
+QMIN_ENV = "ROOTWALK_QNAME_MINIMISATION"
+
+
+def unbound_path() -> str | None:
+    """Debian installs unbound in /usr/sbin, which a user's PATH may lack."""
+    return shutil.which(UNBOUND) or shutil.which(UNBOUND, path="/usr/sbin:/usr/local/sbin")
+
+
+def why_not_runnable() -> str | None:
+    """Why the differential test cannot run here, or None when it can."""
+    if unbound_path() is None:
+        return "unbound is not installed (apt-get install unbound)"
+    if shutil.which("ip") is None:
+        return "ip is not installed (apt-get install iproute2)"
+    try:
+        probe = subprocess.run(
+            ["unshare", "--net", "true"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unshare --net cannot run: {exc}"
+    if probe.returncode != 0:
+        return f"unshare --net is not permitted: {probe.stderr.strip()}"
+    return None
+
+
+def rootwalk_knows_qmin() -> bool:
+    """Whether this Rootwalk has the ``qname_minimisation`` setting (``check-config`` lists
+    every setting), so the harness passes it only when it exists."""
+    result = subprocess.run(
+        [sys.executable, "-m", "resolver", "check-config"],
+        capture_output=True, text=True, cwd=REPO, timeout=30, check=False,
+    )  # fmt: skip
+    return any(line.startswith(f"{QMIN_SETTING} =") for line in result.stdout.splitlines())
+
+
+def unbound_config(folder: Path, port: int, qmin: bool, zones: list[str]) -> Path:
+    """Unbound as Debian ships it, but iterator only (no validator, no trust anchor), the
+    lab's hints, loopback name servers allowed, one thread, and QNAME minimisation as asked.
+    Unbound's built-in local zones (RFC 6761 names, test-net reverse zones) are switched off
+    for the lab's zones (``nodefault``), so a lab zone is always resolved, never answered
+    locally."""
+    nodefault = "".join(f'  local-zone: "{zone}" nodefault\n' for zone in zones if zone != ".")
+    path = folder / f"unbound-{port}.conf"
+    path.write_text(
+        "server:\n"
+        f"  interface: 127.0.0.1@{port}\n"
+        '  module-config: "iterator"\n'
+        f"  root-hints: {lab_root_hints()}\n"
+        "  do-not-query-localhost: no\n"
+        f"  qname-minimisation: {'yes' if qmin else 'no'}\n"
+        "  access-control: 127.0.0.0/8 allow\n"
+        '  username: ""\n  chroot: ""\n  pidfile: ""\n'
+        f"  directory: {folder}\n"
+        f"  logfile: {folder}/unbound-{port}.log\n"
+        "  use-syslog: no\n  verbosity: 1\n  log-servfail: yes\n"
+        "  num-threads: 1\n  so-reuseport: no\n"
+        f"{nodefault}"
+        "remote-control:\n  control-enable: no\n"
+    )
+    return path
+
+
+async def ask(port: int, name: str, rdtype: str, transport: str, timeout_s: float) -> Reply:
+    """One question to the resolver on 127.0.0.1:``port``; no reply in time is TIMEOUT."""
+    if transport == "udp-edns":
+        query = dns.message.make_query(name, rdtype, use_edns=0, payload=EDNS_PAYLOAD)
+    else:
+        query = dns.message.make_query(name, rdtype)
+    try:
+        if transport == "tcp":
+            message = await dns.asyncquery.tcp(query, "127.0.0.1", timeout_s, port)
+        else:
+            message = await dns.asyncquery.udp(query, "127.0.0.1", timeout_s, port)
+    except (dns.exception.Timeout, EOFError, ConnectionResetError):
+        return Reply(TIMEOUT)  # a TCP connection closed without a reply is no reply too
+    except (dns.exception.DNSException, OSError) as exc:
+        return Reply(f"ERROR {type(exc).__name__}")
+    return reply_of(message)
+
+
+async def ask_all(
+    port: int, qmin: bool, questions: list[PeerQuestion], until: float
+) -> list[dict[str, Any]]:
+    """Every question in order, each over the three transports twice. The first asking
+    (over a transport that rotates from question to question, so that each is seen missing
+    the cache) is answered before the five others are asked, together: those come from the
+    cache, so they get a short timeout. Stops at ``until`` (monotonic): the test then fails
+    naming the questions left unasked."""
+    rows: list[dict[str, Any]] = []
+    for index, question in enumerate(questions):
+        if time.monotonic() > until:
+            break
+        order = [TRANSPORTS[(index + step) % len(TRANSPORTS)] for step in range(len(TRANSPORTS))]
+        askings = [(transport, attempt) for transport in order for attempt in (1, 2)]
+
+        async def one(
+            question: PeerQuestion, transport: str, attempt: int, timeout_s: float
+        ) -> dict[str, Any]:
+            sent_at = time.monotonic()
+            reply = await ask(port, question.name, question.type, transport, timeout_s)
+            asked = Asked(question.name, question.type, transport, qmin, attempt)
+            seconds = round(time.monotonic() - sent_at, 3)
+            return {"asked": asked_json(asked), "reply": reply.to_json(), "s": seconds}
+
+        rows.append(await one(question, *askings[0], FIRST_TIMEOUT_S))
+        rows.extend(
+            await asyncio.gather(*(one(question, t, a, CACHED_TIMEOUT_S) for t, a in askings[1:]))
+        )
+    return rows
+
+
+def asked_json(asked: Asked) -> list[Any]:
+    return [asked.name, asked.type, asked.transport, asked.qmin, asked.attempt]
+
+
+def wait_answering(address: str, port: int, process: subprocess.Popen[bytes], qname: str) -> None:
+    """Poll with real queries (each waits up to 0.2 s for its reply) until one is answered."""
+    for _ in range(150):
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+        try:
+            dns.query.udp(dns.message.make_query(qname, "A"), address, port=port, timeout=0.2)
+            return
+        except (dns.exception.Timeout, OSError):
+            continue
+    raise RuntimeError(f"nothing answers on {address}:{port}")
+
+
+@contextmanager
+def started(
+    command: list[str], log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, cwd=REPO, env=env
+        )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def rootwalk_command(port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "resolver", "serve", "--listen", f"127.0.0.1:{port}",
+        "--root-hints", str(lab_root_hints()), "--outbound-allow", "127.0.0.0/8",
+        "--outbound-port", str(LAB_PORT), "--metrics", "off", "--control", "off",
+        "--log-level", "WARNING",
+    ]  # fmt: skip
+
+
+def inside(out: Path) -> int:
+    """The namespace side: start everything, ask, write ``results.json``."""
+    description = load_lab_description(lab_description())
+    zones = [zone.to_text() for zone in description.zone_files]
+    skipped = random_zones(description)
+    questions = [q for q in derive_questions(description) if zone_of(q, zones) not in skipped]
+    qmin_known = rootwalk_knows_qmin()
+    unbound = unbound_path()
+    assert unbound is not None
+    lab_command = [
+        sys.executable, "-m", "resolver", "lab", "--lab-port", str(LAB_PORT),
+        "--listen", f"127.0.0.1:{LAB_RESOLVER_PORT}", "--metrics", "off", "--control", "off",
+        "--log-level", "WARNING",
+    ]  # fmt: skip
+    started_at = time.monotonic()
+    with started(lab_command, out / "lab.log") as lab:
+        wait_answering("127.53.0.1", LAB_PORT, lab, ".")
+        processes = []
+        with (
+            started(rootwalk_command(ROOTWALK_PORTS[True]), out / "rootwalk-qmin-on.log",
+                    {**os.environ, QMIN_ENV: "true"} if qmin_known else None) as rw_on,
+            started(rootwalk_command(ROOTWALK_PORTS[False]), out / "rootwalk-qmin-off.log",
+                    {**os.environ, QMIN_ENV: "false"} if qmin_known else None) as rw_off,
+            started([unbound, "-d", "-c", str(unbound_config(out, UNBOUND_PORTS[True], True, zones))],
+                    out / "unbound-qmin-on.out") as ub_on,
+            started([unbound, "-d", "-c", str(unbound_config(out, UNBOUND_PORTS[False], False, zones))],
+                    out / "unbound-qmin-off.out") as ub_off,
+        ):  # fmt: skip
+            processes = [
+                (ROOTWALK_PORTS[True], rw_on),
+                (ROOTWALK_PORTS[False], rw_off),
+                (UNBOUND_PORTS[True], ub_on),
+                (UNBOUND_PORTS[False], ub_off),
+            ]
+            for port, process in processes:
+                wait_answering("127.0.0.1", port, process, "localhost.")
+            ready_at = time.monotonic()
+
+            until = ready_at + ASK_BUDGET_S
+
+            async def run_all() -> list[list[dict[str, Any]]]:
+                return await asyncio.gather(
+                    ask_all(ROOTWALK_PORTS[True], True, questions, until),
+                    ask_all(ROOTWALK_PORTS[False], False, questions, until),
+                    ask_all(UNBOUND_PORTS[True], True, questions, until),
+                    ask_all(UNBOUND_PORTS[False], False, questions, until),
+                )
+
+            rw_on_rows, rw_off_rows, ub_on_rows, ub_off_rows = asyncio.run(run_all())
+    results = {
+        "questions": [[q.name, q.type, q.zone] for q in questions],
+        "skipped": skipped,
+        "rootwalk_qmin_setting": qmin_known,
+        "rootwalk": rw_on_rows + rw_off_rows,
+        "unbound": ub_on_rows + ub_off_rows,
+        "seconds": {"start": ready_at - started_at, "ask": time.monotonic() - ready_at},
+    }
+    (out / "results.json").write_text(json.dumps(results))
+    return 0
+
+
+def run_in_namespace(out: Path, timeout_s: float = 110.0) -> tuple[int, str]:
+    """Run :func:`inside` under ``unshare --net`` with ``lo`` up, in a process group of its
+    own, so that a harness that overruns is ended with everything it started."""
+    command = (
+        f"ip link set lo up && exec {sys.executable} -m tests.peer.harness --inside --out {out}"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop(QMIN_ENV, None)  # each Rootwalk is given its own setting
+    process = subprocess.Popen(
+        ["unshare", "--net", "sh", "-c", command],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        output, _ = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        return -1, f"the harness ran over {timeout_s} s and was ended\n{output}"
+    return process.returncode, output
+
+
+def replies(rows: list[dict[str, Any]]) -> dict[Asked, Reply]:
+    return {Asked(*row["asked"]): Reply.from_json(row["reply"]) for row in rows}
+
+
+def load_results(out: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((out / "results.json").read_text())
+    return data
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, help="folder for logs and results (default: temp)")
+    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inside:
+        return inside(args.out)
+    reason = why_not_runnable()
+    if reason is not None:
+        print(f"peer: cannot run: {reason}", file=sys.stderr)
+        return 2
+    out = args.out or Path(tempfile.mkdtemp(prefix="rootwalk-peer-"))
+    out.mkdir(parents=True, exist_ok=True)
+    returncode, output = run_in_namespace(out)
+    if returncode != 0:
+        print(output, file=sys.stderr)
+        return 2
+    data = load_results(out)
+    verdict = judge(replies(data["rootwalk"]), replies(data["unbound"]), load_allowed())
+    print(report(verdict, len(data["questions"]), data["skipped"]))
+    print(f"(logs and results.json in {out}; times {data['seconds']})")
+    return 1 if verdict.failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
