@@ -37,7 +37,7 @@ from resolver.core.events import (
 from resolver.core.select import select_server
 from resolver.core.zonecut import ZoneCut, addresses_of
 from resolver.limits import Budget
-from resolver.model import ExtendedError, Question, Result, servfail
+from resolver.model import EDE_TEXT_LIMIT, ExtendedError, Question, Result, join_reasons, servfail
 from resolver.names import is_at_or_below, lowered_wire
 from resolver.records import WireRRset, name_from_wire
 
@@ -438,8 +438,9 @@ class Resolution:
             else:
                 text = f"all servers for {zone} {what}"
         elif counts:
-            text = f"no usable server for {zone}: " + ", ".join(
-                f"{n} {what}" for what, n in counts.items()
+            head = f"no usable server for {zone}: "
+            text = head + join_reasons(
+                [f"{n} {what}" for what, n in counts.items()], EDE_TEXT_LIMIT - len(head)
             )
         else:
             text = f"no address for any name server of {zone}"
