@@ -225,6 +225,7 @@ class ResolverService:
             "allow_clients", "outbound_allow", "upstream_timeout_s", "client_deadline_s",
             "tcp_idle_timeout_s", "max_tcp_connections", "serve_stale", "log_level", "query_log",
             "client_rate_limit", "client_rate_burst", "rate_limit_action", "max_pending_queries",
+            "shutdown_grace_s",
         }  # fmt: skip
         pending = [
             field.name
@@ -233,6 +234,22 @@ class ResolverService:
         ]
         self.settings = dataclasses.replace(old, **{name: getattr(settings, name) for name in live})
         return pending
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop taking queries and give those in flight up to ``grace_s`` seconds to be
+        answered (``shutdown_grace_s``); the sockets stay open to send their replies."""
+        if self.listeners is None or self.frontend is None:
+            return
+        self.listeners.stop_accepting()
+        pending = self.frontend.pending
+        if pending and grace_s > 0:
+            log.info("waiting up to %g s for %d queries in flight", grace_s, pending)
+            try:
+                await asyncio.wait_for(self.frontend.wait_idle(), grace_s)
+            except TimeoutError:
+                log.warning("%d queries still unanswered at shutdown", self.frontend.pending)
+        for _ in range(2):  # UDP replies go out at the end of a turn of the loop
+            await asyncio.sleep(0)
 
     async def close(self) -> None:
         if self.control is not None:
@@ -303,8 +320,9 @@ async def serve(
         _reload_on_sighup(service, reload)
     try:
         await stop.wait()
-    finally:
         log.info("shutting down")
+        await service.drain(service.settings.shutdown_grace_s)
+    finally:
         await service.close()
 
 
@@ -326,7 +344,8 @@ async def serve_lab(
             _reload_on_sighup(service, reload)
         on_ready()
         await stop.wait()
-    finally:
         log.info("shutting down")
+        await service.drain(service.settings.shutdown_grace_s)  # the lab still answers meanwhile
+    finally:
         await service.close()
         await lab.close()
