@@ -325,7 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rootwalk query: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"rootwalk: {exc}", file=sys.stderr)
+        # A bind error's text already says which setting and what to do; no "[Errno N]".
+        said = exc.strerror if exc.filename is None and exc.strerror else exc
+        print(f"rootwalk: {said}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0

@@ -43,6 +43,26 @@ STALE_WINDOW_S = 86400.0
 """RFC 8767 §5: serve data at most one day past its expiry."""
 
 
+def bind_error(setting: str, endpoint: object, exc: OSError, *, can_be_off: bool) -> OSError:
+    """An OSError from binding ``endpoint`` for ``setting``, reworded to say which setting
+    it was, the flag that changes it, and for a privileged port what to do."""
+    flag = f"--{setting.replace('_', '-')}"
+    change = f"use {flag} ADDR:PORT" + (f" or {flag} off" if can_be_off else "")
+    if exc.errno == errno.EADDRINUSE:
+        why = f"address already in use (another rootwalk, or another server?); {change}"
+    elif exc.errno == errno.EACCES:
+        why = (
+            "permission denied: ports below 1024 need root or the CAP_NET_BIND_SERVICE "
+            "capability (see README.md, 'Running it for real'), or "
+            + change.replace("ADDR:PORT", "ADDR:PORT with a port of 1024 or more", 1)
+        )
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        why = f"no such address on this machine; {change}"
+    else:
+        why = f"{exc.strerror or exc}; {change}"
+    return OSError(exc.errno, f"{setting} = {endpoint}: {why}")
+
+
 def _rate_limiter(settings: Settings) -> RateLimiter | None:
     if not settings.client_rate_limit:
         return None
@@ -138,15 +158,16 @@ class ResolverService:
             self.control = ControlServer(
                 lambda name, subtree: self.flush(name, subtree=subtree), self.stats
             )
-            await self.control.start(settings.control.host, settings.control.port)
+            try:
+                await self.control.start(settings.control.host, settings.control.port)
+            except OSError as exc:
+                raise bind_error("control", settings.control, exc, can_be_off=True) from exc
         if settings.metrics is not None:
             self.metrics = MetricsExporter(self, settings.metrics.host, settings.metrics.port)
             try:
                 self.metrics.start()
             except OSError as exc:
-                raise OSError(
-                    exc.errno, f"cannot serve metrics on {settings.metrics}: {exc.strerror}"
-                ) from exc
+                raise bind_error("metrics", settings.metrics, exc, can_be_off=True) from exc
 
     async def _listen(self, endpoint: Endpoint) -> None:
         assert self.listeners is not None
@@ -161,7 +182,7 @@ class ResolverService:
             if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) and ":" in endpoint.host:
                 log.warning("not listening on %s: %s", endpoint, exc.strerror)
                 return
-            raise OSError(exc.errno, f"cannot listen on {endpoint}: {exc.strerror}") from exc
+            raise bind_error("listen", endpoint, exc, can_be_off=False) from exc
         log.info("listening on %s (UDP and TCP)", endpoint)
 
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
@@ -336,7 +357,17 @@ async def serve_lab(
     SIGHUP reloads the resolver's configuration as ``serve`` does."""
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    await lab.start()
+    try:
+        await lab.start()
+    except OSError as exc:
+        await lab.close()
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise OSError(
+            exc.errno,
+            f"the lab's servers cannot listen on port {lab.port}: address already in use "
+            "(is another `rootwalk lab` running?); use --lab-port N",
+        ) from exc
     service = ResolverService(settings)
     try:
         await service.start()
