@@ -317,3 +317,15 @@ def test_port_53_without_privilege_says_what_to_do() -> None:
     assert "listen = 127.0.0.1:53: permission denied" in text
     assert "root or the CAP_NET_BIND_SERVICE capability" in text
     assert "use --listen ADDR:PORT with a port of 1024 or more" in text
+
+
+def test_version_and_the_type_after_options(stack: Stack) -> None:
+    """Issue 14, item 6: --version; `query NAME --server X AAAA`; "1 answer record"."""
+    version = rootwalk("--version")
+    assert version.returncode == 0 and version.stdout.startswith("rootwalk "), version
+    result = rootwalk("query", "www.example.lab.", "--server", f"127.0.0.1:{RESOLVER_PORT}", "AAAA")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == (
+        ";; trying www.example.lab. AAAA: NOERROR, 1 answer record"
+    )
+    assert "2001:db8::10" in result.stdout
