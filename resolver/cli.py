@@ -87,8 +87,18 @@ def _add_resolver_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return version("rootwalk")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rootwalk", description="A recursive DNS resolver.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the resolver")
@@ -144,7 +154,9 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--search", action="append", metavar="DOMAIN", help="search domain")
     query.add_argument("--ndots", type=int, metavar="N", help="dots before trying as-is first")
     query.add_argument("--tcp", action="store_true", help="ask over TCP")
-    query.add_argument("--timeout", type=float, default=5.0, metavar="S")
+    query.add_argument(
+        "--timeout", type=float, default=5.0, metavar="S", help="seconds to wait for each reply"
+    )
     return parser
 
 
@@ -304,7 +316,16 @@ def _setup_logging(level: str, log_format: str = "text") -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(arguments)
+    parser = _parser()
+    # `query NAME --server X AAAA`: the type may follow the options (argparse's intermixed
+    # parsing does not work with subcommands, so the one leftover word is taken here).
+    args, extra = parser.parse_known_args(arguments)
+    if args.command in ("query", "trace") and len(extra) == 1 and not extra[0].startswith("-"):
+        if args.type != "A" or "A" in arguments[arguments.index(args.name) + 1 :][:1]:
+            parser.error(f"unrecognized arguments: {extra[0]}")
+        args.type = extra[0]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         match args.command:
             case "serve":
@@ -326,7 +347,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rootwalk query: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"rootwalk: {exc}", file=sys.stderr)
+        # A bind error's text already says which setting and what to do; no "[Errno N]".
+        said = exc.strerror if exc.filename is None and exc.strerror else exc
+        print(f"rootwalk: {said}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0

@@ -124,6 +124,9 @@ class Settings:
     """Ask each zone's servers only for the next label below their zone, with QTYPE A (RFC
     9156), falling back to the full name when a server mishandles that (Unbound's
     qname-minimisation: yes, qname-minimisation-strict: no)."""
+    shutdown_grace_s: float = 2.0
+    """On SIGTERM or SIGINT: stop taking queries, then give those in flight this long to be
+    answered before exiting (0: exit at once)."""
 
 
 # --- converters: raw value (TOML value, or a string from env/flags) -> typed value --------
@@ -218,6 +221,19 @@ def _seconds(raw: Any) -> float:
     return value
 
 
+def _grace_seconds(raw: Any) -> float:
+    """Seconds from 0 (no wait) to 60."""
+    if isinstance(raw, bool):
+        raise ValueError("expected seconds")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected seconds, got {raw!r}") from None
+    if not 0 <= value <= 60:
+        raise ValueError(f"must be from 0 to 60 seconds, got {value:g}")
+    return value
+
+
 def _boolean(raw: Any) -> bool:
     if isinstance(raw, bool):
         return raw
@@ -295,6 +311,7 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "max_negative_ttl": _ttl,
     "harden_glue": _boolean,
     "qname_minimisation": _boolean,
+    "shutdown_grace_s": _grace_seconds,
 }
 assert set(CONVERTERS) == {f.name for f in dataclasses.fields(Settings)}
 

@@ -179,6 +179,8 @@ class Frontend:
         self.max_pending = max_pending
         self.pending = 0
         """Queries on the slow path now; a miss past ``max_pending`` is dropped."""
+        self._idle: asyncio.Future[None] | None = None
+        """Set by :meth:`wait_idle` at shutdown; done when ``pending`` reaches 0."""
         self.access = access
         self.answers = answers
         self.clock = clock
@@ -346,6 +348,8 @@ class Frontend:
     ) -> None:
         """A slow-path query is done: counted, timed and logged."""
         self.pending -= 1
+        if not self.pending and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
         elapsed = time.monotonic() - started
         self.latency.observe(elapsed)
         self._count(transport, wire, reply)
@@ -447,6 +451,12 @@ class Frontend:
         """Wait for background refreshes (prefetch, serve-stale) to finish."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def wait_idle(self) -> None:
+        """Return once no client query is on the slow path (graceful shutdown)."""
+        while self.pending:
+            self._idle = asyncio.get_running_loop().create_future()
+            await self._idle
 
     async def close(self) -> None:
         for task in list(self._tasks):

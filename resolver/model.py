@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -87,6 +88,25 @@ class Result:
     @property
     def is_failure(self) -> bool:
         return self.rcode == dns.rcode.SERVFAIL
+
+
+EDE_TEXT_LIMIT = 200
+"""Characters of Extended DNS Error text we send (RFC 8914 §2 sets no limit; this keeps a
+SERVFAIL well inside a 1232-byte EDNS buffer and readable in dig's output)."""
+
+
+def join_reasons(reasons: Sequence[str], limit: int) -> str:
+    """``reasons`` joined with ", ", cut at a reason's boundary so the text stays within
+    ``limit`` characters, the rest said as ``… and N more`` (never a reason cut mid-word).
+    When not even the first reason fits with that tail, the first alone is cut at ``limit``."""
+    text = ", ".join(reasons)
+    if len(text) <= limit:
+        return text
+    for kept in range(len(reasons) - 1, 0, -1):
+        shortened = f"{', '.join(reasons[:kept])} … and {len(reasons) - kept} more"
+        if len(shortened) <= limit:
+            return shortened
+    return reasons[0][:limit] if reasons else ""
 
 
 def servfail(reason: str, code: ExtendedError = ExtendedError.OTHER) -> Result:

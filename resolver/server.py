@@ -43,6 +43,26 @@ STALE_WINDOW_S = 86400.0
 """RFC 8767 §5: serve data at most one day past its expiry."""
 
 
+def bind_error(setting: str, endpoint: object, exc: OSError, *, can_be_off: bool) -> OSError:
+    """An OSError from binding ``endpoint`` for ``setting``, reworded to say which setting
+    it was, the flag that changes it, and for a privileged port what to do."""
+    flag = f"--{setting.replace('_', '-')}"
+    change = f"use {flag} ADDR:PORT" + (f" or {flag} off" if can_be_off else "")
+    if exc.errno == errno.EADDRINUSE:
+        why = f"address already in use (another rootwalk, or another server?); {change}"
+    elif exc.errno == errno.EACCES:
+        why = (
+            "permission denied: ports below 1024 need root or the CAP_NET_BIND_SERVICE "
+            "capability (see README.md, 'Running it for real'), or "
+            + change.replace("ADDR:PORT", "ADDR:PORT with a port of 1024 or more", 1)
+        )
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        why = f"no such address on this machine; {change}"
+    else:
+        why = f"{exc.strerror or exc}; {change}"
+    return OSError(exc.errno, f"{setting} = {endpoint}: {why}")
+
+
 def _rate_limiter(settings: Settings) -> RateLimiter | None:
     if not settings.client_rate_limit:
         return None
@@ -139,15 +159,16 @@ class ResolverService:
             self.control = ControlServer(
                 lambda name, subtree: self.flush(name, subtree=subtree), self.stats
             )
-            await self.control.start(settings.control.host, settings.control.port)
+            try:
+                await self.control.start(settings.control.host, settings.control.port)
+            except OSError as exc:
+                raise bind_error("control", settings.control, exc, can_be_off=True) from exc
         if settings.metrics is not None:
             self.metrics = MetricsExporter(self, settings.metrics.host, settings.metrics.port)
             try:
                 self.metrics.start()
             except OSError as exc:
-                raise OSError(
-                    exc.errno, f"cannot serve metrics on {settings.metrics}: {exc.strerror}"
-                ) from exc
+                raise bind_error("metrics", settings.metrics, exc, can_be_off=True) from exc
 
     async def _listen(self, endpoint: Endpoint) -> None:
         assert self.listeners is not None
@@ -162,7 +183,7 @@ class ResolverService:
             if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) and ":" in endpoint.host:
                 log.warning("not listening on %s: %s", endpoint, exc.strerror)
                 return
-            raise OSError(exc.errno, f"cannot listen on {endpoint}: {exc.strerror}") from exc
+            raise bind_error("listen", endpoint, exc, can_be_off=False) from exc
         log.info("listening on %s (UDP and TCP)", endpoint)
 
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
@@ -228,6 +249,7 @@ class ResolverService:
             "tcp_idle_timeout_s", "max_tcp_connections", "serve_stale", "log_level", "query_log",
             "client_rate_limit", "client_rate_burst", "rate_limit_action", "max_pending_queries",
             "qname_minimisation",
+            "shutdown_grace_s",
         }  # fmt: skip
         pending = [
             field.name
@@ -236,6 +258,22 @@ class ResolverService:
         ]
         self.settings = dataclasses.replace(old, **{name: getattr(settings, name) for name in live})
         return pending
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop taking queries and give those in flight up to ``grace_s`` seconds to be
+        answered (``shutdown_grace_s``); the sockets stay open to send their replies."""
+        if self.listeners is None or self.frontend is None:
+            return
+        self.listeners.stop_accepting()
+        pending = self.frontend.pending
+        if pending and grace_s > 0:
+            log.info("waiting up to %g s for %d queries in flight", grace_s, pending)
+            try:
+                await asyncio.wait_for(self.frontend.wait_idle(), grace_s)
+            except TimeoutError:
+                log.warning("%d queries still unanswered at shutdown", self.frontend.pending)
+        for _ in range(2):  # UDP replies go out at the end of a turn of the loop
+            await asyncio.sleep(0)
 
     async def close(self) -> None:
         if self.control is not None:
@@ -306,8 +344,9 @@ async def serve(
         _reload_on_sighup(service, reload)
     try:
         await stop.wait()
-    finally:
         log.info("shutting down")
+        await service.drain(service.settings.shutdown_grace_s)
+    finally:
         await service.close()
 
 
@@ -321,7 +360,17 @@ async def serve_lab(
     SIGHUP reloads the resolver's configuration as ``serve`` does."""
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    await lab.start()
+    try:
+        await lab.start()
+    except OSError as exc:
+        await lab.close()
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise OSError(
+            exc.errno,
+            f"the lab's servers cannot listen on port {lab.port}: address already in use "
+            "(is another `rootwalk lab` running?); use --lab-port N",
+        ) from exc
     service = ResolverService(settings)
     try:
         await service.start()
@@ -329,7 +378,8 @@ async def serve_lab(
             _reload_on_sighup(service, reload)
         on_ready()
         await stop.wait()
-    finally:
         log.info("shutting down")
+        await service.drain(service.settings.shutdown_grace_s)  # the lab still answers meanwhile
+    finally:
         await service.close()
         await lab.close()

@@ -88,7 +88,8 @@ def run_query(args: argparse.Namespace) -> int:
             failed = True
             continue
         rcode = dns.rcode.to_text(reply.rcode())
-        print(f";; trying {label}: {rcode}, {sum(len(r) for r in reply.answer)} answer records")
+        count = sum(len(r) for r in reply.answer)
+        print(f";; trying {label}: {rcode}, {count} answer record{'' if count == 1 else 's'}")
         if reply.rcode() == dns.rcode.NOERROR and reply.answer:
             for rrset in reply.answer:
                 print(rrset.to_text())

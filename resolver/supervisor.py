@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 RESTART_DELAY_S = 1.0
 STOP_TIMEOUT_S = 5.0
+"""How long a worker may take to exit after SIGTERM beyond its ``shutdown_grace_s``."""
 
 
 @dataclass(slots=True)
@@ -219,7 +220,9 @@ class Supervisor:
             self._signal_workers(signal.SIGTERM)
             for worker in list(self.workers.values()):
                 try:
-                    await asyncio.wait_for(worker.process.wait(), STOP_TIMEOUT_S)
+                    await asyncio.wait_for(
+                        worker.process.wait(), self.settings.shutdown_grace_s + STOP_TIMEOUT_S
+                    )
                 except TimeoutError:
                     worker.process.kill()
                     await worker.process.wait()

@@ -9,7 +9,7 @@ import dns.flags
 import dns.message
 import dns.rcode
 
-from resolver.model import ClientQuery, Result
+from resolver.model import EDE_TEXT_LIMIT, ClientQuery, Result
 from resolver.records import WireRRset
 from resolver.wire import FLAG_QR, FLAG_RD, MAX_UDP_REPLY, RR_FIXED, truncated_reply
 
@@ -99,7 +99,7 @@ def _opt_record(query: ClientQuery, result: Result) -> bytes:
     DNS Error (RFC 8914) saying why when the result is a failure."""
     options = b""
     if result.error_code is not None:
-        text = result.reason[:200].encode("utf-8", "replace")
+        text = result.reason[:EDE_TEXT_LIMIT].encode("utf-8", "replace")
         options = (
             _EDE_OPTION.to_bytes(2, "big")
             + (2 + len(text)).to_bytes(2, "big")

@@ -41,7 +41,7 @@ from resolver.core.select import select_server
 from resolver.core.targets import TargetLookups, inside_without_glue, next_lookups
 from resolver.core.zonecut import ZoneCut, addresses_of
 from resolver.limits import Budget
-from resolver.model import ExtendedError, Question, Result, servfail
+from resolver.model import EDE_TEXT_LIMIT, ExtendedError, Question, Result, join_reasons, servfail
 from resolver.names import lowered_wire, name_wire
 from resolver.records import WireRRset, name_from_wire
 
@@ -681,8 +681,9 @@ class Resolution:
             else:
                 text = f"all servers for {zone} {what}"
         elif counts:
-            text = f"no usable server for {zone}: " + ", ".join(
-                f"{n} {what}" for what, n in counts.items()
+            head = f"no usable server for {zone}: "
+            text = head + join_reasons(
+                [f"{n} {what}" for what, n in counts.items()], EDE_TEXT_LIMIT - len(head)
             )
         else:
             text = f"no address for any name server of {zone}"

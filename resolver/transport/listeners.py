@@ -164,6 +164,13 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+class _DroppingUdp(asyncio.DatagramProtocol):
+    """A UDP socket's protocol while shutting down: what arrives is dropped."""
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        del data, addr
+
+
 class _TcpConnection(asyncio.Protocol):
     def __init__(self, server: TcpServerState) -> None:
         self._server = server
@@ -236,6 +243,11 @@ class _TcpConnection(asyncio.Protocol):
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
 
+    def stop_reading(self) -> None:
+        """Take no more queries on this connection; those in flight are still answered."""
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.pause_reading()
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self._idle is not None:
             self._idle.cancel()
@@ -298,6 +310,17 @@ class Listeners:
         bound_port = int(sock.getsockname()[1])
         self.bound.append((host, bound_port, Transport.TCP))
         return bound_port
+
+    def stop_accepting(self) -> None:
+        """Take no more queries, but keep what answers those in flight: TCP listeners stop
+        accepting, open connections stop reading, and datagrams arriving on a UDP socket are
+        dropped (the socket still sends the replies being resolved)."""
+        for server in self._servers:
+            server.close()
+        for connection in list(self.tcp.open):
+            connection.stop_reading()
+        for transport, _protocol in self._udp:
+            transport.set_protocol(_DroppingUdp())
 
     async def close(self) -> None:
         for transport, protocol in self._udp:

@@ -286,3 +286,50 @@ def test_lab_survives_sighup(stack: Stack) -> None:
         if process.poll() is None:
             process.kill()
             process.wait(5)
+
+
+def test_a_taken_port_names_the_setting_and_the_flag() -> None:
+    """Issue 14, item 4: a bind error says which setting and how to change it, exit 1."""
+    import socket  # noqa: PLC0415
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_rootwalk(
+            "serve", "--listen", f"127.0.0.1:{CLI_PORT + 12}", "--root-hints",
+            "zones/lab/root.hints", "--metrics", "off", "--control", f"127.0.0.1:{port}",
+            env={k: v for k, v in ENV.items() if k != "ROOTWALK_CONTROL"},
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert f"rootwalk: control = 127.0.0.1:{port}: address already in use" in result.stderr, (
+        result.stderr
+    )
+    assert "use --control ADDR:PORT or --control off" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_port_53_without_privilege_says_what_to_do() -> None:
+    import errno  # noqa: PLC0415
+
+    from resolver.config import Endpoint  # noqa: PLC0415
+    from resolver.server import bind_error  # noqa: PLC0415
+
+    denied = OSError(errno.EACCES, "Permission denied")
+    text = str(bind_error("listen", Endpoint("127.0.0.1", 53), denied, can_be_off=False))
+    assert "listen = 127.0.0.1:53: permission denied" in text
+    assert "root or the CAP_NET_BIND_SERVICE capability" in text
+    assert "use --listen ADDR:PORT with a port of 1024 or more" in text
+
+
+def test_version_and_the_type_after_options(stack: Stack) -> None:
+    """Issue 14, item 6: --version; `query NAME --server X AAAA`; "1 answer record"."""
+    version = rootwalk("--version")
+    assert version.returncode == 0 and version.stdout.startswith("rootwalk "), version
+    result = rootwalk("query", "www.example.lab.", "--server", f"127.0.0.1:{RESOLVER_PORT}", "AAAA")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == (
+        ";; trying www.example.lab. AAAA: NOERROR, 1 answer record"
+    )
+    assert "2001:db8::10" in result.stdout

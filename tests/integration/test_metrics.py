@@ -170,3 +170,57 @@ def test_error_rcodes_upstream_are_counted_by_name(measured: Stack) -> None:
         before, "rootwalk_upstream_queries_total", outcome="rcode_REFUSED"
     )
     assert rise == 2  # both of lame.lab.'s servers
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_every_transport_and_qtype_is_counted_where_it_was_asked(
+    measured: Stack, transport: str
+) -> None:
+    """Each query, a miss and then a hit, counts once under the transport it came on and
+    never under the other (issue 14: an ANY "over UDP" counted as tcp was dig's doing: dig
+    9.18 sends ANY over TCP unless told +notcp, see the next test)."""
+    other = "tcp" if transport == "udp" else "udp"
+    send = dns.query.udp if transport == "udp" else dns.query.tcp
+    qtypes = {
+        "A": "NOERROR",
+        "AAAA": "NOERROR",
+        "MX": "NOERROR",
+        "TXT": "NOERROR",
+        "ANY": "NOERROR",
+    }
+    before = scrape(measured)
+    for qtype in qtypes:
+        for _ in range(2):
+            query = dns.message.make_query("www.example.lab.", qtype, use_edns=0, payload=4096)
+            send(query, SERVER, timeout=5, port=PORT)
+    after = scrape(measured)
+    for qtype, rcode in qtypes.items():
+        labels = {"qtype": qtype, "rcode": rcode}
+        name = "rootwalk_client_queries_total"
+        asked = sample(after, name, transport=transport, **labels)
+        assert asked - sample(before, name, transport=transport, **labels) == 2, qtype
+        assert sample(after, name, transport=other, **labels) == sample(
+            before, name, transport=other, **labels
+        ), qtype
+
+
+@pytest.mark.skipif(shutil.which("dig") is None, reason="dig is not installed")
+def test_dig_sends_any_over_tcp_unless_told_notcp(measured: Stack) -> None:
+    """Why `dig ... ANY` shows up as transport="tcp": dig (BIND 9.18) asks ANY over TCP from
+    the start (its reply says "(TCP)" with an 88-byte answer, nothing truncated); with
+    +notcp the same query is counted as udp."""
+    name = "rootwalk_client_queries_total"
+    labels = {"qtype": "ANY", "rcode": "NOERROR"}
+    for flags, transport in (([], "tcp"), (["+notcp"], "udp")):
+        before = scrape(measured)
+        out = subprocess.run(
+            ["dig", f"@{SERVER}", "-p", str(PORT), "www.example.lab.", "ANY", "+time=5", *flags],
+            check=True, capture_output=True, text=True, timeout=10,
+        ).stdout  # fmt: skip
+        assert f"({transport.upper()})" in out, out
+        after = scrape(measured)
+        assert (
+            sample(after, name, transport=transport, **labels)
+            - sample(before, name, transport=transport, **labels)
+            == 1
+        )

@@ -18,7 +18,7 @@ from resolver.core.compose import client_udp_limit, render_result
 from resolver.core.hints import HintsError, root_cut_from_hints
 from resolver.core.local import local_answer
 from resolver.frontend import read_plain_query
-from resolver.model import ClientQuery, ExtendedError, Question, Result, servfail
+from resolver.model import ClientQuery, ExtendedError, Question, Result, join_reasons, servfail
 from resolver.records import WireRRset
 from resolver.transport.batch import EndOfTurn
 from resolver.transport.framing import frame, split_frames
@@ -161,3 +161,15 @@ def test_end_of_turn_hands_over_each_turns_items_together_in_order() -> None:
 
     asyncio.run(turns())
     assert batches == [[1, 2, 3], [4]]
+
+
+def test_join_reasons_cuts_at_a_reason_boundary_and_says_how_many_more() -> None:
+    reasons = [f"1 no address for ns{i}.victim.example." for i in range(30)]
+    text = join_reasons(reasons, 120)
+    assert len(text) <= 120
+    kept, tail = text.split(" … ")
+    assert kept.split(", ") == reasons[: len(kept.split(", "))]  # whole reasons only
+    assert tail == f"and {30 - len(kept.split(', '))} more"
+    assert join_reasons(reasons[:2], 200) == ", ".join(reasons[:2])  # fits: unchanged
+    assert join_reasons(["x" * 50], 10) == "x" * 10  # one reason too long: cut as a last resort
+    assert join_reasons([], 10) == ""
