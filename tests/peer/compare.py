@@ -100,20 +100,39 @@ class Difference:
 
 @dataclass(frozen=True, slots=True)
 class Allowed:
-    """An allow-list entry: a difference kept on purpose, with the reason."""
+    """An allow-list entry: a difference kept on purpose, with the reason. It names one
+    question (``name`` and ``type``) or every question at or below a ``zone`` (of one
+    ``type`` when given); with
+    ``unbound_silent`` it covers only askings that Unbound left without a reply while
+    Rootwalk answered (any rcode but SERVFAIL)."""
 
     name: str
     type: str
     reason: str
     transport: str | None = None
     qmin: bool | None = None
+    zone: str | None = None
+    unbound_silent: bool = False
+    may_not_occur: bool = False
+    """The difference depends on timing or on the order in which the caches fill: a run
+    that does not see it leaves the entry true (never stale). Implied by ``unbound_silent``."""
 
-    def matches(self, asked: Asked) -> bool:
+    def matches(self, difference: Difference) -> bool:
+        asked = difference.asked
+        if self.zone is not None:
+            below = self.zone == "." or asked.name.endswith("." + self.zone)
+            at = (asked.name == self.zone or below) and self.type in ("", asked.type)
+        else:
+            at = self.name == asked.name and self.type == asked.type
+        silent = difference.unbound.rcode == TIMEOUT and difference.rootwalk.rcode not in (
+            TIMEOUT,
+            "SERVFAIL",
+        )
         return (
-            self.name == asked.name
-            and self.type == asked.type
+            at
             and self.transport in (None, asked.transport)
             and self.qmin in (None, asked.qmin)
+            and (silent or not self.unbound_silent)
         )
 
 
@@ -121,25 +140,47 @@ class AllowListError(ValueError):
     """The allow-list names an unknown key or lacks a reason."""
 
 
+ALLOWED_KEYS = {
+    "name",
+    "type",
+    "reason",
+    "transport",
+    "qmin",
+    "zone",
+    "unbound_silent",
+    "may_not_occur",
+}
+
+
 def load_allowed(path: Path = ALLOWED_FILE) -> list[Allowed]:
-    """``[[difference]]`` tables: name (absolute), type, reason, optional transport, qmin."""
+    """``[[difference]]`` tables: a reason, then name and type (or zone), all absolute;
+    optional transport, qmin and unbound_silent."""
     data = tomllib.loads(path.read_text())
     entries = []
     for number, raw in enumerate(data.get("difference", []), start=1):
         where = f"{path.name}: difference #{number}"
-        unknown = set(raw) - {"name", "type", "reason", "transport", "qmin"}
+        unknown = set(raw) - ALLOWED_KEYS
         if unknown:
             raise AllowListError(f"{where}: unknown keys {sorted(unknown)}")
         if not str(raw.get("reason", "")).strip():
             raise AllowListError(f"{where}: a reason is required")
         if raw.get("transport") not in (None, *TRANSPORTS):
             raise AllowListError(f"{where}: transport is one of {TRANSPORTS}")
-        name = str(raw["name"]).lower()
-        if not name.endswith("."):
+        if ("zone" in raw) == ("name" in raw) or ("name" in raw and "type" not in raw):
+            raise AllowListError(f"{where}: either name and type, or zone (and a type)")
+        names = [str(raw[key]).lower() for key in ("name", "zone") if key in raw]
+        if not names[0].endswith("."):
             raise AllowListError(f"{where}: the name is absolute (ends with a dot)")
         entries.append(
             Allowed(
-                name, str(raw["type"]).upper(), raw["reason"], raw.get("transport"), raw.get("qmin")
+                names[0] if "name" in raw else "",
+                str(raw.get("type", "")).upper(),
+                raw["reason"],
+                raw.get("transport"),
+                raw.get("qmin"),
+                names[0] if "zone" in raw else None,
+                bool(raw.get("unbound_silent", False)),
+                bool(raw.get("may_not_occur", False)),
             )
         )
     return entries
@@ -170,13 +211,15 @@ def judge(
         if same(ours, theirs):
             continue
         difference = Difference(asked, ours, theirs)
-        entry = next((e for e in allowed if e.matches(asked)), None)
+        entry = next((e for e in allowed if e.matches(difference)), None)
         if entry is None:
             verdict.differences.append(difference)
         else:
             used.add(id(entry))
             verdict.allowed.append((difference, entry))
-    verdict.stale = [e for e in allowed if id(e) not in used]
+    verdict.stale = [
+        e for e in allowed if id(e) not in used and not (e.unbound_silent or e.may_not_occur)
+    ]
     return verdict
 
 

@@ -65,3 +65,31 @@ def test_questions_cover_every_lab_zone_and_its_special_names() -> None:
     assert ("ns2.pc.lab.", "A") in questions  # a glue-only name
     assert ("peer-w.wild.example.lab.", "A") in questions  # under a wildcard
     assert ("ent.example.lab.", "A") in questions  # an empty non-terminal
+
+
+def test_a_zone_entry_covers_only_unbounds_silences_below_it() -> None:
+    silent = Asked("www.fb.lab.", "A", "udp", True, 1)
+    wrong = Asked("ns1.fb.lab.", "A", "udp", True, 1)
+    elsewhere = Asked("www.example.lab.", "A", "tcp", False, 2)
+    ours = {
+        silent: Reply("NOERROR", answer=A),
+        wrong: Reply("NXDOMAIN"),
+        elsewhere: Reply("NOERROR", answer=A),
+    }
+    theirs = {silent: Reply(TIMEOUT), wrong: Reply("NOERROR", answer=A), elsewhere: Reply(TIMEOUT)}
+    entry = Allowed("", "", "parent-side glue", zone="fb.lab.", unbound_silent=True)
+    verdict = judge(ours, theirs, [entry])
+    assert [d.asked for d, _ in verdict.allowed] == [silent]
+    assert sorted(d.asked for d in verdict.differences) == [wrong, elsewhere]
+    anywhere = Allowed("", "A", "every A", zone=".")
+    assert len(judge(ours, theirs, [anywhere]).allowed) == 3
+
+
+def test_an_entry_names_a_question_or_a_zone(tmp_path: Path) -> None:
+    both = tmp_path / "allowed.toml"
+    both.write_text('[[difference]]\nname = "a.lab."\ntype = "A"\nzone = "lab."\nreason = "x"\n')
+    with pytest.raises(AllowListError, match="either name and type, or zone"):
+        load_allowed(both)
+    both.write_text('[[difference]]\nname = "a.lab."\nreason = "x"\n')
+    with pytest.raises(AllowListError, match="either name and type, or zone"):
+        load_allowed(both)
