@@ -22,7 +22,7 @@ from resolver.config import ConfigError, Endpoint, Settings, build_settings
 from resolver.core.hints import HintsError
 from resolver.lab.description import LabDescriptionError
 from resolver.paths import lab_description, lab_root_hints
-from resolver.stub import StubError, run_query
+from resolver.stub import EXIT_FAILED, StubError, exit_status, run_query
 
 LAB_PORT = 10053
 LAB_LISTEN_PORT = 5300
@@ -126,7 +126,14 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument(
         "--lab",
         action="store_true",
-        help="walk the bundled lab (its hints, port 10053, loopback only)",
+        help="walk the lab started by `rootwalk lab` (its hints, its port, loopback only)",
+    )
+    trace.add_argument(
+        "--lab-port",
+        type=int,
+        default=LAB_PORT,
+        metavar="N",
+        help=f"with --lab: port of the lab's servers (default {LAB_PORT})",
     )
 
     cache = commands.add_parser("cache", help="flush or inspect a running resolver's caches")
@@ -281,24 +288,52 @@ def _command_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lab_answers(settings: Settings) -> bool:
+    """Whether any of the lab's root servers answers a priming query (RFC 8109) at once."""
+    import dns.exception  # noqa: PLC0415
+    import dns.message  # noqa: PLC0415
+    import dns.query  # noqa: PLC0415
+
+    from resolver.core.hints import load_root_hints  # noqa: PLC0415
+
+    query = dns.message.make_query(".", "NS")
+    for address in load_root_hints(settings.root_hints).addresses():
+        try:
+            dns.query.udp(query, address, port=settings.outbound_port, timeout=0.5)
+        except (dns.exception.DNSException, OSError):
+            continue
+        return True
+    return False
+
+
 def _command_trace(args: argparse.Namespace) -> int:
-    import dns.rcode  # noqa: PLC0415
     import dns.rdatatype  # noqa: PLC0415
 
     from resolver.model import Question  # noqa: PLC0415
     from resolver.names import parse_name  # noqa: PLC0415
     from resolver.trace import trace  # noqa: PLC0415
 
-    settings = _settings(args, _lab_base(LAB_PORT) if args.lab else None)
+    settings = _settings(args, _lab_base(args.lab_port) if args.lab else None)
+    if args.lab:
+        settings = dataclasses.replace(settings, outbound_port=args.lab_port)
     _setup_logging(settings.log_level if args.log_level else "WARNING")
     question = Question(parse_name(args.name), dns.rdatatype.from_text(args.type))
+    if args.lab and not _lab_answers(settings):
+        print(
+            f"rootwalk trace: no lab answers on port {args.lab_port}; start it first with "
+            f"`rootwalk lab` (in another terminal)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     results = []
 
     async def run() -> None:
         results.append(await trace(settings, question))
 
     _run(run())
-    return 0 if results and results[0].rcode != dns.rcode.SERVFAIL else 1
+    if not results:
+        return EXIT_FAILED
+    return exit_status(results[0].rcode, question.qtype, [r.rdtype for r in results[0].answer])
 
 
 def _command_check_config(args: argparse.Namespace) -> int:

@@ -230,7 +230,7 @@ def test_trace_shows_a_glueless_delegation_step_by_step(stack: Stack) -> None:
 
 def test_trace_of_a_lame_zone_says_why(stack: Stack) -> None:
     result = trace_on_lab("www.lame.lab.")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert ";; SERVFAIL: all servers for lame.lab. answered REFUSED" in result.stdout
 
 
@@ -333,3 +333,41 @@ def test_version_and_the_type_after_options(stack: Stack) -> None:
         ";; trying www.example.lab. AAAA: NOERROR, 1 answer record"
     )
     assert "2001:db8::10" in result.stdout
+
+
+def test_trace_lab_without_a_lab_says_to_start_one() -> None:
+    """Issue 14, item 5: nothing answers on the lab's port: one line saying what to do, 2."""
+    result = rootwalk("trace", "www.example.lab", "--lab", "--lab-port", str(CLI_LAB_PORT + 9))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"rootwalk trace: no lab answers on port {CLI_LAB_PORT + 9}; start it first with "
+        "`rootwalk lab` (in another terminal)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "qtype", "status"),
+    [
+        ("www.example.lab.", "A", 0),
+        ("alias.example.lab.", "A", 0),
+        ("nx.example.lab.", "A", 1),
+        ("www.example.lab.", "MX", 1),
+        ("www.lame.lab.", "A", 2),
+    ],
+)
+def test_trace_and_query_exit_statuses_agree(
+    stack: Stack, name: str, qtype: str, status: int
+) -> None:
+    """Issue 14, item 5: 0 for an answer, 1 for NXDOMAIN or NODATA, 2 for SERVFAIL."""
+    traced = rootwalk("trace", name, qtype, "--lab", "--lab-port", "20053")
+    asked = rootwalk("query", name, qtype, "--server", f"127.0.0.1:{RESOLVER_PORT}")
+    assert (traced.returncode, asked.returncode) == (status, status), (traced, asked)
+
+
+def test_query_shows_the_servfail_reason(stack: Stack) -> None:
+    """Issue 14, item 6: a SERVFAIL's Extended DNS Error (RFC 8914) is shown with it."""
+    result = rootwalk("query", "www.lame.lab.", "--server", f"127.0.0.1:{RESOLVER_PORT}")
+    first = result.stdout.splitlines()[0]
+    assert first.startswith(";; trying www.lame.lab. A: SERVFAIL, 0 answer records (EDE 22 "), first
+    assert "REFUSED" in first
