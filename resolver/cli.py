@@ -54,21 +54,25 @@ def _run(coroutine: Coroutine[Any, Any, None]) -> None:
         uvloop.run(coroutine)
 
 
-def _add_resolver_flags(parser: argparse.ArgumentParser) -> None:
+def _add_resolver_flags(parser: argparse.ArgumentParser, *, serving: bool = True) -> None:
+    """The settings flags; ``serving`` adds those that only a listening resolver uses (its
+    sockets, its clients, its endpoints), which ``trace`` does not have."""
     parser.add_argument("--config", type=Path, help="TOML settings file")
-    parser.add_argument(
-        "--listen",
-        action="append",
-        metavar="ADDR:PORT",
-        help="listen address (repeatable); IPv6 as [::1]:53",
-    )
+    if serving:
+        parser.add_argument(
+            "--listen",
+            action="append",
+            metavar="ADDR:PORT",
+            help="listen address (repeatable); IPv6 as [::1]:53",
+        )
     parser.add_argument("--root-hints", metavar="FILE", help="root hints master file")
-    parser.add_argument(
-        "--allow-clients",
-        action="append",
-        metavar="CIDR",
-        help="clients allowed to query, besides loopback (repeatable)",
-    )
+    if serving:
+        parser.add_argument(
+            "--allow-clients",
+            action="append",
+            metavar="CIDR",
+            help="clients allowed to query, besides loopback (repeatable)",
+        )
     parser.add_argument(
         "--outbound-allow",
         action="append",
@@ -77,14 +81,17 @@ def _add_resolver_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--outbound-port", metavar="N", help="port of upstream servers")
     parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
-    parser.add_argument(
-        "--metrics", metavar="ADDR:PORT|off", help="Prometheus endpoint (default 127.0.0.1:9153)"
-    )
-    parser.add_argument(
-        "--control",
-        metavar="ADDR:PORT|off",
-        help="control endpoint, loopback only (default 127.0.0.1:9154)",
-    )
+    if serving:
+        parser.add_argument(
+            "--metrics",
+            metavar="ADDR:PORT|off",
+            help="Prometheus endpoint (default 127.0.0.1:9153)",
+        )
+        parser.add_argument(
+            "--control",
+            metavar="ADDR:PORT|off",
+            help="control endpoint, loopback only (default 127.0.0.1:9154)",
+        )
 
 
 def _version() -> str:
@@ -116,13 +123,14 @@ def _parser() -> argparse.ArgumentParser:
         help=f"port of the lab's servers (default {LAB_PORT})",
     )
 
-    check = commands.add_parser("check-config", help="validate settings and exit")
+    check = commands.add_parser("check-config", help="print the settings as TOML and exit")
     _add_resolver_flags(check)
+    check.add_argument("--workers", metavar="N", help="processes sharing the ports (default 1)")
 
     trace = commands.add_parser("trace", help="resolve in-process, printing every step")
-    _add_resolver_flags(trace)
+    _add_resolver_flags(trace, serving=False)
     trace.add_argument("name", help="the name (absolute, or relative to the root)")
-    trace.add_argument("type", nargs="?", default="A")
+    trace.add_argument("type", nargs="?", default="A", help="the type (default A)")
     trace.add_argument(
         "--lab",
         action="store_true",
@@ -156,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
 
     query = commands.add_parser("query", help="ask a resolver, applying search list and ndots")
     query.add_argument("name")
-    query.add_argument("type", nargs="?", default="A")
+    query.add_argument("type", nargs="?", default="A", help="the type (default A)")
     query.add_argument("--server", metavar="ADDR[:PORT]", help="resolver to ask")
     query.add_argument("--search", action="append", metavar="DOMAIN", help="search domain")
     query.add_argument("--ndots", type=int, metavar="N", help="dots before trying as-is first")
@@ -168,17 +176,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _flag_values(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "listen": args.listen,
-        "root_hints": args.root_hints,
-        "allow_clients": args.allow_clients,
-        "outbound_allow": args.outbound_allow,
-        "outbound_port": args.outbound_port,
-        "log_level": args.log_level,
-        "metrics": args.metrics,
-        "control": args.control,
-        "workers": getattr(args, "workers", None),
-    }
+    """The settings flags this subcommand has (None: not given, or not offered here)."""
+    keys = ("listen", "root_hints", "allow_clients", "outbound_allow", "outbound_port")
+    more = ("log_level", "metrics", "control", "workers")
+    return {key: getattr(args, key, None) for key in keys + more}
 
 
 def _settings(args: argparse.Namespace, base: Settings | None = None) -> Settings:

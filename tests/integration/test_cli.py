@@ -371,3 +371,31 @@ def test_query_shows_the_servfail_reason(stack: Stack) -> None:
     first = result.stdout.splitlines()[0]
     assert first.startswith(";; trying www.lame.lab. A: SERVFAIL, 0 answer records (EDE 22 "), first
     assert "REFUSED" in first
+
+
+def help_options(capsys: pytest.CaptureFixture[str], *command: str) -> set[str]:
+    """The ``--options`` a subcommand's ``--help`` offers."""
+    import re  # noqa: PLC0415
+
+    from resolver.cli import main  # noqa: PLC0415
+
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", capsys.readouterr().out))
+
+
+def test_each_subcommand_offers_only_its_own_options(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 14, item 6: ``trace`` neither listens nor serves clients nor has endpoints."""
+    serving = {"--listen", "--allow-clients", "--metrics", "--control"}
+    walking = {"--config", "--root-hints", "--outbound-allow", "--outbound-port", "--log-level"}
+    assert help_options(capsys, "trace") == {"--help"} | walking | {"--lab", "--lab-port"}
+    assert help_options(capsys, "serve") == {"--help", "--workers"} | serving | walking
+    assert help_options(capsys, "lab") == {"--help", "--lab-port"} | serving | walking
+    assert help_options(capsys, "query") == {
+        "--help", "--server", "--search", "--ndots", "--tcp", "--timeout"
+    }  # fmt: skip
+    assert help_options(capsys, "cache", "stats") == {"--help", "--control"}
+    result = rootwalk("trace", "www.example.lab", "--listen", "127.0.0.1:53")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --listen" in result.stderr
