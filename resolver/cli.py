@@ -18,7 +18,14 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from resolver.config import ConfigError, Endpoint, Settings, build_settings
+from resolver.config import (
+    ConfigError,
+    Endpoint,
+    Settings,
+    build_layered_settings,
+    build_settings,
+    settings_toml,
+)
 from resolver.core.hints import HintsError
 from resolver.lab.description import LabDescriptionError
 from resolver.paths import lab_description, lab_root_hints
@@ -338,9 +345,19 @@ def _command_trace(args: argparse.Namespace) -> int:
 
 
 def _command_check_config(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    for field in dataclasses.fields(settings):
-        print(f"{field.name} = {getattr(settings, field.name)}")
+    """Print the layered settings as TOML. A reader that stops early (``| head``) is no
+    error: the rest is thrown away and the status stays 0."""
+    settings, sources = build_layered_settings(
+        config_file=args.config, environ=os.environ, flags=_flag_values(args)
+    )
+    try:
+        sys.stdout.write(settings_toml(settings, sources))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python's advice (library/signal.html, "Note on SIGPIPE"): point stdout at devnull
+        # so the flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return 0
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import logging
 import re
 import tomllib
@@ -315,6 +316,42 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 assert set(CONVERTERS) == {f.name for f in dataclasses.fields(Settings)}
 
+README_ORDER: tuple[str, ...] = (
+    "listen",
+    "root_hints",
+    "allow_clients",
+    "outbound_allow",
+    "outbound_port",
+    "log_level",
+    "upstream_timeout_s",
+    "client_deadline_s",
+    "tcp_idle_timeout_s",
+    "max_tcp_connections",
+    "answer_cache_bytes",
+    "rrset_cache_bytes",
+    "serve_stale",
+    "cache_file",
+    "metrics",
+    "control",
+    "workers",
+    "use_0x20",
+    "max_pending_queries",
+    "client_rate_limit",
+    "client_rate_burst",
+    "rate_limit_action",
+    "log_format",
+    "query_log",
+    "max_ttl",
+    "min_ttl",
+    "max_negative_ttl",
+    "harden_glue",
+    "qname_minimisation",
+    "shutdown_grace_s",
+)
+"""The rows of the README's configuration table, in order (a test keeps the two in step);
+``check-config`` prints the settings in this order."""
+assert sorted(README_ORDER) == sorted(CONVERTERS)
+
 ENV_PREFIX = "ROOTWALK_"
 
 
@@ -336,6 +373,11 @@ def _convert(key: str, raw: Any, where: str) -> Any:
 
 def values_from_file(path: Path) -> dict[str, Any]:
     """The settings a TOML file gives, converted; errors name the file, line and key."""
+    return _layer_from_file(path)[0]
+
+
+def _layer_from_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """The file's settings and, for each, where it stands (``FILE:LINE``)."""
     try:
         text = path.read_text()
     except OSError as exc:
@@ -345,6 +387,7 @@ def values_from_file(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for key, raw in data.items():
         line = _key_line(text, key)
         where = f"{path}: line {line}: " if line else f"{path}: "
@@ -353,10 +396,11 @@ def values_from_file(path: Path) -> dict[str, Any]:
                 f"{where}key '{key}': unknown setting (known: {', '.join(CONVERTERS)})"
             )
         values[key] = _convert(key, raw, where)
+        sources[key] = f"{path}:{line}" if line else str(path)
     for key in ("root_hints", "cache_file"):
         if key in values and not values[key].is_absolute():
             values[key] = path.parent / values[key]
-    return values
+    return values, sources
 
 
 def values_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -388,14 +432,66 @@ def build_settings(
     flags: Mapping[str, Any] | None = None,
 ) -> Settings:
     """Defaults (or ``base``) < file < environment < flags."""
+    return build_layered_settings(base=base, config_file=config_file, environ=environ, flags=flags)[
+        0
+    ]
+
+
+def build_layered_settings(
+    *,
+    base: Settings | None = None,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> tuple[Settings, dict[str, str]]:
+    """As :func:`build_settings`, with the layer each setting came from: ``default``,
+    ``FILE:LINE``, ``environment ROOTWALK_KEY`` or ``flag --key``."""
     values: dict[str, Any] = {}
+    sources = dict.fromkeys(CONVERTERS, "default")
     if config_file is not None:
-        values.update(values_from_file(config_file))
-    values.update(values_from_env(environ or {}))
-    values.update(values_from_flags(flags or {}))
+        from_file, where = _layer_from_file(config_file)
+        values.update(from_file)
+        sources.update(where)
+    from_env = values_from_env(environ or {})
+    values.update(from_env)
+    sources.update({key: f"environment {ENV_PREFIX}{key.upper()}" for key in from_env})
+    from_flags = values_from_flags(flags or {})
+    values.update(from_flags)
+    sources.update({key: f"flag --{key.replace('_', '-')}" for key in from_flags})
     settings = dataclasses.replace(base or Settings(), **values)
     if settings.min_ttl > settings.max_ttl:
         raise ConfigError(
             f"key 'min_ttl': {settings.min_ttl} is more than max_ttl ({settings.max_ttl})"
         )
-    return settings
+    return settings, sources
+
+
+def _toml_value(value: Any) -> str:
+    """One setting's value as TOML (TOML 1.0 §Boolean, §Integer, §Float, §String, §Array):
+    endpoints, networks and access rules as the strings the file takes."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, Path):
+        value = value if value.is_absolute() else Path.cwd() / value
+    return json.dumps(str(value))  # a JSON string is a TOML basic string
+
+
+def settings_toml(settings: Settings, sources: Mapping[str, str]) -> str:
+    """The settings as a TOML file in :data:`README_ORDER`, each value followed by a comment
+    naming its layer; it reads back as the same settings. An unset setting (no TOML null)
+    is a comment."""
+    lines = ["# rootwalk check-config: the settings in force; each comment names its layer"]
+    for key in README_ORDER:
+        value = getattr(settings, key)
+        source = sources.get(key, "default")
+        if value is None and key in ("metrics", "control"):
+            lines.append(f'{key} = "off"  # {source}')
+        elif value is None:
+            lines.append(f"# {key} is unset  # {source}")
+        else:
+            lines.append(f"{key} = {_toml_value(value)}  # {source}")
+    return "\n".join(lines) + "\n"

@@ -181,8 +181,32 @@ def test_check_config_prints_the_layered_settings(tmp_path: Path) -> None:
     config.write_text('outbound_port = 10053\nlisten = ["127.0.0.1:5353"]\n')
     result = rootwalk("check-config", "--config", str(config), "--listen", "[::1]:5354")
     assert result.returncode == 0
-    assert "listen = (Endpoint(host='::1', port=5354),)" in result.stdout
-    assert "outbound_port = 10053" in result.stdout
+    lines = result.stdout.splitlines()
+    assert 'listen = ["[::1]:5354"]  # flag --listen' in lines
+    assert f"outbound_port = 10053  # {config}:1" in lines
+    assert 'metrics = "off"  # environment ROOTWALK_METRICS' in lines
+    assert "Endpoint(" not in result.stdout
+    assert "IPv4Network(" not in result.stdout
+
+
+def test_check_config_survives_a_closed_pipe() -> None:
+    """Issue 14, item 7: ``rootwalk check-config | head -1``: status 0, no traceback."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "resolver", "check-config"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before anything is written
+    assert process.wait(30) == 0
+    assert process.stderr.read() == ""
+    if shutil.which("head"):
+        piped = subprocess.run(
+            f"{sys.executable} -m resolver check-config | head -1; echo ${{PIPESTATUS[0]}}",
+            shell=True, executable="/bin/bash", capture_output=True, text=True, env=ENV,
+            cwd=Path(__file__).parents[2], check=False,
+        )  # fmt: skip
+        assert piped.stdout.splitlines()[-1] == "0"
+        assert "Traceback" not in piped.stderr
 
 
 def test_serve_with_lab_hints_and_loopback_allow_list(stack: Stack, tmp_path: Path) -> None:

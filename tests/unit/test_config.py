@@ -1,12 +1,22 @@
 """Settings: layering (flags > environment > file > defaults) and errors naming file/line/key."""
 
 import ipaddress
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from resolver.access import Access
-from resolver.config import ConfigError, Endpoint, Settings, build_settings
+from resolver.config import (
+    README_ORDER,
+    ConfigError,
+    Endpoint,
+    Settings,
+    build_layered_settings,
+    build_settings,
+    settings_toml,
+)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -124,3 +134,36 @@ def test_qname_minimisation_is_on_by_default_and_can_be_turned_off(tmp_path: Pat
     assert not build_settings(config_file=path).qname_minimisation
     with pytest.raises(ConfigError, match="ROOTWALK_QNAME_MINIMISATION"):
         build_settings(environ={"ROOTWALK_QNAME_MINIMISATION": "maybe"})
+
+
+def test_check_config_output_is_toml_that_reads_back_as_the_same_settings(tmp_path: Path) -> None:
+    """Issue 14, item 7: valid TOML (no Python reprs), README order, each value's layer."""
+    path = write(tmp_path, 'outbound_port = 10053\n\nallow_clients = ["10.0.0.0/8 deny"]\n')
+    settings, sources = build_layered_settings(
+        config_file=path,
+        environ={"ROOTWALK_METRICS": "off", "ROOTWALK_SERVE_STALE": "true"},
+        flags={"listen": ["[::1]:5354", "127.0.0.1:5355"], "outbound_allow": ["10.0.0.0/8"]},
+    )
+    text = settings_toml(settings, sources)
+    parsed = tomllib.loads(text)
+    assert parsed["listen"] == ["[::1]:5354", "127.0.0.1:5355"]
+    assert parsed["outbound_allow"] == ["10.0.0.0/8"]
+    assert parsed["serve_stale"] is True
+    again = write(tmp_path, text)
+    assert build_settings(config_file=again) == settings
+    lines = text.splitlines()
+    assert 'listen = ["[::1]:5354", "127.0.0.1:5355"]  # flag --listen' in lines
+    assert f"outbound_port = 10053  # {path}:1" in lines
+    assert f'allow_clients = ["10.0.0.0/8 deny"]  # {path}:3' in lines
+    assert 'metrics = "off"  # environment ROOTWALK_METRICS' in lines
+    assert "max_ttl = 86400  # default" in lines
+    keys = [m.group(1) for m in map(re.compile(r"^(?:# )?(\w+) ").match, lines[1:]) if m]
+    assert keys == list(README_ORDER)
+
+
+def test_readme_order_is_the_readme_configuration_table() -> None:
+    """README_ORDER and the README's table list the same keys in the same order."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| `ROOTWALK_(\w+)` \|", readme, re.MULTILINE)
+    assert [key for key, _ in rows] == list(README_ORDER)
+    assert all(variable == key.upper() for key, variable in rows)
