@@ -11,6 +11,7 @@ relative to the root (see :mod:`resolver.names`).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import json
 import logging
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resolver.access import AccessRule
+from resolver.access import AccessRule, parse_network
 from resolver.paths import real_root_hints
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -165,7 +166,7 @@ def _control_endpoint(raw: Any) -> Endpoint | None:
 
 
 def _networks(raw: Any) -> tuple[IPNetwork, ...]:
-    return tuple(ipaddress.ip_network(item, strict=False) for item in _split_list(raw))
+    return tuple(parse_network(item) for item in _split_list(raw))
 
 
 def _access_rules(raw: Any) -> tuple[AccessRule, ...]:
@@ -236,19 +237,12 @@ def _grace_seconds(raw: Any) -> float:
 
 
 def _boolean(raw: Any) -> bool:
+    """A TOML boolean; from the environment or a flag, its spelling ``true`` or ``false``.
+    (``"yes"``, ``1`` and ``on`` are errors: one spelling everywhere.)"""
     if isinstance(raw, bool):
         return raw
-    if isinstance(raw, str) and raw.lower() in (
-        "1",
-        "true",
-        "yes",
-        "on",
-        "0",
-        "false",
-        "no",
-        "off",
-    ):
-        return raw.lower() in ("1", "true", "yes", "on")
+    if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
+        return raw.strip().lower() == "true"
     raise ValueError(f"expected true or false, got {raw!r}")
 
 
@@ -354,14 +348,54 @@ assert sorted(README_ORDER) == sorted(CONVERTERS)
 
 ENV_PREFIX = "ROOTWALK_"
 
+NON_SETTING_VARIABLES = frozenset(
+    {
+        "ROOTWALK_ZONES",  # resolver/paths.py: where the bundled zone files are
+        "ROOTWALK_PEER",  # tests/conftest.py: run the differential test against Unbound
+        "ROOTWALK_BENCH_ONLY",  # benchmarks/cache_benchmark.py: Rootwalk only, no Unbound
+        "ROOTWALK_BENCH_PROFILE",  # benchmarks/cache_benchmark.py: py-spy stacks to a file
+        "ROOTWALK_BENCH_PROFILE_PHASE",
+        "ROOTWALK_BENCH_PROFILE_NATIVE",
+    }
+)
+"""``ROOTWALK_*`` variables that are not settings but are read elsewhere; any other name with
+the prefix that is not a setting's is an error."""
 
-def _key_line(text: str, key: str) -> int | None:
-    """The line where ``key = ...`` stands in a TOML text (1-based), if it can be found."""
-    pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
+
+def _key_line(text: str, key: str, after: int = 0) -> int | None:
+    """The line (1-based, past line ``after``) where ``key = ...``, a dotted ``key.x = ...``
+    or a table header ``[key]`` / ``[key.x]`` / ``[[key]]`` stands in a TOML text."""
+    quoted = rf"\"?{re.escape(key)}\"?"
+    pattern = re.compile(rf"^\s*(?:{quoted}\s*[=.]|\[\[?\s*{quoted}\s*[\].])")
     for number, line in enumerate(text.splitlines(), start=1):
-        if pattern.match(line):
+        if number > after and pattern.match(line):
             return number
     return None
+
+
+def _closest(word: str, choices: list[str]) -> str:
+    """`` (did you mean X?)`` for the closest choice (difflib), or nothing."""
+    found = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {found[0]}?)" if found else ""
+
+
+def _table_error(path: Path, text: str, key: str, table: dict[str, Any]) -> ConfigError:
+    """A table in the settings file: the settings are top-level keys (TOML 1.0 §Table: every
+    key after a ``[table]`` header belongs to it)."""
+    line = _key_line(text, key)
+    where = f"{path}: line {line}: " if line else f"{path}: "
+    inside = [name for name in table if name in CONVERTERS]
+    if inside:
+        sub = inside[0]
+        sub_line = _key_line(text, sub, after=line or 0)
+        at = f" (line {sub_line})" if sub_line else ""
+        return ConfigError(
+            f"{where}table [{key}]: key '{sub}'{at} belongs to this table; settings are "
+            f"top-level keys: move them above the first [table] line"
+        )
+    return ConfigError(
+        f"{where}table [{key}]: settings are top-level keys, not tables{_closest(key, list(CONVERTERS))}"
+    )
 
 
 def _convert(key: str, raw: Any, where: str) -> Any:
@@ -391,9 +425,17 @@ def _layer_from_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     for key, raw in data.items():
         line = _key_line(text, key)
         where = f"{path}: line {line}: " if line else f"{path}: "
+        if isinstance(raw, dict):
+            raise _table_error(path, text, key, raw)
         if key not in CONVERTERS:
             raise ConfigError(
-                f"{where}key '{key}': unknown setting (known: {', '.join(CONVERTERS)})"
+                f"{where}key '{key}': unknown setting{_closest(key, list(CONVERTERS))} "
+                f"(known: {', '.join(README_ORDER)})"
+            )
+        if CONVERTERS[key] is _boolean and not isinstance(raw, bool):
+            raise ConfigError(
+                f"{where}key '{key}': expected true or false (a TOML boolean, unquoted), "
+                f"got {raw!r}"
             )
         values[key] = _convert(key, raw, where)
         sources[key] = f"{path}:{line}" if line else str(path)
@@ -405,9 +447,16 @@ def _layer_from_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
 
 def values_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     """Settings from ``ROOTWALK_<KEY>`` variables (lists comma-separated)."""
+    names = {ENV_PREFIX + key.upper(): key for key in README_ORDER}
+    for name in environ:
+        if name.startswith(ENV_PREFIX) and name not in names and name not in NON_SETTING_VARIABLES:
+            found = difflib.get_close_matches(name[len(ENV_PREFIX) :].lower(), README_ORDER, 1)
+            meant = ""
+            if found:
+                meant = f" (did you mean {ENV_PREFIX}{found[0].upper()}, key '{found[0]}'?)"
+            raise ConfigError(f"{name}: no such setting{meant}")
     values: dict[str, Any] = {}
-    for key in CONVERTERS:
-        name = ENV_PREFIX + key.upper()
+    for name, key in names.items():
         if name in environ:
             values[key] = _convert(key, environ[name], f"{name}: ")
     return values
