@@ -13,6 +13,20 @@ from resolver.memo import remember
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+def parse_network(text: str) -> IPNetwork:
+    """A CIDR network; one with host bits set (``192.168.1.1/16``) is an error that says the
+    network meant, since Unbound silently masks it and the operator may have meant a host."""
+    try:
+        return ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        if "host bits set" not in str(exc):
+            raise
+    meant = ipaddress.ip_network(text, strict=False)
+    address = text.split("/", 1)[0]
+    host = f"{address}/{meant.max_prefixlen}"
+    raise ValueError(f"{text} has host bits set: write {meant} for the network (or {host})")
+
+
 class Access(enum.Enum):
     ALLOW = "allow"  # recursion allowed; RD=0 queries REFUSED
     ALLOW_SNOOP = "allow_snoop"  # as allow, and RD=0 queries answered too
@@ -31,7 +45,7 @@ class AccessRule:
         parts = text.split()
         if not 1 <= len(parts) <= 2:
             raise ValueError(f"expected 'CIDR [allow|allow_snoop|refuse|deny]', got {text!r}")
-        network = ipaddress.ip_network(parts[0], strict=False)
+        network = parse_network(parts[0])
         try:
             access = Access(parts[1]) if len(parts) == 2 else Access.ALLOW
         except ValueError:

@@ -18,11 +18,18 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from resolver.config import ConfigError, Endpoint, Settings, build_settings
+from resolver.config import (
+    ConfigError,
+    Endpoint,
+    Settings,
+    build_layered_settings,
+    build_settings,
+    settings_toml,
+)
 from resolver.core.hints import HintsError
 from resolver.lab.description import LabDescriptionError
 from resolver.paths import lab_description, lab_root_hints
-from resolver.stub import StubError, run_query
+from resolver.stub import EXIT_FAILED, StubError, exit_status, run_query
 
 LAB_PORT = 10053
 LAB_LISTEN_PORT = 5300
@@ -54,21 +61,25 @@ def _run(coroutine: Coroutine[Any, Any, None]) -> None:
         uvloop.run(coroutine)
 
 
-def _add_resolver_flags(parser: argparse.ArgumentParser) -> None:
+def _add_resolver_flags(parser: argparse.ArgumentParser, *, serving: bool = True) -> None:
+    """The settings flags; ``serving`` adds those that only a listening resolver uses (its
+    sockets, its clients, its endpoints), which ``trace`` does not have."""
     parser.add_argument("--config", type=Path, help="TOML settings file")
-    parser.add_argument(
-        "--listen",
-        action="append",
-        metavar="ADDR:PORT",
-        help="listen address (repeatable); IPv6 as [::1]:53",
-    )
+    if serving:
+        parser.add_argument(
+            "--listen",
+            action="append",
+            metavar="ADDR:PORT",
+            help="listen address (repeatable); IPv6 as [::1]:53",
+        )
     parser.add_argument("--root-hints", metavar="FILE", help="root hints master file")
-    parser.add_argument(
-        "--allow-clients",
-        action="append",
-        metavar="CIDR",
-        help="clients allowed to query, besides loopback (repeatable)",
-    )
+    if serving:
+        parser.add_argument(
+            "--allow-clients",
+            action="append",
+            metavar="CIDR",
+            help="clients allowed to query, besides loopback (repeatable)",
+        )
     parser.add_argument(
         "--outbound-allow",
         action="append",
@@ -77,14 +88,17 @@ def _add_resolver_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--outbound-port", metavar="N", help="port of upstream servers")
     parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
-    parser.add_argument(
-        "--metrics", metavar="ADDR:PORT|off", help="Prometheus endpoint (default 127.0.0.1:9153)"
-    )
-    parser.add_argument(
-        "--control",
-        metavar="ADDR:PORT|off",
-        help="control endpoint, loopback only (default 127.0.0.1:9154)",
-    )
+    if serving:
+        parser.add_argument(
+            "--metrics",
+            metavar="ADDR:PORT|off",
+            help="Prometheus endpoint (default 127.0.0.1:9153)",
+        )
+        parser.add_argument(
+            "--control",
+            metavar="ADDR:PORT|off",
+            help="control endpoint, loopback only (default 127.0.0.1:9154)",
+        )
 
 
 def _version() -> str:
@@ -116,17 +130,25 @@ def _parser() -> argparse.ArgumentParser:
         help=f"port of the lab's servers (default {LAB_PORT})",
     )
 
-    check = commands.add_parser("check-config", help="validate settings and exit")
+    check = commands.add_parser("check-config", help="print the settings as TOML and exit")
     _add_resolver_flags(check)
+    check.add_argument("--workers", metavar="N", help="processes sharing the ports (default 1)")
 
     trace = commands.add_parser("trace", help="resolve in-process, printing every step")
-    _add_resolver_flags(trace)
+    _add_resolver_flags(trace, serving=False)
     trace.add_argument("name", help="the name (absolute, or relative to the root)")
-    trace.add_argument("type", nargs="?", default="A")
+    trace.add_argument("type", nargs="?", default="A", help="the type (default A)")
     trace.add_argument(
         "--lab",
         action="store_true",
-        help="walk the bundled lab (its hints, port 10053, loopback only)",
+        help="walk the lab started by `rootwalk lab` (its hints, its port, loopback only)",
+    )
+    trace.add_argument(
+        "--lab-port",
+        type=int,
+        default=LAB_PORT,
+        metavar="N",
+        help=f"with --lab: port of the lab's servers (default {LAB_PORT})",
     )
 
     cache = commands.add_parser("cache", help="flush or inspect a running resolver's caches")
@@ -149,7 +171,7 @@ def _parser() -> argparse.ArgumentParser:
 
     query = commands.add_parser("query", help="ask a resolver, applying search list and ndots")
     query.add_argument("name")
-    query.add_argument("type", nargs="?", default="A")
+    query.add_argument("type", nargs="?", default="A", help="the type (default A)")
     query.add_argument("--server", metavar="ADDR[:PORT]", help="resolver to ask")
     query.add_argument("--search", action="append", metavar="DOMAIN", help="search domain")
     query.add_argument("--ndots", type=int, metavar="N", help="dots before trying as-is first")
@@ -161,17 +183,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _flag_values(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "listen": args.listen,
-        "root_hints": args.root_hints,
-        "allow_clients": args.allow_clients,
-        "outbound_allow": args.outbound_allow,
-        "outbound_port": args.outbound_port,
-        "log_level": args.log_level,
-        "metrics": args.metrics,
-        "control": args.control,
-        "workers": getattr(args, "workers", None),
-    }
+    """The settings flags this subcommand has (None: not given, or not offered here)."""
+    keys = ("listen", "root_hints", "allow_clients", "outbound_allow", "outbound_port")
+    more = ("log_level", "metrics", "control", "workers")
+    return {key: getattr(args, key, None) for key in keys + more}
 
 
 def _settings(args: argparse.Namespace, base: Settings | None = None) -> Settings:
@@ -281,30 +296,68 @@ def _command_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lab_answers(settings: Settings) -> bool:
+    """Whether any of the lab's root servers answers a priming query (RFC 8109) at once."""
+    import dns.exception  # noqa: PLC0415
+    import dns.message  # noqa: PLC0415
+    import dns.query  # noqa: PLC0415
+
+    from resolver.core.hints import load_root_hints  # noqa: PLC0415
+
+    query = dns.message.make_query(".", "NS")
+    for address in load_root_hints(settings.root_hints).addresses():
+        try:
+            dns.query.udp(query, address, port=settings.outbound_port, timeout=0.5)
+        except (dns.exception.DNSException, OSError):
+            continue
+        return True
+    return False
+
+
 def _command_trace(args: argparse.Namespace) -> int:
-    import dns.rcode  # noqa: PLC0415
     import dns.rdatatype  # noqa: PLC0415
 
     from resolver.model import Question  # noqa: PLC0415
     from resolver.names import parse_name  # noqa: PLC0415
     from resolver.trace import trace  # noqa: PLC0415
 
-    settings = _settings(args, _lab_base(LAB_PORT) if args.lab else None)
+    settings = _settings(args, _lab_base(args.lab_port) if args.lab else None)
+    if args.lab:
+        settings = dataclasses.replace(settings, outbound_port=args.lab_port)
     _setup_logging(settings.log_level if args.log_level else "WARNING")
     question = Question(parse_name(args.name), dns.rdatatype.from_text(args.type))
+    if args.lab and not _lab_answers(settings):
+        print(
+            f"rootwalk trace: no lab answers on port {args.lab_port}; start it first with "
+            f"`rootwalk lab` (in another terminal)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     results = []
 
     async def run() -> None:
         results.append(await trace(settings, question))
 
     _run(run())
-    return 0 if results and results[0].rcode != dns.rcode.SERVFAIL else 1
+    if not results:
+        return EXIT_FAILED
+    return exit_status(results[0].rcode, question.qtype, [r.rdtype for r in results[0].answer])
 
 
 def _command_check_config(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    for field in dataclasses.fields(settings):
-        print(f"{field.name} = {getattr(settings, field.name)}")
+    """Print the layered settings as TOML. A reader that stops early (``| head``) is no
+    error: the rest is thrown away and the status stays 0."""
+    settings, sources = build_layered_settings(
+        config_file=args.config, environ=os.environ, flags=_flag_values(args)
+    )
+    try:
+        sys.stdout.write(settings_toml(settings, sources))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python's advice (library/signal.html, "Note on SIGPIPE"): point stdout at devnull
+        # so the flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return 0
 
 

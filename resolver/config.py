@@ -11,7 +11,9 @@ relative to the root (see :mod:`resolver.names`).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
+import json
 import logging
 import re
 import tomllib
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resolver.access import AccessRule
+from resolver.access import AccessRule, parse_network
 from resolver.paths import real_root_hints
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -164,7 +166,7 @@ def _control_endpoint(raw: Any) -> Endpoint | None:
 
 
 def _networks(raw: Any) -> tuple[IPNetwork, ...]:
-    return tuple(ipaddress.ip_network(item, strict=False) for item in _split_list(raw))
+    return tuple(parse_network(item) for item in _split_list(raw))
 
 
 def _access_rules(raw: Any) -> tuple[AccessRule, ...]:
@@ -235,19 +237,12 @@ def _grace_seconds(raw: Any) -> float:
 
 
 def _boolean(raw: Any) -> bool:
+    """A TOML boolean; from the environment or a flag, its spelling ``true`` or ``false``.
+    (``"yes"``, ``1`` and ``on`` are errors: one spelling everywhere.)"""
     if isinstance(raw, bool):
         return raw
-    if isinstance(raw, str) and raw.lower() in (
-        "1",
-        "true",
-        "yes",
-        "on",
-        "0",
-        "false",
-        "no",
-        "off",
-    ):
-        return raw.lower() in ("1", "true", "yes", "on")
+    if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
+        return raw.strip().lower() == "true"
     raise ValueError(f"expected true or false, got {raw!r}")
 
 
@@ -315,16 +310,92 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 assert set(CONVERTERS) == {f.name for f in dataclasses.fields(Settings)}
 
+README_ORDER: tuple[str, ...] = (
+    "listen",
+    "root_hints",
+    "allow_clients",
+    "outbound_allow",
+    "outbound_port",
+    "log_level",
+    "upstream_timeout_s",
+    "client_deadline_s",
+    "tcp_idle_timeout_s",
+    "max_tcp_connections",
+    "answer_cache_bytes",
+    "rrset_cache_bytes",
+    "serve_stale",
+    "cache_file",
+    "metrics",
+    "control",
+    "workers",
+    "use_0x20",
+    "max_pending_queries",
+    "client_rate_limit",
+    "client_rate_burst",
+    "rate_limit_action",
+    "log_format",
+    "query_log",
+    "max_ttl",
+    "min_ttl",
+    "max_negative_ttl",
+    "harden_glue",
+    "qname_minimisation",
+    "shutdown_grace_s",
+)
+"""The rows of the README's configuration table, in order (a test keeps the two in step);
+``check-config`` prints the settings in this order."""
+assert sorted(README_ORDER) == sorted(CONVERTERS)
+
 ENV_PREFIX = "ROOTWALK_"
 
+NON_SETTING_VARIABLES = frozenset(
+    {
+        "ROOTWALK_ZONES",  # resolver/paths.py: where the bundled zone files are
+        "ROOTWALK_PEER",  # tests/conftest.py: run the differential test against Unbound
+        "ROOTWALK_BENCH_ONLY",  # benchmarks/cache_benchmark.py: Rootwalk only, no Unbound
+        "ROOTWALK_BENCH_PROFILE",  # benchmarks/cache_benchmark.py: py-spy stacks to a file
+        "ROOTWALK_BENCH_PROFILE_PHASE",
+        "ROOTWALK_BENCH_PROFILE_NATIVE",
+    }
+)
+"""``ROOTWALK_*`` variables that are not settings but are read elsewhere; any other name with
+the prefix that is not a setting's is an error."""
 
-def _key_line(text: str, key: str) -> int | None:
-    """The line where ``key = ...`` stands in a TOML text (1-based), if it can be found."""
-    pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
+
+def _key_line(text: str, key: str, after: int = 0) -> int | None:
+    """The line (1-based, past line ``after``) where ``key = ...``, a dotted ``key.x = ...``
+    or a table header ``[key]`` / ``[key.x]`` / ``[[key]]`` stands in a TOML text."""
+    quoted = rf"\"?{re.escape(key)}\"?"
+    pattern = re.compile(rf"^\s*(?:{quoted}\s*[=.]|\[\[?\s*{quoted}\s*[\].])")
     for number, line in enumerate(text.splitlines(), start=1):
-        if pattern.match(line):
+        if number > after and pattern.match(line):
             return number
     return None
+
+
+def _closest(word: str, choices: list[str]) -> str:
+    """`` (did you mean X?)`` for the closest choice (difflib), or nothing."""
+    found = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {found[0]}?)" if found else ""
+
+
+def _table_error(path: Path, text: str, key: str, table: dict[str, Any]) -> ConfigError:
+    """A table in the settings file: the settings are top-level keys (TOML 1.0 §Table: every
+    key after a ``[table]`` header belongs to it)."""
+    line = _key_line(text, key)
+    where = f"{path}: line {line}: " if line else f"{path}: "
+    inside = [name for name in table if name in CONVERTERS]
+    if inside:
+        sub = inside[0]
+        sub_line = _key_line(text, sub, after=line or 0)
+        at = f" (line {sub_line})" if sub_line else ""
+        return ConfigError(
+            f"{where}table [{key}]: key '{sub}'{at} belongs to this table; settings are "
+            f"top-level keys: move them above the first [table] line"
+        )
+    return ConfigError(
+        f"{where}table [{key}]: settings are top-level keys, not tables{_closest(key, list(CONVERTERS))}"
+    )
 
 
 def _convert(key: str, raw: Any, where: str) -> Any:
@@ -336,6 +407,11 @@ def _convert(key: str, raw: Any, where: str) -> Any:
 
 def values_from_file(path: Path) -> dict[str, Any]:
     """The settings a TOML file gives, converted; errors name the file, line and key."""
+    return _layer_from_file(path)[0]
+
+
+def _layer_from_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """The file's settings and, for each, where it stands (``FILE:LINE``)."""
     try:
         text = path.read_text()
     except OSError as exc:
@@ -345,25 +421,42 @@ def values_from_file(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for key, raw in data.items():
         line = _key_line(text, key)
         where = f"{path}: line {line}: " if line else f"{path}: "
+        if isinstance(raw, dict):
+            raise _table_error(path, text, key, raw)
         if key not in CONVERTERS:
             raise ConfigError(
-                f"{where}key '{key}': unknown setting (known: {', '.join(CONVERTERS)})"
+                f"{where}key '{key}': unknown setting{_closest(key, list(CONVERTERS))} "
+                f"(known: {', '.join(README_ORDER)})"
+            )
+        if CONVERTERS[key] is _boolean and not isinstance(raw, bool):
+            raise ConfigError(
+                f"{where}key '{key}': expected true or false (a TOML boolean, unquoted), "
+                f"got {raw!r}"
             )
         values[key] = _convert(key, raw, where)
+        sources[key] = f"{path}:{line}" if line else str(path)
     for key in ("root_hints", "cache_file"):
         if key in values and not values[key].is_absolute():
             values[key] = path.parent / values[key]
-    return values
+    return values, sources
 
 
 def values_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     """Settings from ``ROOTWALK_<KEY>`` variables (lists comma-separated)."""
+    names = {ENV_PREFIX + key.upper(): key for key in README_ORDER}
+    for name in environ:
+        if name.startswith(ENV_PREFIX) and name not in names and name not in NON_SETTING_VARIABLES:
+            found = difflib.get_close_matches(name[len(ENV_PREFIX) :].lower(), README_ORDER, 1)
+            meant = ""
+            if found:
+                meant = f" (did you mean {ENV_PREFIX}{found[0].upper()}, key '{found[0]}'?)"
+            raise ConfigError(f"{name}: no such setting{meant}")
     values: dict[str, Any] = {}
-    for key in CONVERTERS:
-        name = ENV_PREFIX + key.upper()
+    for name, key in names.items():
         if name in environ:
             values[key] = _convert(key, environ[name], f"{name}: ")
     return values
@@ -388,14 +481,66 @@ def build_settings(
     flags: Mapping[str, Any] | None = None,
 ) -> Settings:
     """Defaults (or ``base``) < file < environment < flags."""
+    return build_layered_settings(base=base, config_file=config_file, environ=environ, flags=flags)[
+        0
+    ]
+
+
+def build_layered_settings(
+    *,
+    base: Settings | None = None,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> tuple[Settings, dict[str, str]]:
+    """As :func:`build_settings`, with the layer each setting came from: ``default``,
+    ``FILE:LINE``, ``environment ROOTWALK_KEY`` or ``flag --key``."""
     values: dict[str, Any] = {}
+    sources = dict.fromkeys(CONVERTERS, "default")
     if config_file is not None:
-        values.update(values_from_file(config_file))
-    values.update(values_from_env(environ or {}))
-    values.update(values_from_flags(flags or {}))
+        from_file, where = _layer_from_file(config_file)
+        values.update(from_file)
+        sources.update(where)
+    from_env = values_from_env(environ or {})
+    values.update(from_env)
+    sources.update({key: f"environment {ENV_PREFIX}{key.upper()}" for key in from_env})
+    from_flags = values_from_flags(flags or {})
+    values.update(from_flags)
+    sources.update({key: f"flag --{key.replace('_', '-')}" for key in from_flags})
     settings = dataclasses.replace(base or Settings(), **values)
     if settings.min_ttl > settings.max_ttl:
         raise ConfigError(
             f"key 'min_ttl': {settings.min_ttl} is more than max_ttl ({settings.max_ttl})"
         )
-    return settings
+    return settings, sources
+
+
+def _toml_value(value: Any) -> str:
+    """One setting's value as TOML (TOML 1.0 §Boolean, §Integer, §Float, §String, §Array):
+    endpoints, networks and access rules as the strings the file takes."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, Path):
+        value = value if value.is_absolute() else Path.cwd() / value
+    return json.dumps(str(value))  # a JSON string is a TOML basic string
+
+
+def settings_toml(settings: Settings, sources: Mapping[str, str]) -> str:
+    """The settings as a TOML file in :data:`README_ORDER`, each value followed by a comment
+    naming its layer; it reads back as the same settings. An unset setting (no TOML null)
+    is a comment."""
+    lines = ["# rootwalk check-config: the settings in force; each comment names its layer"]
+    for key in README_ORDER:
+        value = getattr(settings, key)
+        source = sources.get(key, "default")
+        if value is None and key in ("metrics", "control"):
+            lines.append(f'{key} = "off"  # {source}')
+        elif value is None:
+            lines.append(f"# {key} is unset  # {source}")
+        else:
+            lines.append(f"{key} = {_toml_value(value)}  # {source}")
+    return "\n".join(lines) + "\n"

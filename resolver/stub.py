@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 
+import dns.edns
 import dns.exception
 import dns.message
 import dns.name
@@ -64,8 +66,36 @@ def ask(
     return reply
 
 
+EXIT_ANSWER = 0
+EXIT_NEGATIVE = 1
+EXIT_FAILED = 2
+"""Exit statuses shared by ``trace`` and ``query``: an answer; NXDOMAIN or NODATA (RFC 2308
+§1); SERVFAIL, another error rcode, no reply or a usage error."""
+
+
+def exit_status(rcode: int, qtype: int, answer_types: Sequence[int]) -> int:
+    """The exit status for a final rcode and the types in the answer section: a CNAME chain
+    that ends without the type asked is NODATA (RFC 2308 §2.2)."""
+    if rcode == dns.rcode.NOERROR:
+        wanted = qtype in (dns.rdatatype.ANY, dns.rdatatype.CNAME) and answer_types
+        answered = wanted or qtype in answer_types
+        return EXIT_ANSWER if answered else EXIT_NEGATIVE
+    return EXIT_NEGATIVE if rcode == dns.rcode.NXDOMAIN else EXIT_FAILED
+
+
+def ede_text(reply: dns.message.Message) -> str:
+    """The reply's Extended DNS Errors (RFC 8914 §2) as `` (EDE 22 No Reachable Authority:
+    ...)``, or nothing."""
+    parts = []
+    for error in reply.extended_errors():
+        name = dns.edns.EDECode.to_text(error.code).replace("_", " ").title()
+        parts.append(f"EDE {int(error.code)} {name}" + (f": {error.text}" if error.text else ""))
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def run_query(args: argparse.Namespace) -> int:
-    """Try each candidate name in turn; 0 when one has an answer, 1 otherwise."""
+    """Try each candidate name in turn. The status, as ``trace``'s: 0 when one has an answer,
+    1 when every one was NXDOMAIN or NODATA, 2 when one failed (SERVFAIL, no reply)."""
     defaults = _system_defaults(RESOLV_CONF)
     server = _server(args.server, defaults)
     try:
@@ -89,11 +119,13 @@ def run_query(args: argparse.Namespace) -> int:
             continue
         rcode = dns.rcode.to_text(reply.rcode())
         count = sum(len(r) for r in reply.answer)
-        print(f";; trying {label}: {rcode}, {count} answer record{'' if count == 1 else 's'}")
-        if reply.rcode() == dns.rcode.NOERROR and reply.answer:
+        ede = ede_text(reply) if reply.rcode() != dns.rcode.NOERROR else ""
+        print(f";; trying {label}: {rcode}, {count} answer record{'' if count == 1 else 's'}{ede}")
+        status = exit_status(reply.rcode(), rdtype, [r.rdtype for r in reply.answer])
+        if status == EXIT_ANSWER:
             for rrset in reply.answer:
                 print(rrset.to_text())
-            return 0
-        failed = failed or reply.rcode() == dns.rcode.SERVFAIL
+            return EXIT_ANSWER
+        failed = failed or status == EXIT_FAILED
     print(";; no answer" + (" (some servers failed)" if failed else ""))
-    return 1
+    return EXIT_FAILED if failed else EXIT_NEGATIVE

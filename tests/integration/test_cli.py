@@ -181,8 +181,32 @@ def test_check_config_prints_the_layered_settings(tmp_path: Path) -> None:
     config.write_text('outbound_port = 10053\nlisten = ["127.0.0.1:5353"]\n')
     result = rootwalk("check-config", "--config", str(config), "--listen", "[::1]:5354")
     assert result.returncode == 0
-    assert "listen = (Endpoint(host='::1', port=5354),)" in result.stdout
-    assert "outbound_port = 10053" in result.stdout
+    lines = result.stdout.splitlines()
+    assert 'listen = ["[::1]:5354"]  # flag --listen' in lines
+    assert f"outbound_port = 10053  # {config}:1" in lines
+    assert 'metrics = "off"  # environment ROOTWALK_METRICS' in lines
+    assert "Endpoint(" not in result.stdout
+    assert "IPv4Network(" not in result.stdout
+
+
+def test_check_config_survives_a_closed_pipe() -> None:
+    """Issue 14, item 7: ``rootwalk check-config | head -1``: status 0, no traceback."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "resolver", "check-config"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before anything is written
+    assert process.wait(30) == 0
+    assert process.stderr.read() == ""
+    if shutil.which("head"):
+        piped = subprocess.run(
+            f"{sys.executable} -m resolver check-config | head -1; echo ${{PIPESTATUS[0]}}",
+            shell=True, executable="/bin/bash", capture_output=True, text=True, env=ENV,
+            cwd=Path(__file__).parents[2], check=False,
+        )  # fmt: skip
+        assert piped.stdout.splitlines()[-1] == "0"
+        assert "Traceback" not in piped.stderr
 
 
 def test_serve_with_lab_hints_and_loopback_allow_list(stack: Stack, tmp_path: Path) -> None:
@@ -230,7 +254,7 @@ def test_trace_shows_a_glueless_delegation_step_by_step(stack: Stack) -> None:
 
 def test_trace_of_a_lame_zone_says_why(stack: Stack) -> None:
     result = trace_on_lab("www.lame.lab.")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert ";; SERVFAIL: all servers for lame.lab. answered REFUSED" in result.stdout
 
 
@@ -333,3 +357,69 @@ def test_version_and_the_type_after_options(stack: Stack) -> None:
         ";; trying www.example.lab. AAAA: NOERROR, 1 answer record"
     )
     assert "2001:db8::10" in result.stdout
+
+
+def test_trace_lab_without_a_lab_says_to_start_one() -> None:
+    """Issue 14, item 5: nothing answers on the lab's port: one line saying what to do, 2."""
+    result = rootwalk("trace", "www.example.lab", "--lab", "--lab-port", str(CLI_LAB_PORT + 9))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"rootwalk trace: no lab answers on port {CLI_LAB_PORT + 9}; start it first with "
+        "`rootwalk lab` (in another terminal)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "qtype", "status"),
+    [
+        ("www.example.lab.", "A", 0),
+        ("alias.example.lab.", "A", 0),
+        ("nx.example.lab.", "A", 1),
+        ("www.example.lab.", "MX", 1),
+        ("www.lame.lab.", "A", 2),
+    ],
+)
+def test_trace_and_query_exit_statuses_agree(
+    stack: Stack, name: str, qtype: str, status: int
+) -> None:
+    """Issue 14, item 5: 0 for an answer, 1 for NXDOMAIN or NODATA, 2 for SERVFAIL."""
+    traced = rootwalk("trace", name, qtype, "--lab", "--lab-port", "20053")
+    asked = rootwalk("query", name, qtype, "--server", f"127.0.0.1:{RESOLVER_PORT}")
+    assert (traced.returncode, asked.returncode) == (status, status), (traced, asked)
+
+
+def test_query_shows_the_servfail_reason(stack: Stack) -> None:
+    """Issue 14, item 6: a SERVFAIL's Extended DNS Error (RFC 8914) is shown with it."""
+    result = rootwalk("query", "www.lame.lab.", "--server", f"127.0.0.1:{RESOLVER_PORT}")
+    first = result.stdout.splitlines()[0]
+    assert first.startswith(";; trying www.lame.lab. A: SERVFAIL, 0 answer records (EDE 22 "), first
+    assert "REFUSED" in first
+
+
+def help_options(capsys: pytest.CaptureFixture[str], *command: str) -> set[str]:
+    """The ``--options`` a subcommand's ``--help`` offers."""
+    import re  # noqa: PLC0415
+
+    from resolver.cli import main  # noqa: PLC0415
+
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", capsys.readouterr().out))
+
+
+def test_each_subcommand_offers_only_its_own_options(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 14, item 6: ``trace`` neither listens nor serves clients nor has endpoints."""
+    serving = {"--listen", "--allow-clients", "--metrics", "--control"}
+    walking = {"--config", "--root-hints", "--outbound-allow", "--outbound-port", "--log-level"}
+    assert help_options(capsys, "trace") == {"--help"} | walking | {"--lab", "--lab-port"}
+    assert help_options(capsys, "serve") == {"--help", "--workers"} | serving | walking
+    assert help_options(capsys, "lab") == {"--help", "--lab-port"} | serving | walking
+    assert help_options(capsys, "query") == {
+        "--help", "--server", "--search", "--ndots", "--tcp", "--timeout"
+    }  # fmt: skip
+    assert help_options(capsys, "cache", "stats") == {"--help", "--control"}
+    result = rootwalk("trace", "www.example.lab", "--listen", "127.0.0.1:53")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --listen" in result.stderr

@@ -1,12 +1,22 @@
 """Settings: layering (flags > environment > file > defaults) and errors naming file/line/key."""
 
 import ipaddress
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from resolver.access import Access
-from resolver.config import ConfigError, Endpoint, Settings, build_settings
+from resolver.config import (
+    README_ORDER,
+    ConfigError,
+    Endpoint,
+    Settings,
+    build_layered_settings,
+    build_settings,
+    settings_toml,
+)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -124,3 +134,121 @@ def test_qname_minimisation_is_on_by_default_and_can_be_turned_off(tmp_path: Pat
     assert not build_settings(config_file=path).qname_minimisation
     with pytest.raises(ConfigError, match="ROOTWALK_QNAME_MINIMISATION"):
         build_settings(environ={"ROOTWALK_QNAME_MINIMISATION": "maybe"})
+
+
+def test_check_config_output_is_toml_that_reads_back_as_the_same_settings(tmp_path: Path) -> None:
+    """Issue 14, item 7: valid TOML (no Python reprs), README order, each value's layer."""
+    path = write(tmp_path, 'outbound_port = 10053\n\nallow_clients = ["10.0.0.0/8 deny"]\n')
+    settings, sources = build_layered_settings(
+        config_file=path,
+        environ={"ROOTWALK_METRICS": "off", "ROOTWALK_SERVE_STALE": "true"},
+        flags={"listen": ["[::1]:5354", "127.0.0.1:5355"], "outbound_allow": ["10.0.0.0/8"]},
+    )
+    text = settings_toml(settings, sources)
+    parsed = tomllib.loads(text)
+    assert parsed["listen"] == ["[::1]:5354", "127.0.0.1:5355"]
+    assert parsed["outbound_allow"] == ["10.0.0.0/8"]
+    assert parsed["serve_stale"] is True
+    again = write(tmp_path, text)
+    assert build_settings(config_file=again) == settings
+    lines = text.splitlines()
+    assert 'listen = ["[::1]:5354", "127.0.0.1:5355"]  # flag --listen' in lines
+    assert f"outbound_port = 10053  # {path}:1" in lines
+    assert f'allow_clients = ["10.0.0.0/8 deny"]  # {path}:3' in lines
+    assert 'metrics = "off"  # environment ROOTWALK_METRICS' in lines
+    assert "max_ttl = 86400  # default" in lines
+    keys = [m.group(1) for m in map(re.compile(r"^(?:# )?(\w+) ").match, lines[1:]) if m]
+    assert keys == list(README_ORDER)
+
+
+def test_readme_order_is_the_readme_configuration_table() -> None:
+    """README_ORDER and the README's table list the same keys in the same order."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| `ROOTWALK_(\w+)` \|", readme, re.MULTILINE)
+    assert [key for key, _ in rows] == list(README_ORDER)
+    assert all(variable == key.upper() for key, variable in rows)
+
+
+@pytest.mark.parametrize("value", ['"yes"', "1", '"true"', '"on"'])
+def test_booleans_in_the_file_are_toml_booleans_only(tmp_path: Path, value: str) -> None:
+    """Issue 14, item 8: ``"yes"`` is an error as ``1`` is, naming the file, line and key."""
+    path = write(tmp_path, f"max_ttl = 600\nserve_stale = {value}\n")
+    with pytest.raises(ConfigError) as caught:
+        build_settings(config_file=path)
+    assert str(caught.value).startswith(
+        f"{path}: line 2: key 'serve_stale': expected true or false"
+    )
+
+
+def test_booleans_from_the_environment_are_spelled_true_or_false() -> None:
+    assert build_settings(environ={"ROOTWALK_SERVE_STALE": "true"}).serve_stale
+    for spelling in ("yes", "1", "on"):
+        with pytest.raises(ConfigError, match="ROOTWALK_SERVE_STALE: key 'serve_stale'"):
+            build_settings(environ={"ROOTWALK_SERVE_STALE": spelling})
+
+
+def test_an_unknown_rootwalk_variable_names_the_closest_setting() -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_settings(environ={"ROOTWALK_LISTN": "127.0.0.1:53"})
+    assert str(caught.value) == (
+        "ROOTWALK_LISTN: no such setting (did you mean ROOTWALK_LISTEN, key 'listen'?)"
+    )
+    with pytest.raises(ConfigError, match=r"^ROOTWALK_NOTHING_LIKE_IT: no such setting$"):
+        build_settings(environ={"ROOTWALK_NOTHING_LIKE_IT": "1"})
+    assert build_settings(environ={"OTHER_LISTN": "x"}) == Settings()
+
+
+def test_rootwalk_variables_read_elsewhere_are_allowed() -> None:
+    """The variables tests, benchmarks and resolver/paths.py read are not settings, yet allowed:
+    every ``ROOTWALK_*`` name in the code is either a setting or listed."""
+    from resolver.config import ENV_PREFIX, NON_SETTING_VARIABLES  # noqa: PLC0415
+
+    root = Path(__file__).parents[2]
+    used: set[str] = set()
+    for folder in ("resolver", "tests", "benchmarks"):
+        for source in (root / folder).rglob("*.py"):
+            if source == Path(__file__):
+                continue  # this file's own wrong names
+            used |= set(re.findall(r"\b(ROOTWALK_[A-Z0-9_]+)\b\s*[\"'=]", source.read_text()))
+    settings = {ENV_PREFIX + key.upper() for key in README_ORDER}
+    assert used - settings - {"ROOTWALK_PORT", "ROOTWALK_PORTS"} <= NON_SETTING_VARIABLES
+    assert build_settings(environ=dict.fromkeys(NON_SETTING_VARIABLES, "1")) == Settings()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "meant"),
+    [
+        ("outbound_allow", "192.168.1.1/16", "192.168.0.0/16"),
+        ("allow_clients", "10.1.2.3/8 allow_snoop", "10.0.0.0/8"),
+        ("outbound_allow", "2001:db8::1/32", "2001:db8::/32"),
+    ],
+)
+def test_a_cidr_with_host_bits_says_the_network_meant(
+    tmp_path: Path, key: str, value: str, meant: str
+) -> None:
+    path = write(tmp_path, f'{key} = ["{value}"]\n')
+    with pytest.raises(ConfigError) as caught:
+        build_settings(config_file=path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: line 1: key '{key}': ")
+    assert f"has host bits set: write {meant} for the network" in message
+
+
+def test_an_error_inside_a_table_names_its_line(tmp_path: Path) -> None:
+    """Every key after a ``[table]`` header belongs to it (TOML 1.0): the error names both."""
+    path = write(tmp_path, 'max_ttl = 600\n\n[server]\nlog_level = "INFO"\nlisten = ["x"]\n')
+    with pytest.raises(ConfigError) as caught:
+        build_settings(config_file=path)
+    assert str(caught.value).startswith(
+        f"{path}: line 3: table [server]: key 'log_level' (line 4) belongs to this table"
+    )
+    path = write(tmp_path, "max_ttl = 600\n[cache.sizes]\nrrset = 5\n")
+    with pytest.raises(ConfigError, match=r"line 2: table \[cache\]: settings are top-level keys"):
+        build_settings(config_file=path)
+
+
+def test_an_unknown_key_names_the_closest_setting(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"key 'max_tll': unknown setting \(did you mean max_ttl\?\)"
+    ):
+        build_settings(config_file=write(tmp_path, "max_tll = 600\n"))
