@@ -1,5 +1,5 @@
 # Rootwalk in a container: a recursive resolver on port 53 (UDP and TCP), metrics on 9153.
-#   podman build -t rootwalk . && podman run -p 53:53/udp -p 53:53/tcp -p 9153:9153 rootwalk
+#   podman build -t rootwalk . && podman run -p 53:53/udp -p 53:53/tcp -p 127.0.0.1:9153:9153 rootwalk
 #   podman run -p 5300:5300/udp -p 5300:5300/tcp rootwalk lab --listen 0.0.0.0:5300   # the demo lab
 FROM python:3.11-slim AS build
 WORKDIR /src

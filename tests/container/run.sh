@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the image with podman (no registry: a debootstrapped Debian stands in for the official
-# python:3.11-slim base, as ../shared/RECIPES.md describes), run it inside a private network
+# python:3.11-slim base, as docs/development.md describes), run it inside a private network
 # namespace, ask it with dig over UDP and TCP, stop it with SIGTERM, and check that it exited
 # 0 within 5 s. Run as root. Leaves its work in ${WORK:-/tmp/rootwalk-container}.
 set -euo pipefail
