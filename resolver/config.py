@@ -211,13 +211,17 @@ def _positive_int(raw: Any) -> int:
     return value
 
 
-def _seconds(raw: Any) -> float:
+def _number_of_seconds(raw: Any) -> float:
     if isinstance(raw, bool):
         raise ValueError("expected seconds")
     try:
-        value = float(raw)
+        return float(raw)
     except (TypeError, ValueError):
         raise ValueError(f"expected seconds, got {raw!r}") from None
+
+
+def _seconds(raw: Any) -> float:
+    value = _number_of_seconds(raw)
     if not 0 < value <= 3600:
         raise ValueError(f"must be more than 0 and at most 3600 seconds, got {value:g}")
     return value
@@ -225,12 +229,7 @@ def _seconds(raw: Any) -> float:
 
 def _grace_seconds(raw: Any) -> float:
     """Seconds from 0 (no wait) to 60."""
-    if isinstance(raw, bool):
-        raise ValueError("expected seconds")
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected seconds, got {raw!r}") from None
+    value = _number_of_seconds(raw)
     if not 0 <= value <= 60:
         raise ValueError(f"must be from 0 to 60 seconds, got {value:g}")
     return value

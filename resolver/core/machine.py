@@ -124,7 +124,9 @@ class Resolution:
         self._targets = TargetLookups()
         self.cycles_met = 0
         """Name servers skipped because they would need themselves (the mesh counts them)."""
-        self._ancestry = ancestry
+        self._ancestor_names = frozenset(lowered_wire(q.qname) for q in ancestry)
+        """Names of the questions this one is asked for (the mesh's chain): a name server
+        among them is a dependency cycle."""
         """The questions this resolution works for (sub-resolutions of the mesh): a name
         server whose name is among them would need itself."""
         self._names_seen: set[bytes] = {lowered_wire(question.qname)}
@@ -298,10 +300,6 @@ class Resolution:
             question = Question(name_from_wire(ns_key), dns.rdatatype.RdataType(qtype))
             return [StartSubquery(ref, question)]
         return None
-
-    @property
-    def _ancestor_names(self) -> frozenset[bytes]:
-        return frozenset(lowered_wire(q.qname) for q in self._ancestry)
 
     def _met_cycle(self, via: str) -> None:
         if self._targets.cycle_via is None:

@@ -89,6 +89,17 @@ def seen(stack: Stack, *addresses: str) -> list[str]:
     ]
 
 
+def answered_as_expected(
+    stack: Stack, port: int, qname: str, qtype: str, rcode: str, answer: list[str]
+) -> dns.message.Message:
+    """Ask the resolver on ``port`` with the lab's question log cleared; check the reply."""
+    fresh(stack)
+    reply = ask(qname, qtype, port)
+    assert dns.rcode.to_text(reply.rcode()) == rcode
+    assert values(reply, qtype) == answer
+    return reply
+
+
 @pytest.mark.parametrize(("qname", "qtype", "rcode", "answer", "asked"), CASES, ids=IDS)
 def test_minimised_questions_and_fallbacks(
     stack: Stack,
@@ -98,10 +109,7 @@ def test_minimised_questions_and_fallbacks(
     answer: list[str],
     asked: dict[str, list[str]],
 ) -> None:
-    fresh(stack)
-    reply = ask(qname, qtype, RESOLVER_PORT)
-    assert dns.rcode.to_text(reply.rcode()) == rcode
-    assert values(reply, qtype) == answer
+    reply = answered_as_expected(stack, RESOLVER_PORT, qname, qtype, rcode, answer)
     assert reply.answer == [] or all(r.name.to_text() == qname for r in reply.answer)
     tld = qname.split(".")[-3] + ".lab. A"
     assert sorted(seen(stack, *ROOT_AND_TLD)) == sorted(["lab. A", tld])  # one label each
@@ -137,10 +145,7 @@ def test_without_minimisation_every_server_is_asked_the_full_name(
     answer: list[str],
     asked: dict[str, list[str]],
 ) -> None:
-    fresh(stack)
-    reply = ask(qname, qtype, PORT)
-    assert dns.rcode.to_text(reply.rcode()) == rcode
-    assert values(reply, qtype) == answer
+    answered_as_expected(stack, PORT, qname, qtype, rcode, answer)
     full = f"{qname} {qtype}"
     assert set(seen(stack, *ROOT_AND_TLD, *asked)) == {full}
 
