@@ -28,9 +28,8 @@ from resolver.core.events import (
     SubqueryDone,
 )
 from resolver.core.machine import Resolution
-from resolver.core.zonecut import ZoneCut
 from resolver.limits import Budget, Limits
-from resolver.model import Question, Result, servfail
+from resolver.model import Question, Result, ZoneCut, servfail
 
 
 class Transmit(NamedTuple):

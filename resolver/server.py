@@ -23,13 +23,13 @@ from resolver.cache.view import Caches
 from resolver.config import Endpoint, Settings
 from resolver.control import ControlServer
 from resolver.core.hints import load_root_hints
-from resolver.core.zonecut import ZoneCut
 from resolver.driver import Driver
 from resolver.frontend import Frontend
 from resolver.lab.server import Lab
 from resolver.limits import Limits
 from resolver.mesh import Mesh
 from resolver.metrics import MetricsExporter
+from resolver.model import ZoneCut
 from resolver.ratelimit import RateLimiter
 from resolver.transport.listeners import Listeners, TcpLimits
 from resolver.transport.upstream import Upstream

@@ -17,7 +17,7 @@ import dns.name
 import dns.rdatatype
 
 from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
-from resolver.core.zonecut import ZoneCut, addresses_of
+from resolver.model import ZoneCut, addresses_of
 from resolver.names import lowered_wire
 from resolver.records import WireRRset, name_from_wire
 

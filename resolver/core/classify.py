@@ -17,7 +17,7 @@ import dns.rdatatype
 
 from resolver.core.dname import agrees, applies_to, synthesised_cname
 from resolver.core.scrub import ScrubbedReply, scrub_reply
-from resolver.core.zonecut import ZoneCut, addresses_of, cut_from_ns
+from resolver.model import ZoneCut, addresses_of, cut_from_ns
 from resolver.names import is_at_or_below, lowered_wire, name_wire
 from resolver.records import Reply, WireRRset, name_from_wire
 

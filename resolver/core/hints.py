@@ -9,7 +9,7 @@ import dns.name
 import dns.rdatatype
 import dns.zone
 
-from resolver.core.zonecut import ZoneCut, cut_from_ns
+from resolver.model import ZoneCut, cut_from_ns
 from resolver.records import WireRRset
 
 

@@ -39,9 +39,17 @@ from resolver.core.events import (
 from resolver.core.qmin import MINIMISED_QTYPE, MinimisedStep, Minimiser, after_minimised
 from resolver.core.select import select_server
 from resolver.core.targets import TargetLookups, inside_without_glue, next_lookups
-from resolver.core.zonecut import ZoneCut, addresses_of
 from resolver.limits import Budget
-from resolver.model import EDE_TEXT_LIMIT, ExtendedError, Question, Result, join_reasons, servfail
+from resolver.model import (
+    EDE_TEXT_LIMIT,
+    ExtendedError,
+    Question,
+    Result,
+    ZoneCut,
+    addresses_of,
+    join_reasons,
+    servfail,
+)
 from resolver.names import lowered_wire, name_wire
 from resolver.records import WireRRset, name_from_wire
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import dns.rdatatype
 
-from resolver.core.zonecut import ZoneCut
+from resolver.model import ZoneCut
 from resolver.names import is_at_or_below, lowered_wire
 
 A = dns.rdatatype.A

@@ -21,12 +21,11 @@ import dns.rdatatype
 from resolver.cache.view import Caches
 from resolver.core.events import Failure, QueryFailed, ReplyReceived, SendQuery
 from resolver.core.hints import load_root_hints
-from resolver.core.zonecut import ZoneCut
 from resolver.lab.authority import lab_response, load_zone
 from resolver.lab.description import LabDescription
 from resolver.limits import Limits
 from resolver.mesh import Completed, Effect, Mesh, Transmit
-from resolver.model import Question, Result
+from resolver.model import Question, Result, ZoneCut
 from resolver.paths import lab_root_hints
 from resolver.records import read_reply
 from resolver.transport.upstream import query_wire

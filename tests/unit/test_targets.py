@@ -6,7 +6,7 @@ import dns.name
 import dns.rdatatype
 
 from resolver.core.targets import TargetLookups, inside_without_glue, is_ipv4_only, next_lookups
-from resolver.core.zonecut import ZoneCut
+from resolver.model import ZoneCut
 from resolver.names import lowered_wire
 
 A = dns.rdatatype.A
