@@ -302,7 +302,7 @@ def _lab_answers(settings: Settings) -> bool:
     import dns.message  # noqa: PLC0415
     import dns.query  # noqa: PLC0415
 
-    from resolver.core.hints import load_root_hints  # noqa: PLC0415
+    from resolver.files import load_root_hints  # noqa: PLC0415
 
     query = dns.message.make_query(".", "NS")
     for address in load_root_hints(settings.root_hints).addresses():

@@ -17,13 +17,12 @@ import dns.name
 
 from resolver.access import LOOPBACK_RULES, AccessList
 from resolver.cache.answer import AnswerCache
-from resolver.cache.persist import load_caches, save_caches
 from resolver.cache.rrset import TtlBounds
 from resolver.cache.view import Caches
 from resolver.config import Endpoint, Settings
 from resolver.control import ControlServer
-from resolver.core.hints import load_root_hints
 from resolver.driver import Driver
+from resolver.files import load_caches, load_root_hints, save_caches
 from resolver.frontend import Frontend
 from resolver.lab.server import Lab
 from resolver.limits import Limits

@@ -20,7 +20,7 @@ import dns.rdatatype
 
 from resolver.cache.view import Caches
 from resolver.core.events import Failure, QueryFailed, ReplyReceived, SendQuery
-from resolver.core.hints import load_root_hints
+from resolver.files import load_root_hints
 from resolver.lab.authority import lab_response, load_zone
 from resolver.lab.description import LabDescription
 from resolver.limits import Limits
