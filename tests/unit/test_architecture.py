@@ -77,3 +77,12 @@ def test_every_module_stays_under_the_line_limit() -> None:
     assert not over, f"modules over {MAX_MODULE_LINES} lines: split them by concern: {over}"
     done = {name for name in OVER_THE_LIMIT_FOR_NOW if sizes.get(name, 0) <= MAX_MODULE_LINES}
     assert not done, f"under the limit now, take them out of OVER_THE_LIMIT_FOR_NOW: {done}"
+
+
+@pytest.mark.parametrize("path", SANS_IO, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_sans_io_module_imports_no_part_of_the_config_package(path: Path) -> None:
+    """The core and caches never see ``config`` (ARCHITECTURE.md): nor its submodules
+    (``resolver.config.settings`` ...), which ``FORBIDDEN_MODULES`` names only whole."""
+    modules = imported_modules(ast.parse(path.read_text()))
+    bad = {m for m in modules if m == "resolver.config" or m.startswith("resolver.config.")}
+    assert not bad, f"{path.name} imports {bad}"
