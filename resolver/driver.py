@@ -62,6 +62,8 @@ class Driver:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._idle: asyncio.Future[None] | None = None
+        """Set by :meth:`settle`; done when no waiter is left."""
 
     @property
     def deadline_s(self) -> float:
@@ -90,6 +92,7 @@ class Driver:
                 self._waiters.pop(waiter, None)
                 self.mesh.release(waiter)
                 self._arm()
+                self._note_idle()
 
     def resolve_then(
         self,
@@ -160,6 +163,7 @@ class Driver:
                     waiter = self._waiters.pop(waiter_id, None)
                     if waiter is not None:
                         self._call(waiter.on_result, effect.result)
+                self._note_idle()
             else:
                 found = self._waiters.get(effect.waiter)
                 if found is not None and found.on_stale is not None:
@@ -182,6 +186,18 @@ class Driver:
                 effects.extend(self.mesh.fail(job_id, servfail("internal error"), now))
         self._dispatch(effects)
         self._arm()
+
+    def _note_idle(self) -> None:
+        if not self._waiters and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
+    async def settle(self) -> None:
+        """Return once no client or background refresh (prefetch, serve-stale) waits on
+        the mesh."""
+        await asyncio.sleep(0)  # a prefetch starts just after the hit that asked for it
+        while self._waiters:
+            self._idle = self._running_loop().create_future()
+            await self._idle
 
     async def close(self) -> None:
         """Abandon the upstream queries in flight."""
