@@ -1,7 +1,11 @@
 """The in-flight table: one resolution per question, shared by everyone who asks it.
 
-Sans-IO like the core: the driver calls :meth:`Mesh.start`, :meth:`Mesh.handle` and
-:meth:`Mesh.release` and performs the returned effects. Identical questions in flight are
+Sans-IO like the core: the driver calls :meth:`Mesh.start`, :meth:`Mesh.handle`,
+:meth:`Mesh.handle_timer` and :meth:`Mesh.release` and performs the returned effects, and
+keeps one timer armed to :meth:`Mesh.get_timer` (as aioquic's ``get_timer``/``handle_timer``).
+The mesh owns the policy of waiting, as Unbound's mesh does: each client's deadline and
+serve-stale wait (:mod:`resolver.waiters`), and refreshes (prefetch) are jobs like any other.
+Jobs know their parents and their children, so finding or dropping one scans nothing. Identical questions in flight are
 merged (Unbound ``services/mesh.c``): many clients asking the same uncached question cause
 one walk. A sub-resolution (the address of a glueless name server) is a job of its own whose
 result is fed back to every job waiting on it; a sub-question that would wait on itself,
@@ -11,7 +15,6 @@ client query's :class:`Budget`.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import random
 from collections import Counter, deque
@@ -32,6 +35,7 @@ from resolver.core.machine import Resolution
 from resolver.core.zonecut import ZoneCut
 from resolver.limits import Budget, Limits
 from resolver.model import ExtendedError, Question, Result, servfail
+from resolver.waiters import Timer, Waiters
 
 
 class Transmit(NamedTuple):
@@ -76,19 +80,6 @@ class _Job:
     children: dict[int, None] = field(default_factory=dict)
     """Jobs this one waits on or waited on and that still run, oldest first (an ordered
     set): each has this job among its ``parents``."""
-
-
-@dataclass(slots=True)
-class _Waiter:
-    """One client waiting on a job, with its timers (monotonic seconds)."""
-
-    job_id: int
-    deadline_at: float
-    stale_at: float | None
-
-
-_DEADLINE = 0
-_STALE = 1
 
 
 @dataclass(slots=True)
@@ -143,11 +134,7 @@ class Mesh:
         self._jobs: dict[int, _Job] = {}
         self._inflight: dict[Question, int] = {}
         self._ids = itertools.count(1)
-        self._waiters: dict[int, _Waiter] = {}
-        self._waiter_ids = itertools.count(1)
-        self._timers: list[tuple[float, int, int]] = []
-        """A heap of (due, waiter, kind); an entry whose waiter is gone or whose due time
-        changed is skipped when it reaches the top."""
+        self._waiters = Waiters()
         self.counters = MeshCounters()
         self.on_job_end: Callable[[int], object] | None = None
         """Told each job that ends (finished or dropped): the driver closes the sockets of
@@ -203,24 +190,15 @@ class Mesh:
 
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` is next due (monotonic seconds), or None: no timer."""
-        timers = self._timers
-        while timers and not self._armed(*timers[0]):
-            heapq.heappop(timers)
-        return timers[0][0] if timers else None
+        return self._waiters.next_due()
 
     def handle_timer(self, at: float) -> list[Effect]:
         """Fire every timer due at monotonic ``at``: a passed deadline completes its waiter
         with SERVFAIL (Extended DNS Error 22, No Reachable Authority) and stops it waiting;
         a passed serve-stale wait gives :class:`StaleDue`."""
         effects: list[Effect] = []
-        timers = self._timers
-        while timers and timers[0][0] <= at:
-            due, waiter_id, kind = heapq.heappop(timers)
-            if not self._armed(due, waiter_id, kind):
-                continue
-            waiter = self._waiters[waiter_id]
-            if kind == _STALE:
-                waiter.stale_at = None
+        for waiter_id, waiter, timer in self._waiters.due(at):
+            if timer is Timer.STALE:
                 effects.append(StaleDue(waiter.job_id, waiter_id))
                 continue
             zone = self.zone_of(waiter.job_id)
@@ -233,7 +211,7 @@ class Mesh:
     def release(self, waiter: int) -> None:
         """A client stopped waiting (its deadline passed, or it went away); the job is
         forgotten when nobody waits on it any more."""
-        found = self._waiters.pop(waiter, None)
+        found = self._waiters.pop(waiter)
         if found is None:
             return
         job = self._jobs.get(found.job_id)
@@ -281,20 +259,9 @@ class Mesh:
     # --- internals ---------------------------------------------------------------------------
 
     def _add_waiter(self, job_id: int, deadline_at: float, stale_at: float | None) -> int:
-        waiter = next(self._waiter_ids)
-        self._waiters[waiter] = _Waiter(job_id, deadline_at, stale_at)
+        waiter = self._waiters.add(job_id, deadline_at, stale_at)
         self._jobs[job_id].waiters.add(waiter)
-        heapq.heappush(self._timers, (deadline_at, waiter, _DEADLINE))
-        if stale_at is not None:
-            heapq.heappush(self._timers, (stale_at, waiter, _STALE))
         return waiter
-
-    def _armed(self, due: float, waiter_id: int, kind: int) -> bool:
-        """True when the timer entry still stands (its waiter waits, for that instant)."""
-        waiter = self._waiters.get(waiter_id)
-        if waiter is None:
-            return False
-        return (waiter.deadline_at if kind == _DEADLINE else waiter.stale_at) == due
 
     def _end(self, job_id: int) -> _Job | None:
         """Take ``job_id`` out of every table and link; its children run on without it."""
@@ -413,7 +380,7 @@ class Mesh:
         effects: list[Effect] = []
         if job.waiters:
             for waiter in job.waiters:
-                del self._waiters[waiter]
+                self._waiters.pop(waiter)
             effects.append(Completed(job_id, result, tuple(sorted(job.waiters))))
         for parent_id, ref in job.parents.items():
             effects.extend(self.handle(parent_id, SubqueryDone(ref, result), now))

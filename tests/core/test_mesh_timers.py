@@ -47,7 +47,7 @@ def assert_empty(mesh: Mesh) -> None:
     """No job, question, waiter or timer is left: nothing leaks links or entries."""
     assert len(mesh) == 0
     assert mesh.get_timer() is None
-    assert not mesh._jobs and not mesh._inflight and not mesh._waiters and not mesh._timers
+    assert not mesh._jobs and not mesh._inflight and mesh._waiters.is_empty()
 
 
 def test_a_passed_deadline_is_servfail_with_ede_22_at_exactly_the_deadline() -> None:
