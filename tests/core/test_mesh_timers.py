@@ -177,3 +177,23 @@ def test_stale_due_names_the_job_and_waiter() -> None:
     assert mesh.get_timer() == 14.0
     mesh.release(waiter)
     assert_empty(mesh)
+
+
+def test_the_mesh_counts_upstream_outcomes_from_events_the_machines_take() -> None:
+    """The machine reports what an event taught (``last_outcome``); the mesh counts it and
+    no machine holds the mesh's counter. An event the machine ignores counts nothing."""
+    driver = VirtualDriver(LAB, fast, now=T0)
+    driver.ask("www.example.lab.", "A")
+    driver.run()
+    upstream = driver.mesh.counters.upstream
+    assert upstream["answer"] == 1 and upstream["referral"] >= 1
+    assert "timeout" not in upstream
+    silent_driver = VirtualDriver(LAB, silent, now=T0, client_deadline_s=3.0)
+    waiter = silent_driver.ask("www.example.lab.", "A")
+    job = silent_driver.mesh.job_of(waiter)
+    assert job is not None
+    before = dict(silent_driver.mesh.counters.upstream)
+    assert silent_driver.mesh.handle(job, QueryFailed(999, Failure.TIMEOUT), T0) == []
+    assert dict(silent_driver.mesh.counters.upstream) == before  # a stale ref: ignored
+    silent_driver.run()
+    assert silent_driver.mesh.counters.upstream["timeout"] >= 1
