@@ -49,6 +49,10 @@ class Settings:
     max_tcp_connections: int = 256
     answer_cache_bytes: int = 64 * 1024 * 1024
     serve_stale: bool = False
+    serve_stale_client_timeout_s: float = 1.8
+    """With ``serve_stale``: how long a client with an expired answer at hand waits for the
+    refresh before the stale answer goes out (RFC 8767 §5 suggests 1.8 s; Unbound's
+    serve-expired-client-timeout, 1800 ms)."""
     cache_file: Path | None = None
     """Save the caches here at shutdown and load them at start (off when unset)."""
     metrics: Endpoint | None = Endpoint("127.0.0.1", 9153)
@@ -109,6 +113,7 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "max_tcp_connections": convert.positive_int,
     "answer_cache_bytes": convert.positive_int,
     "serve_stale": convert.boolean,
+    "serve_stale_client_timeout_s": convert.seconds,
     "cache_file": convert.path,
     "metrics": convert.optional_endpoint,
     "control": convert.control_endpoint,
@@ -142,6 +147,7 @@ README_ORDER: tuple[str, ...] = (
     "answer_cache_bytes",
     "rrset_cache_bytes",
     "serve_stale",
+    "serve_stale_client_timeout_s",
     "cache_file",
     "metrics",
     "control",

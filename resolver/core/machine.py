@@ -104,7 +104,6 @@ class Resolution:
         rng: random.Random,
         default_timeout_s: float = 1.0,
         refresh: bool = False,
-        outcomes: Counter[str] | None = None,
         harden_glue: bool = True,
         ancestry: frozenset[Question] = frozenset(),
         qname_minimisation: bool = False,
@@ -140,7 +139,9 @@ class Resolution:
         self._names_seen: set[bytes] = {lowered_wire(question.qname)}
         """Owners met along a CNAME chain, lower-cased in wire form (a dnspython name
         hashes in Python, letter by letter)."""
-        self._upstream_outcomes: Counter[str] = outcomes if outcomes is not None else Counter()
+        self.last_outcome: str | None = None
+        """What the last upstream event taught, for the mesh to count and clear: the reply's
+        kind (``answer``, ``referral``, ``rcode REFUSED``...) or the failure's name."""
         self._skip_cache_once = refresh
         """A refresh (prefetch, serve-stale) asks the servers again for the question itself,
         though cached delegations are still used."""
@@ -382,7 +383,7 @@ class Resolution:
         query = self._pending
         assert query is not None
         self._pending = None
-        self._upstream_outcomes[event.failure.name.lower()] += 1
+        self.last_outcome = event.failure.name.lower()
         if event.failure in (Failure.TIMEOUT, Failure.NETWORK_ERROR):
             self._caches.infra.record_timeout(query.server, query.timeout_s, self._now)
         if self._qmin_name is not None and event.failure is not Failure.PROHIBITED:
@@ -464,7 +465,7 @@ class Resolution:
         outcome = reply.kind.value
         if reply.kind is ReplyKind.SERVER_ERROR:
             outcome = f"rcode {reply.detail}"  # e.g. "rcode REFUSED": a bounded set of names
-        self._upstream_outcomes[outcome] += 1
+        self.last_outcome = outcome
         self._remember(query, reply)
         if self._qmin_name is not None:
             return self._on_minimised_reply(query, reply)

@@ -31,6 +31,7 @@ SANS_IO = [
     *sorted((PACKAGE / "core").glob("*.py")),
     *sorted((PACKAGE / "cache").glob("*.py")),
     PACKAGE / "mesh.py",
+    PACKAGE / "waiters.py",
     PACKAGE / "wire.py",
     PACKAGE / "names.py",
     PACKAGE / "model.py",
@@ -180,7 +181,7 @@ LAYERS = (
     # Events and actions: the core's vocabulary, spoken also by the mesh and the transport.
     layer("events", "resolver.core.events", *VALUES),
     layer("core", "resolver.core", *VALUES, "cache", "events"),
-    layer("mesh", "resolver.mesh", *VALUES, "cache", "events", "core"),
+    layer("mesh", ("resolver.mesh", "resolver.waiters"), *VALUES, "cache", "events", "core"),
     # Sockets: speaks events, knows no machine, mesh, cache or frontend.
     layer("transport", "resolver.transport", *VALUES, "events"),
     layer(
