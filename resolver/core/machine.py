@@ -52,7 +52,7 @@ from resolver.core.targets import next_lookups
 from resolver.core.unreachable import no_server_left
 from resolver.core.zonecut import addresses_of
 from resolver.model import ExtendedError, Question, Result, servfail
-from resolver.names import lowered_wire
+from resolver.names import NameKey, name_key
 from resolver.records import name_from_wire
 
 PARENT_SIDE_TYPES = frozenset({dns.rdatatype.DS})
@@ -177,7 +177,7 @@ class Resolution(ResponseHandling):
     def _query_targets(self) -> list[Action]:
         """QUERY_TARGETS: ask the next untried server, or start a glueless lookup."""
         candidates = self._next_candidates()
-        zone_key = lowered_wire(self._cut.zone)
+        zone_key = name_key(self._cut.zone)
         if candidates:
             server = select_server(candidates, zone_key, self._caches.infra, self._rng, self._now)
             return self._send(server)
@@ -320,7 +320,7 @@ class Resolution(ResponseHandling):
         self.state = QUERY_TARGETS
         return self._advance()
 
-    def _take_target_result(self, ns_key: bytes, result: Result) -> None:
+    def _take_target_result(self, ns_key: NameKey, result: Result) -> None:
         """Add the addresses a lookup found to the name server's; a CNAME on the way is
         followed (RFC 2181 §10.3 forbids it, Unbound follows it anyway: its
         ``processTargetResponse`` takes the chain's final addresses)."""

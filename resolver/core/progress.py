@@ -25,7 +25,7 @@ from resolver.core.targets import TargetLookups
 from resolver.core.zonecut import ZoneCut
 from resolver.limits import Budget
 from resolver.model import Question, Result, servfail
-from resolver.names import lowered_wire
+from resolver.names import NameKey, name_key
 from resolver.records import WireRRset
 
 SILENCE_SLACK_S = 1e-6
@@ -83,10 +83,10 @@ class Progress:
         self._targets = TargetLookups()
         self.cycles_met = 0
         """Name servers skipped because they would need themselves (the mesh counts them)."""
-        self._ancestor_names = frozenset(lowered_wire(q.qname) for q in ancestry)
+        self._ancestor_names = frozenset(name_key(q.qname) for q in ancestry)
         """Names of the questions this one is asked for (the mesh's chain): a name server
         among them would need itself, a dependency cycle."""
-        self._names_seen: set[bytes] = {lowered_wire(question.qname)}
+        self._names_seen: set[NameKey] = {name_key(question.qname)}
         """Owners met along a CNAME chain (a dnspython name hashes in Python, letter by
         letter; a key hashes in C)."""
         self._upstream_outcomes: Counter[str] = outcomes if outcomes is not None else Counter()
@@ -172,7 +172,7 @@ class Progress:
         """Add ``chain`` and move on to ``target``; False (and finished) on a loop or when
         the chain grows too long."""
         self.chain.extend(chain)
-        target_key = lowered_wire(target)
+        target_key = name_key(target)
         if target_key in self._names_seen:
             self._finish(servfail(f"CNAME loop at {target}"))
             return False

@@ -22,7 +22,7 @@ from resolver.core.progress import Progress
 from resolver.core.qmin import MinimisedStep, after_minimised
 from resolver.core.state import INIT, QUERY_TARGETS, ReplyArrived
 from resolver.model import Result, servfail
-from resolver.names import lowered_wire, name_wire
+from resolver.names import name_key, name_wire
 from resolver.records import WireRRset
 
 
@@ -90,11 +90,11 @@ class ResponseHandling(Progress):
                 self.state = QUERY_TARGETS
                 return self._send(query.server)
             case ReplyKind.SERVER_ERROR:
-                self._caches.infra.mark_lame(query.server, lowered_wire(query.zone), self._now)
+                self._caches.infra.mark_lame(query.server, name_key(query.zone), self._now)
                 self._server_failed(query.server, f"answered {reply.detail}")
                 return self._advance()
             case ReplyKind.LAME:
-                self._caches.infra.mark_lame(query.server, lowered_wire(query.zone), self._now)
+                self._caches.infra.mark_lame(query.server, name_key(query.zone), self._now)
                 self._server_failed(query.server, "sent a lame reply")
                 return self._advance()
             case _:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from resolver.core.events import ReplyReceived, SendQuery
 from resolver.model import Result
+from resolver.names import NameKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +39,10 @@ class WaitingReply:
 @dataclass(frozen=True, slots=True)
 class WaitingSubquery:
     """Waiting for the sub-resolution ``ref``: the addresses (``qtype`` A or AAAA) of the
-    name server ``ns_key`` (lower-cased wire name)."""
+    name server ``ns_key``."""
 
     ref: int
-    ns_key: bytes
+    ns_key: NameKey
     qtype: int
 
 
