@@ -23,8 +23,10 @@ from resolver.core.events import (
     SubqueryDone,
 )
 from resolver.core.machine import Resolution
+from resolver.core.state import Done, WaitingReply, WaitingSubquery
 from resolver.limits import Budget, Limits
 from resolver.model import Question, Result, servfail
+from resolver.names import name_key
 from resolver.records import read_reply
 from resolver.transport.upstream import query_wire
 from tests.core.harness import lab_responder, lab_root
@@ -94,10 +96,12 @@ def walk_to_the_end(resolution: Resolution, send: SendQuery) -> Result:
 def test_events_for_a_reference_the_machine_does_not_wait_on_are_ignored() -> None:
     resolution = machine()
     send = only_send(resolution.start(NOW))
+    assert resolution.state == WaitingReply(send)  # the state holds what it waits on
     stale = send.ref + 100
     assert resolution.handle(QueryFailed(stale, Failure.TIMEOUT), NOW) == []
     assert resolution.handle(dataclasses.replace(reply_to(send), ref=stale), NOW) == []
     assert resolution.handle(SubqueryDone(stale, Result(dns.rcode.SERVFAIL)), NOW) == []
+    assert resolution.state == WaitingReply(send)
     # The try in flight is still the one awaited: its reply moves the walk on.
     result = walk_to_the_end(resolution, send)
     assert result.rcode == dns.rcode.NOERROR
@@ -120,6 +124,7 @@ def test_events_after_finishing_are_ignored() -> None:
     resolution = machine()
     send = only_send(resolution.start(NOW))
     result = walk_to_the_end(resolution, send)
+    assert resolution.state == Done(result)
     assert resolution.result == result
     assert resolution.handle(reply_to(send), NOW) == []
     assert resolution.handle(QueryFailed(send.ref, Failure.TIMEOUT), NOW) == []
@@ -148,6 +153,10 @@ def test_a_reply_for_the_subquery_awaited_is_ignored() -> None:
         actions = resolution.handle(reply_to(action), NOW)
     else:
         raise AssertionError("no sub-resolution started")
+    assert action.question.qname == dns.name.from_text("nsg.other.example.")
+    ns_key = name_key(action.question.qname)
+    assert resolution.state == WaitingSubquery(action.ref, ns_key, dns.rdatatype.A)
     assert resolution.handle(QueryFailed(action.ref, Failure.TIMEOUT), NOW) == []
+    assert resolution.state == WaitingSubquery(action.ref, ns_key, dns.rdatatype.A)
     done = resolution.handle(SubqueryDone(action.ref, servfail("no address")), NOW)
     assert done  # the real SubqueryDone is taken: the machine moves on
