@@ -160,3 +160,20 @@ def test_a_reply_for_the_subquery_awaited_is_ignored() -> None:
     assert resolution.state == WaitingSubquery(action.ref, ns_key, dns.rdatatype.A)
     done = resolution.handle(SubqueryDone(action.ref, servfail("no address")), NOW)
     assert done  # the real SubqueryDone is taken: the machine moves on
+
+
+def test_a_late_reply_to_a_listening_try_is_taken_and_the_try_in_flight_abandoned() -> None:
+    caches = Caches()
+    for (
+        address
+    ) in lab_root().addresses():  # a known RTT: a try's wait is shorter than its listening
+        caches.infra.record_rtt(address, 0.01, NOW)
+    resolution = machine(caches=caches)
+    first = only_send(resolution.start(NOW))
+    assert first.timeout_s < first.listen_s
+    second = only_send(resolution.handle(QueryFailed(first.ref, Failure.TIMEOUT), NOW))
+    assert resolution.state == WaitingReply(second)
+    onward = only_send(resolution.handle(reply_to(first), NOW))  # the root's late referral
+    assert onward.zone == dns.name.from_text("lab.")
+    assert resolution.handle(reply_to(second), NOW) == []  # abandoned: stale now
+    assert walk_to_the_end(resolution, onward).rcode == dns.rcode.NOERROR
