@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import typing
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -324,6 +325,8 @@ class Mesh:
                     effects.extend(self._start_subquery(job_id, action, now))
                 case Finished():
                     effects.extend(self._finish(job_id, action.result, now))
+                case _:
+                    typing.assert_never(action)
         return effects
 
     def _waits_on(self, waiter: int, target: int) -> bool:

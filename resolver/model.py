@@ -16,7 +16,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
-from resolver.names import lowered_wire
+from resolver.names import NameKey, key_of_wire, name_key
 from resolver.records import WireRRset
 
 
@@ -30,7 +30,7 @@ class Question:
 
     def __hash__(self) -> int:
         # The lower-cased wire name hashes in C; dnspython's Name.__hash__ loops in Python.
-        return hash((lowered_wire(self.qname), self.qtype, self.qclass))
+        return hash((name_key(self.qname), self.qtype, self.qclass))
 
     def __str__(self) -> str:
         return f"{self.qname} {dns.rdatatype.to_text(self.qtype)}"
@@ -125,9 +125,9 @@ class ZoneCut:
     """
 
     zone: dns.name.Name
-    nameservers: dict[bytes, list[str]] = field(default_factory=dict)
-    """Each name server's name, lower-cased in wire form, and its known addresses."""
-    fallback: dict[bytes, list[str]] = field(default_factory=dict)
+    nameservers: dict[NameKey, list[str]] = field(default_factory=dict)
+    """Each name server's name (its key) and its known addresses."""
+    fallback: dict[NameKey, list[str]] = field(default_factory=dict)
     """Addresses to try when those above fail: the parent's glue where the child's own data
     disagrees, and out-of-bailiwick glue when ``harden_glue`` is off."""
 
@@ -150,8 +150,8 @@ class ZoneCut:
                     seen.append(address)
         return seen
 
-    def glueless(self) -> list[bytes]:
-        """Name servers (lower-cased wire names) whose addresses we do not know."""
+    def glueless(self) -> list[NameKey]:
+        """Name servers whose addresses we do not know."""
         return [ns for ns, addresses in self.nameservers.items() if not addresses]
 
     def copy(self) -> ZoneCut:
@@ -162,9 +162,9 @@ class ZoneCut:
         )
 
 
-def addresses_of(rrsets: list[WireRRset], owner_key: bytes) -> list[str]:
-    """The A and AAAA addresses that ``rrsets`` hold for the owner ``owner_key`` (lower-cased
-    wire form; RFC 1035 §3.4.1)."""
+def addresses_of(rrsets: list[WireRRset], owner_key: NameKey) -> list[str]:
+    """The A and AAAA addresses that ``rrsets`` hold for the owner ``owner_key`` (RFC 1035
+    §3.4.1)."""
     found: list[str] = []
     for rrset in rrsets:
         if rrset.owner_key == owner_key and rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
@@ -176,8 +176,8 @@ def addresses_of(rrsets: list[WireRRset], owner_key: bytes) -> list[str]:
 
 def cut_from_ns(ns_rrset: WireRRset, address_rrsets: list[WireRRset]) -> ZoneCut:
     """A zone cut from an NS RRset and the address records (glue) that came with it."""
-    nameservers: dict[bytes, list[str]] = {}
+    nameservers: dict[NameKey, list[str]] = {}
     for rdata in ns_rrset.rdatas:
-        target = rdata.lower()
+        target = key_of_wire(rdata)
         nameservers[target] = addresses_of(address_rrsets, target)
     return ZoneCut(ns_rrset.name, nameservers)
