@@ -12,9 +12,10 @@ import functools
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from resolver.core.events import QueryFailed, ReplyReceived
-from resolver.histogram import Histogram
+from resolver.histogram import Histogram, HistogramView
 from resolver.mesh import Effect, Mesh, Transmit
 from resolver.model import ExtendedError, Question, Result, servfail
 from resolver.transport.upstream import Upstream
@@ -30,6 +31,14 @@ class _Waiter:
     def __init__(self, on_result: Callable[[Result], None]) -> None:
         self.on_result = on_result
         self.deadline: asyncio.TimerHandle
+
+
+@dataclass(frozen=True, slots=True)
+class DriverStats:
+    """What the driver has measured, read at scrape time (:meth:`Driver.stats`)."""
+
+    upstream_rtt: HistogramView
+    bugs: int
 
 
 class Driver:
@@ -150,3 +159,7 @@ class Driver:
     async def close(self) -> None:
         """Abandon the upstream queries in flight."""
         self.upstream.close()
+
+    def stats(self) -> DriverStats:
+        """A read-only view of the counters, for the metrics collector at scrape time."""
+        return DriverStats(self.upstream_rtt.view(), self.bugs)

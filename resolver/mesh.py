@@ -71,6 +71,18 @@ class MeshCounters:
     """Upstream outcomes: reply kinds (answer, referral, nxdomain...) and failures."""
 
 
+@dataclass(frozen=True, slots=True)
+class MeshStats:
+    """What the mesh has done, read at scrape time (:meth:`Mesh.stats`)."""
+
+    in_flight: int
+    """Resolutions in flight, sub-resolutions included."""
+    merged: int
+    """Questions that joined a resolution in flight instead of starting one."""
+    upstream: dict[str, int]
+    """Upstream outcomes: reply kinds (answer, referral, nxdomain...) and failures."""
+
+
 class Mesh:
     """Every resolution in flight, keyed by job id and by question."""
 
@@ -103,6 +115,10 @@ class Mesh:
 
     def __len__(self) -> int:
         return len(self._jobs)
+
+    def stats(self) -> MeshStats:
+        """A read-only view of the counters, for the metrics collector at scrape time."""
+        return MeshStats(len(self._jobs), self.counters.merged, dict(self.counters.upstream))
 
     def start(
         self, question: Question, now: float, *, refresh: bool = False

@@ -146,10 +146,8 @@ class ResolverService:
             max_pending=settings.max_pending_queries,
         )
         self.listeners = Listeners(
-            self.frontend.handle,
+            self.frontend.on_query,
             TcpLimits(settings.tcp_idle_timeout_s, settings.max_tcp_connections),
-            fast=self.frontend.answer_from_cache,
-            later=self.frontend.answer_later,
         )
         for endpoint in settings.listen:
             await self._listen(endpoint)

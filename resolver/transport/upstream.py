@@ -32,7 +32,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import dns.asyncquery
 import dns.exception
@@ -213,6 +213,10 @@ class Upstream:
         ``asyncio.get_running_loop`` makes a ``getpid`` system call each time on Python 3.11
         (5% of a cold resolution)."""
         self._tcp_tasks: set[asyncio.Task[ReplyReceived | QueryFailed]] = set()
+
+    def stats(self) -> UpstreamCounters:
+        """A copy of the counters, for the metrics collector at scrape time."""
+        return replace(self.counters)
         self._questions: dict[Hashable, dict[GroupKey, _Question]] = {}
         """Open UDP tries by resolution (``send``'s ``owner``), then question at a server."""
 

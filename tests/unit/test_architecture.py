@@ -12,6 +12,7 @@ SANS_IO = [
     *sorted((PACKAGE / "core").glob("*.py")),
     *sorted((PACKAGE / "cache").glob("*.py")),
     PACKAGE / "mesh.py",
+    PACKAGE / "screen.py",
     PACKAGE / "wire.py",
     PACKAGE / "names.py",
     PACKAGE / "model.py",
