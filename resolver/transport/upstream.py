@@ -213,12 +213,12 @@ class Upstream:
         ``asyncio.get_running_loop`` makes a ``getpid`` system call each time on Python 3.11
         (5% of a cold resolution)."""
         self._tcp_tasks: set[asyncio.Task[ReplyReceived | QueryFailed]] = set()
+        self._questions: dict[Hashable, dict[GroupKey, _Question]] = {}
+        """Open UDP tries by resolution (``send``'s ``owner``), then question at a server."""
 
     def stats(self) -> UpstreamCounters:
         """A copy of the counters, for the metrics collector at scrape time."""
         return replace(self.counters)
-        self._questions: dict[Hashable, dict[GroupKey, _Question]] = {}
-        """Open UDP tries by resolution (``send``'s ``owner``), then question at a server."""
 
     def set_allow(self, allow: Sequence[IPNetwork]) -> None:
         """Use a new outbound allow-list (a reload)."""
