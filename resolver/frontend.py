@@ -90,6 +90,7 @@ class SlowQuery:
         *,
         reply_to: ReplyTo,
         address: Address,
+        started: float,
     ) -> None:
         self.frontend = frontend
         self.query = query
@@ -99,7 +100,8 @@ class SlowQuery:
         self.transport = transport
         self.reply_to = reply_to
         self.address = address
-        self.started = time.monotonic()
+        self.started = started
+        """When the query arrived (the monotonic clock), for its latency."""
         self.done = False
 
     def resolved(self, result: Result) -> None:
@@ -225,7 +227,16 @@ class Frontend:
         if self.pending >= self.max_pending:
             self.rejected["overloaded"] = self.rejected.get("overloaded", 0) + 1
             return DROP  # the client retries; the cached names stay answered
-        slow = SlowQuery(self, query, limit, client, transport, reply_to=reply_to, address=address)
+        slow = SlowQuery(
+            self,
+            query,
+            limit,
+            client,
+            transport,
+            reply_to=reply_to,
+            address=address,
+            started=started,
+        )
         self.pending += 1
         try:
             if query.cache_key is not None and self.answers.stale_s:
@@ -313,7 +324,7 @@ class Frontend:
         return task
 
     def _prefetch(self, key: bytes) -> None:
-        """Refresh a popular entry before it expires (the hot path found it due)."""
+        """Refresh a popular entry before it expires (called from the hot path)."""
         wire = query_from_key(key)
         fast = read_fast_query(wire)
         assert fast is not None, "a key always makes a plain query"
