@@ -145,10 +145,8 @@ class ResolverService:
             max_pending=settings.max_pending_queries,
         )
         self.listeners = Listeners(
-            self.frontend.handle,
+            self.frontend.on_query,
             TcpLimits(settings.tcp_idle_timeout_s, settings.max_tcp_connections),
-            fast=self.frontend.answer_from_cache,
-            later=self.frontend.answer_later,
         )
         for endpoint in settings.listen:
             await self._listen(endpoint)
@@ -282,8 +280,6 @@ class ResolverService:
             self.metrics.close()
         if self.listeners is not None:
             await self.listeners.close()
-        if self.frontend is not None:
-            await self.frontend.close()
         if self.settings.cache_file is not None and self.root is not None:
             try:
                 saved = save_caches(
