@@ -16,7 +16,7 @@ import pytest
 from tests.helpers import lab_with
 from tests.integration.conftest import LAB_PORT, RESOLVER_PORT, lab_settings
 from tests.integration.stack import Stack
-from tests.integration.test_cache_integration import FakeClock
+from tests.clock import FakeClock
 
 SERVER = "127.0.0.1"
 

@@ -201,7 +201,7 @@ def test_edns_fallback_over_real_sockets() -> None:
 
 
 def test_per_client_rate_limit_refuses_then_recovers() -> None:
-    from tests.integration.test_cache_integration import FakeClock  # noqa: PLC0415
+    from tests.clock import FakeClock  # noqa: PLC0415
 
     clock = FakeClock()
     port = RESOLVER_PORT + 5
