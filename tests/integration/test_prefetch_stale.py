@@ -13,10 +13,10 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from tests.clock import FakeClock
 from tests.helpers import lab_with
 from tests.integration.conftest import LAB_PORT, RESOLVER_PORT, lab_settings
 from tests.integration.stack import Stack
-from tests.clock import FakeClock
 
 SERVER = "127.0.0.1"
 
