@@ -15,10 +15,7 @@ from tests.helpers import lab_with
 from tests.integration.conftest import LAB_PORT, RESOLVER_PORT, lab_settings
 from tests.integration.stack import Stack
 
-SLOW = 'address = "127.53.9.1"\nzones = ["slow.lab."]\nfaults = { delay_s = 0.5 }\n'
-SPRAYING = (
-    'address = "127.53.9.1"\nzones = ["slow.lab."]\nfaults = { delay_s = 0.05, spray = 48 }\n'
-)
+SPRAYING = lab_with().with_faults("127.53.9.1", delay_s=0.05, spray=48)
 ROUNDS = 30
 WWW_SLOW = dns.name.from_text("www.slow.lab.")
 
@@ -30,9 +27,7 @@ def attack(port: int, lab_port: int, *, insecure: bool) -> tuple[int, int, int, 
     settings = lab_settings(
         port, outbound_port=lab_port, upstream_timeout_s=1.0, client_deadline_s=3.0
     )
-    running = Stack(
-        settings, lab_with(replace={SLOW: SPRAYING}), lab_port, insecure_upstream=insecure
-    ).start()
+    running = Stack(settings, SPRAYING, lab_port, insecure_upstream=insecure).start()
     poisoned = 0
     unanswered: list[str] = []
     try:

@@ -21,17 +21,12 @@ from tests.integration.conftest import LAB_PORT, RESOLVER_PORT, lab_settings
 from tests.integration.stack import Stack
 
 PORT = RESOLVER_PORT + 50
-LYING = {
-    f'address = "127.53.3.{n}"\nzones = ["example.lab."]\n': f'address = "127.53.3.{n}"\nzones = ["example.lab."]\nfaults = {{ poison = true }}\n'
-    for n in (1, 2)
-}
+LYING = lab_with().with_faults("127.53.3.1", "127.53.3.2", poison=True)
 
 
 @pytest.fixture
 def lied_to() -> Iterator[Stack]:
-    running = Stack(
-        lab_settings(PORT, outbound_port=LAB_PORT + 7), lab_with(replace=LYING), LAB_PORT + 7
-    ).start()
+    running = Stack(lab_settings(PORT, outbound_port=LAB_PORT + 7), LYING, LAB_PORT + 7).start()
     yield running
     running.stop()
 

@@ -185,12 +185,7 @@ def test_deadline_gives_servfail_while_the_zone_is_slow(tmp_path: Path) -> None:
 
 
 def test_edns_fallback_over_real_sockets() -> None:
-    faulty = lab_with(
-        replace={
-            'address = "127.53.3.1"\nzones = ["example.lab."]\n': 'address = "127.53.3.1"\nzones = ["example.lab."]\nfaults = { formerr_edns = true }\n',
-            'address = "127.53.3.2"\nzones = ["example.lab."]\n': 'address = "127.53.3.2"\nzones = ["example.lab."]\nfaults = { formerr_edns = true }\n',
-        }
-    )
+    faulty = lab_with().with_faults("127.53.3.1", "127.53.3.2", formerr_edns=True)
     running = Stack(
         lab_settings(RESOLVER_PORT + 4, outbound_port=LAB_PORT + 1), faulty, LAB_PORT + 1
     ).start()
