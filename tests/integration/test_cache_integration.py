@@ -13,10 +13,11 @@ import dns.rcode
 import pytest
 
 from tests.clock import FakeClock
-from tests.integration.conftest import RESOLVER_PORT, lab_settings
+from tests.integration.conftest import lab_settings
 from tests.integration.stack import Stack
+from tests.ports import free_port
 
-PORT = RESOLVER_PORT + 10
+PORT = free_port()
 SERVER = "127.0.0.1"
 
 

@@ -13,10 +13,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from resolver.config import Endpoint
-from tests.integration.conftest import RESOLVER_PORT, lab_settings
+from tests.integration.conftest import lab_settings
 from tests.integration.stack import Stack
+from tests.ports import free_port
 
-PORT = RESOLVER_PORT + 30
+PORT = free_port()
 SERVER = "127.0.0.1"
 
 

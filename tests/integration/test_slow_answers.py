@@ -21,9 +21,10 @@ from resolver.lab.server import FORGED_ADDRESS
 from resolver.model import Transport
 from resolver.transport.upstream import Upstream
 from tests.helpers import lab_with
-from tests.integration.conftest import LAB_PORT, RESOLVER_PORT, lab_settings
+from tests.integration.conftest import lab_settings
 from tests.integration.stack import Stack
 from tests.integration.test_metrics import sample, scrape
+from tests.ports import free_port, lab_port
 
 NS1, NS2 = "127.53.20.1", "127.53.20.2"
 SLOW = {
@@ -76,13 +77,13 @@ async def _open_tries_soon(upstream: Upstream) -> int:
 
 @pytest.fixture
 def perslow() -> Iterator[Stack]:
-    running = start(RESOLVER_PORT + 120, LAB_PORT + 120)
+    running = start(free_port(), lab_port())
     yield running
     running.stop()
 
 
 def test_slow_names_are_answered_within_the_clients_deadline(perslow: Stack) -> None:
-    port = RESOLVER_PORT + 120
+    port = perslow.port
     warm(port)
     infra = perslow.service.caches.infra
     assert infra.timeout_s(NS1, 1.0, time.time()) < 0.35
@@ -113,8 +114,8 @@ def test_slow_names_are_answered_within_the_clients_deadline(perslow: Stack) -> 
 
 
 def test_a_slow_server_under_forgeries_moves_to_tcp_and_is_not_poisoned() -> None:
-    port, lab_port = RESOLVER_PORT + 121, LAB_PORT + 121
-    running = start(port, lab_port, lab_with().with_faults(NS1, spray=48))
+    port, faulty_lab_port = free_port(), lab_port()
+    running = start(port, faulty_lab_port, lab_with().with_faults(NS1, spray=48))
     try:
         warm(port)
         # slowboth is slow at both servers: the earlier tries stay open, the forger's
@@ -134,8 +135,8 @@ def test_a_tcp_try_waits_the_whole_upstream_timeout() -> None:
     """Both servers truncate every UDP answer and answer slowboth 0.35 s late over TCP too:
     the TCP try after the (late) truncated reply must wait the upstream timeout, not the
     50 ms RTO of the UDP tries."""
-    port, lab_port = RESOLVER_PORT + 123, LAB_PORT + 123
-    running = start(port, lab_port, lab_with().with_faults(NS1, NS2, truncate=True))
+    port, faulty_lab_port = free_port(), lab_port()
+    running = start(port, faulty_lab_port, lab_with().with_faults(NS1, NS2, truncate=True))
     try:
         warm(port)
         reply = ask(port, "slowboth.perslow.lab.")
