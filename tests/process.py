@@ -92,10 +92,10 @@ class RootwalkProcess(subprocess.Popen[str]):
                     )
                 self._changed.wait(left)
 
-    def wait_listening(self, *endpoints: str) -> RootwalkProcess:
+    def wait_listening(self, *endpoints: str, timeout: float = READY_TIMEOUT_S) -> RootwalkProcess:
         """Until the resolver listens on each of ``endpoints`` (``ADDR:PORT`` text)."""
         for endpoint in endpoints:
-            self.wait_for(listening(endpoint))
+            self.wait_for(listening(endpoint), timeout=timeout)
         return self
 
     def output(self, stream: Stream = "stderr") -> str:
