@@ -126,7 +126,7 @@ def test_a_real_prometheus_scrapes_the_endpoint(measured: Stack, tmp_path: objec
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: rootwalk\n"
         f"    static_configs:\n      - targets: ['127.0.0.1:{metrics.port}']\n"
     )
-    web = "127.0.0.1:19090"
+    web = f"127.0.0.1:{free_port()}"
     prometheus = subprocess.Popen(
         [
             "prometheus",
