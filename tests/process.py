@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Literal
 
+from resolver.server import RESOLVER_READY
+
 REPO = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 30.0
 """Only guards a hang: a server that starts at all starts in a second or two."""
@@ -93,9 +95,11 @@ class RootwalkProcess(subprocess.Popen[str]):
                 self._changed.wait(left)
 
     def wait_listening(self, *endpoints: str, timeout: float = READY_TIMEOUT_S) -> RootwalkProcess:
-        """Until the resolver listens on each of ``endpoints`` (``ADDR:PORT`` text)."""
+        """Until ``rootwalk serve`` listens on each of ``endpoints`` (``ADDR:PORT`` text) and
+        then says it is ready (its SIGHUP handler is in place only from then on)."""
         for endpoint in endpoints:
             self.wait_for(listening(endpoint), timeout=timeout)
+        self.wait_for(RESOLVER_READY, timeout=timeout)
         return self
 
     def output(self, stream: Stream = "stderr") -> str:
