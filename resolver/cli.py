@@ -1,7 +1,8 @@
 """The command line: ``rootwalk serve | lab | query | check-config``.
 
 Only this module calls ``sys.exit`` (through ``main``'s return value); errors in settings
-exit with status 2 and a message naming the file, line and key.
+exit with status 2 and a message naming the file, line and key. The parser, subcommands and
+flags are :mod:`resolver.command_line`; here, what each subcommand does.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import json
 import os
 import sys
 from collections.abc import Coroutine, Sequence
-from pathlib import Path
 from typing import Any
 
+from resolver.command_line import flag_values, parse_arguments
 from resolver.config import (
     ConfigError,
     Endpoint,
@@ -31,7 +32,6 @@ from resolver.lab.description import LabDescriptionError
 from resolver.paths import lab_description, lab_root_hints
 from resolver.stub import EXIT_FAILED, StubError, exit_status, run_query
 
-LAB_PORT = 10053
 LAB_LISTEN_PORT = 5300
 
 
@@ -61,137 +61,9 @@ def _run(coroutine: Coroutine[Any, Any, None]) -> None:
         uvloop.run(coroutine)
 
 
-def _add_resolver_flags(parser: argparse.ArgumentParser, *, serving: bool = True) -> None:
-    """The settings flags; ``serving`` adds those that only a listening resolver uses (its
-    sockets, its clients, its endpoints), which ``trace`` does not have."""
-    parser.add_argument("--config", type=Path, help="TOML settings file")
-    if serving:
-        parser.add_argument(
-            "--listen",
-            action="append",
-            metavar="ADDR:PORT",
-            help="listen address (repeatable); IPv6 as [::1]:53",
-        )
-    parser.add_argument("--root-hints", metavar="FILE", help="root hints master file")
-    if serving:
-        parser.add_argument(
-            "--allow-clients",
-            action="append",
-            metavar="CIDR",
-            help="clients allowed to query, besides loopback (repeatable)",
-        )
-    parser.add_argument(
-        "--outbound-allow",
-        action="append",
-        metavar="CIDR",
-        help="networks the resolver may send queries to (repeatable)",
-    )
-    parser.add_argument("--outbound-port", metavar="N", help="port of upstream servers")
-    parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
-    if serving:
-        parser.add_argument(
-            "--metrics",
-            metavar="ADDR:PORT|off",
-            help="Prometheus endpoint (default 127.0.0.1:9153)",
-        )
-        parser.add_argument(
-            "--control",
-            metavar="ADDR:PORT|off",
-            help="control endpoint, loopback only (default 127.0.0.1:9154)",
-        )
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
-
-    try:
-        return version("rootwalk")
-    except PackageNotFoundError:
-        return "(not installed)"
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rootwalk", description="A recursive DNS resolver.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    serve = commands.add_parser("serve", help="run the resolver")
-    _add_resolver_flags(serve)
-    serve.add_argument("--workers", metavar="N", help="processes sharing the ports (default 1)")
-    serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by the supervisor
-
-    lab = commands.add_parser("lab", help="run the lab and a resolver pointed at it")
-    _add_resolver_flags(lab)
-    lab.add_argument(
-        "--lab-port",
-        type=int,
-        default=LAB_PORT,
-        metavar="N",
-        help=f"port of the lab's servers (default {LAB_PORT})",
-    )
-
-    check = commands.add_parser("check-config", help="print the settings as TOML and exit")
-    _add_resolver_flags(check)
-    check.add_argument("--workers", metavar="N", help="processes sharing the ports (default 1)")
-
-    trace = commands.add_parser("trace", help="resolve in-process, printing every step")
-    _add_resolver_flags(trace, serving=False)
-    trace.add_argument("name", help="the name (absolute, or relative to the root)")
-    trace.add_argument("type", nargs="?", default="A", help="the type (default A)")
-    trace.add_argument(
-        "--lab",
-        action="store_true",
-        help="walk the lab started by `rootwalk lab` (its hints, its port, loopback only)",
-    )
-    trace.add_argument(
-        "--lab-port",
-        type=int,
-        default=LAB_PORT,
-        metavar="N",
-        help=f"with --lab: port of the lab's servers (default {LAB_PORT})",
-    )
-
-    cache = commands.add_parser("cache", help="flush or inspect a running resolver's caches")
-    cache_commands = cache.add_subparsers(dest="cache_command", required=True)
-    flush = cache_commands.add_parser("flush", help="forget a name, a subtree, or everything")
-    flush.add_argument(
-        "name",
-        nargs="?",
-        help="the name (absolute or relative to the root); omit to flush everything",
-    )
-    flush.add_argument("--subtree", action="store_true", help="and every name below it")
-    stats = cache_commands.add_parser("stats", help="print cache sizes and counters")
-    for sub in (flush, stats):
-        sub.add_argument(
-            "--control",
-            default="127.0.0.1:9154",
-            metavar="ADDR:PORT",
-            help="the resolver's control endpoint",
-        )
-
-    query = commands.add_parser("query", help="ask a resolver, applying search list and ndots")
-    query.add_argument("name")
-    query.add_argument("type", nargs="?", default="A", help="the type (default A)")
-    query.add_argument("--server", metavar="ADDR[:PORT]", help="resolver to ask")
-    query.add_argument("--search", action="append", metavar="DOMAIN", help="search domain")
-    query.add_argument("--ndots", type=int, metavar="N", help="dots before trying as-is first")
-    query.add_argument("--tcp", action="store_true", help="ask over TCP")
-    query.add_argument(
-        "--timeout", type=float, default=5.0, metavar="S", help="seconds to wait for each reply"
-    )
-    return parser
-
-
-def _flag_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The settings flags this subcommand has (None: not given, or not offered here)."""
-    keys = ("listen", "root_hints", "allow_clients", "outbound_allow", "outbound_port")
-    more = ("log_level", "metrics", "control", "workers")
-    return {key: getattr(args, key, None) for key in keys + more}
-
-
 def _settings(args: argparse.Namespace, base: Settings | None = None) -> Settings:
     return build_settings(
-        base=base, config_file=args.config, environ=os.environ, flags=_flag_values(args)
+        base=base, config_file=args.config, environ=os.environ, flags=flag_values(args)
     )
 
 
@@ -302,7 +174,7 @@ def _lab_answers(settings: Settings) -> bool:
     import dns.message  # noqa: PLC0415
     import dns.query  # noqa: PLC0415
 
-    from resolver.core.hints import load_root_hints  # noqa: PLC0415
+    from resolver.files import load_root_hints  # noqa: PLC0415
 
     query = dns.message.make_query(".", "NS")
     for address in load_root_hints(settings.root_hints).addresses():
@@ -348,7 +220,7 @@ def _command_check_config(args: argparse.Namespace) -> int:
     """Print the layered settings as TOML. A reader that stops early (``| head``) is no
     error: the rest is thrown away and the status stays 0."""
     settings, sources = build_layered_settings(
-        config_file=args.config, environ=os.environ, flags=_flag_values(args)
+        config_file=args.config, environ=os.environ, flags=flag_values(args)
     )
     try:
         sys.stdout.write(settings_toml(settings, sources))
@@ -369,16 +241,7 @@ def _setup_logging(level: str, log_format: str = "text") -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    parser = _parser()
-    # `query NAME --server X AAAA`: the type may follow the options (argparse's intermixed
-    # parsing does not work with subcommands, so the one leftover word is taken here).
-    args, extra = parser.parse_known_args(arguments)
-    if args.command in ("query", "trace") and len(extra) == 1 and not extra[0].startswith("-"):
-        if args.type != "A" or "A" in arguments[arguments.index(args.name) + 1 :][:1]:
-            parser.error(f"unrecognized arguments: {extra[0]}")
-        args.type = extra[0]
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = parse_arguments(arguments)
     try:
         match args.command:
             case "serve":

@@ -1,8 +1,11 @@
-"""Runs the mesh's resolutions against the real transport, with a per-client deadline.
+"""Runs the mesh's resolutions against the real transport.
 
-The loop is short: perform each effect the mesh returns (send a query, complete a client's
-future) and feed every outcome back as an event. The deadline uses the event loop's
-monotonic clock; TTL arithmetic (``now``) uses wall-clock time (ARCHITECTURE.md, "Time").
+The loop is short: perform each effect the mesh returns (send a query, hand a client its
+result or its serve-stale turn) and feed every outcome back as an event. The mesh keeps the
+clients' timers (deadline, serve-stale wait); the driver keeps one event-loop timer armed to
+:meth:`Mesh.get_timer` after each step, as aioquic's users do with ``get_timer`` and
+``handle_timer``. Timers use the event loop's monotonic clock; TTL arithmetic (``now``) uses
+wall-clock time (ARCHITECTURE.md, "Time").
 """
 
 from __future__ import annotations
@@ -15,21 +18,23 @@ from collections.abc import Callable
 
 from resolver.core.events import QueryFailed, ReplyReceived
 from resolver.histogram import Histogram
-from resolver.mesh import Effect, Mesh, Transmit
-from resolver.model import ExtendedError, Question, Result, servfail
+from resolver.mesh import Completed, Effect, Mesh, Transmit
+from resolver.model import Question, Result, servfail
 from resolver.transport.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
 
 class _Waiter:
-    """A client waiting for a job's result, and the timer of its deadline."""
+    """What to call for one client waiting in the mesh."""
 
-    __slots__ = ("deadline", "on_result")
+    __slots__ = ("on_result", "on_stale")
 
-    def __init__(self, on_result: Callable[[Result], None]) -> None:
+    def __init__(
+        self, on_result: Callable[[Result], None], on_stale: Callable[[], None] | None
+    ) -> None:
         self.on_result = on_result
-        self.deadline: asyncio.TimerHandle
+        self.on_stale = on_stale
 
 
 class Driver:
@@ -40,20 +45,34 @@ class Driver:
         mesh: Mesh,
         upstream: Upstream,
         *,
-        deadline_s: float,
+        deadline_s: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.mesh = mesh
         self.upstream = upstream
-        self.deadline_s = deadline_s
+        if deadline_s is not None:
+            mesh.client_deadline_s = deadline_s
         self.clock = clock
         self.bugs = 0
         self.upstream_rtt = Histogram()
         self.observer: Callable[[Transmit, ReplyReceived | QueryFailed], None] | None = None
         """Called with each upstream exchange before the mesh sees it (``rootwalk trace``)."""
-        self._waiters: dict[int, list[_Waiter]] = {}
+        self._waiters: dict[int, _Waiter] = {}
         mesh.on_job_end = upstream.settle  # a try kept open for a late reply closes with its job
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._idle: asyncio.Future[None] | None = None
+        """Set by :meth:`settle`; done when no waiter is left."""
+
+    @property
+    def deadline_s(self) -> float:
+        """The client deadline (the mesh's policy; kept here for older callers)."""
+        return self.mesh.client_deadline_s
+
+    @deadline_s.setter
+    def deadline_s(self, value: float) -> None:
+        self.mesh.client_deadline_s = value
 
     async def resolve(self, question: Question, *, refresh: bool = False) -> Result:
         """Walk from the root for ``question``; SERVFAIL when the deadline passes. A
@@ -65,25 +84,36 @@ class Driver:
             if not future.done():
                 future.set_result(result)
 
-        job_id, waiter = self.resolve_then(question, settle, refresh=refresh)
+        _job_id, waiter = self.resolve_then(question, settle, refresh=refresh)
         try:
             return await future
         finally:
             if future.cancelled():  # the client's task was cancelled (shutdown)
-                waiter.deadline.cancel()
-                self._stop_waiting(job_id, waiter)
+                self._waiters.pop(waiter, None)
+                self.mesh.release(waiter)
+                self._arm()
+                self._note_idle()
 
     def resolve_then(
-        self, question: Question, on_result: Callable[[Result], None], *, refresh: bool = False
-    ) -> tuple[int, _Waiter]:
+        self,
+        question: Question,
+        on_result: Callable[[Result], None],
+        *,
+        refresh: bool = False,
+        on_stale: Callable[[], None] | None = None,
+    ) -> tuple[int, int]:
         """As :meth:`resolve`, without a task: ``on_result`` is called once with the result
-        (at once when the mesh has it already). Returns the job and its waiter."""
+        (at once when the mesh has it already). With ``on_stale``, it is called once if the
+        serve-stale wait passes first (RFC 8767 §5); ``on_result`` still follows. Returns
+        the job and the waiter's id."""
         loop = self._running_loop()
-        job_id, effects = self.mesh.start(question, self.clock(), refresh=refresh)
-        waiter = _Waiter(on_result)
-        self._waiters.setdefault(job_id, []).append(waiter)
-        waiter.deadline = loop.call_later(self.deadline_s, self._deadline_passed, job_id, waiter)
+        waiter, effects = self.mesh.start(
+            question, self.clock(), loop.time(), refresh=refresh, stale_wait=on_stale is not None
+        )
+        self._waiters[waiter] = _Waiter(on_result, on_stale)
+        job_id = self.mesh.job_of(waiter) or 0  # 0: answered at once
         self._dispatch(effects)
+        self._arm()
         return job_id, waiter
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
@@ -92,30 +122,36 @@ class Driver:
             loop = self._loop = asyncio.get_running_loop()  # once: it costs a getpid call
         return loop
 
-    def _stop_waiting(self, job_id: int, waiter: _Waiter) -> None:
-        waiters = self._waiters.get(job_id, [])
-        if waiter in waiters:
-            waiters.remove(waiter)
-            self.mesh.release(job_id)
-        if not waiters:
-            self._waiters.pop(job_id, None)
+    def _arm(self) -> None:
+        """Keep the one loop timer at the mesh's next due instant."""
+        due = self.mesh.get_timer()
+        if due == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = due
+        if due is not None:
+            self._timer = self._running_loop().call_at(due, self._on_timer)
 
-    def _deadline_passed(self, job_id: int, waiter: _Waiter) -> None:
-        zone = self.mesh.zone_of(job_id)
-        self._stop_waiting(job_id, waiter)
-        self._deliver(
-            waiter,
-            servfail(
-                f"no server of {zone} answered within {self.deadline_s:g} s",
-                ExtendedError.NO_REACHABLE_AUTHORITY,
-            ),
-        )
+    def _on_timer(self) -> None:
+        due = self._timer_at
+        self._timer = self._timer_at = None
+        loop = self._running_loop()
+        # asyncio runs a timer up to one clock tick early: it is due at its own instant.
+        at = loop.time() if due is None else max(loop.time(), due)
+        try:
+            self._dispatch(self.mesh.handle_timer(at))
+        except Exception:
+            self.bugs += 1  # a bug of ours: counted and logged; the other timers still run
+            log.exception("the mesh's timers failed")
+        self._arm()
 
-    def _deliver(self, waiter: _Waiter, result: Result) -> None:
-        """Hand a result to its waiter; a failure there is a bug of ours, logged and counted,
+    def _call(self, callback: Callable[..., None], *args: object) -> None:
+        """Call a client's callback; a failure there is a bug of ours, logged and counted,
         never let out into the upstream callbacks that got us here."""
         try:
-            waiter.on_result(result)
+            callback(*args)
         except Exception:
             self.bugs += 1
             log.exception("answering a client failed")
@@ -126,27 +162,50 @@ class Driver:
                 self.upstream.send(
                     effect.query, functools.partial(self._on_outcome, effect), effect.job_id
                 )
+            elif isinstance(effect, Completed):
+                for waiter_id in effect.waiters:
+                    waiter = self._waiters.pop(waiter_id, None)
+                    if waiter is not None:
+                        self._call(waiter.on_result, effect.result)
+                self._note_idle()
             else:
-                for waiter in self._waiters.pop(effect.job_id, []):
-                    waiter.deadline.cancel()
-                    self._deliver(waiter, effect.result)
+                found = self._waiters.get(effect.waiter)
+                if found is not None and found.on_stale is not None:
+                    self._call(found.on_stale)
 
     def _on_outcome(self, effect: Transmit, event: ReplyReceived | QueryFailed) -> None:
         if isinstance(event, ReplyReceived):
             self.upstream_rtt.observe(event.rtt_s)
         if self.observer is not None:
             self.observer(effect, event)
+        now = self.clock()
         try:
-            effects = self.mesh.handle(effect.job_id, event, self.clock())
+            effects = self.mesh.handle(effect.job_id, event, now)
         except Exception:
             # A bug, not an upstream fault: log it, count it, SERVFAIL its clients at once.
             self.bugs += 1
             log.exception("resolution failed on %s", effect.query)
             effects = []
             for job_id in self.mesh.client_jobs_of(effect.job_id):
-                effects.extend(self.mesh.fail(job_id, servfail("internal error")))
+                effects.extend(self.mesh.fail(job_id, servfail("internal error"), now))
         self._dispatch(effects)
+        self._arm()
+
+    def _note_idle(self) -> None:
+        if not self._waiters and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
+    async def settle(self) -> None:
+        """Return once no client or background refresh (prefetch, serve-stale) waits on
+        the mesh."""
+        await asyncio.sleep(0)  # a prefetch starts just after the hit that asked for it
+        while self._waiters:
+            self._idle = self._running_loop().create_future()
+            await self._idle
 
     async def close(self) -> None:
         """Abandon the upstream queries in flight."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = self._timer_at = None
         self.upstream.close()

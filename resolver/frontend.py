@@ -11,9 +11,8 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import dns.edns
 import dns.exception
@@ -142,9 +141,6 @@ def screen_query(wire: bytes, client: str, access: AccessList) -> ClientQuery | 
         wire, Question(rrset.name, rrset.rdtype), end_of_question, edns_do, client_udp_limit(query)
     )
 
-
-STALE_CLIENT_TIMEOUT_S = 1.8
-"""RFC 8767 §5: answer stale data if a refresh has not finished in 1.8 seconds."""
 
 STALE_REFRESH_INTERVAL_S = 30.0
 """RFC 8767 §4: after a failed refresh, serve stale without retrying for 30 seconds."""
@@ -396,29 +392,31 @@ class Frontend:
             self.answers.store(query.cache_key, full, query.question_end, self.clock())
         return full
 
-    async def _resolve_and_store(self, query: ClientQuery, *, refresh: bool = False) -> Result:
-        """Resolve in the background (prefetch, serve-stale refresh) and keep the answer."""
-        result = await self.driver.resolve(query.question, refresh=refresh)
-        self._render_and_store(query, result)
-        return result
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, Result]) -> asyncio.Task[Result]:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
     def _prefetch(self, key: bytes) -> None:
-        """Refresh a popular entry before it expires (called from the hot path)."""
+        """Refresh a popular entry before it expires (called from the hot path): a mesh job
+        whose one waiter stores the answer; started after this hit's reply, no task."""
         wire = query_from_key(key)
         fast = read_fast_query(wire)
         assert fast is not None, "a key always makes a plain query"
-        self._spawn(self._resolve_and_store(read_plain_query(wire, fast), refresh=True))
+        query = read_plain_query(wire, fast)
+        asyncio.get_running_loop().call_soon(
+            functools.partial(
+                self.driver.resolve_then,
+                query.question,
+                functools.partial(self._store_refresh, query),
+                refresh=True,
+            )
+        )
+
+    def _store_refresh(self, query: ClientQuery, result: Result) -> None:
+        """Keep a background refresh's answer (prefetch, serve-stale)."""
+        self._render_and_store(query, result)
 
     async def _stale_or_none(self, query: ClientQuery, limit: int) -> bytes | None:
-        """RFC 8767: with an expired entry at hand, refresh; if the refresh fails or takes
-        more than 1.8 s, answer the stale entry (TTL 30, Extended DNS Error 3). None means
-        the refresh answered in time (or there is nothing stale): answer normally."""
+        """RFC 8767: with an expired entry at hand, refresh; if the refresh fails or the
+        mesh's serve-stale wait (``serve_stale_client_timeout_s``, §5) passes first, answer
+        the stale entry (TTL 30, Extended DNS Error 3) while the refresh goes on. A refresh
+        in time gives its own reply; None means there is nothing stale: answer normally."""
         now = self.clock()
         assert query.cache_key is not None
         entry = self.answers.stale(query.cache_key, now)
@@ -426,16 +424,25 @@ class Frontend:
             return None
         key = query.cache_key
         if self.answers.stale_retry_at(key) <= now:
-            task = self._spawn(self._resolve_and_store(query))
+            turn: asyncio.Future[Result | None] = asyncio.get_running_loop().create_future()
 
-            def note_failure(done: asyncio.Task[Result]) -> None:
-                if done.cancelled() or done.exception() or done.result().is_failure:
+            def on_result(result: Result) -> None:
+                if result.is_failure:
                     self.answers.hold_stale_retries(key, self.clock() + STALE_REFRESH_INTERVAL_S)
+                if turn.done():  # the stale answer went out: the refresh still fills the cache
+                    self._store_refresh(query, result)
+                else:
+                    turn.set_result(result)
 
-            task.add_done_callback(note_failure)
-            finished, _ = await asyncio.wait({task}, timeout=STALE_CLIENT_TIMEOUT_S)
-            if finished and not task.exception() and not task.result().is_failure:
-                return None
+            def on_stale() -> None:
+                if not turn.done():
+                    turn.set_result(None)
+
+            self.driver.resolve_then(query.question, on_result, on_stale=on_stale)
+            fresh = await turn
+            if fresh is not None and not fresh.is_failure:
+                full = self._render_and_store(query, fresh)
+                return full if len(full) <= limit else truncated_reply(full, query.question_end)
         reply = self.answers.stale_reply(entry, query.question_end, query.wire)
         if query.edns_do is not None:
             stale = dns.message.from_wire(reply)

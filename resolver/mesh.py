@@ -1,7 +1,11 @@
 """The in-flight table: one resolution per question, shared by everyone who asks it.
 
-Sans-IO like the core: the driver calls :meth:`Mesh.start`, :meth:`Mesh.handle` and
-:meth:`Mesh.release` and performs the returned effects. Identical questions in flight are
+Sans-IO like the core: the driver calls :meth:`Mesh.start`, :meth:`Mesh.handle`,
+:meth:`Mesh.handle_timer` and :meth:`Mesh.release` and performs the returned effects, and
+keeps one timer armed to :meth:`Mesh.get_timer` (as aioquic's ``get_timer``/``handle_timer``).
+The mesh owns the policy of waiting, as Unbound's mesh does: each client's deadline and
+serve-stale wait (:mod:`resolver.waiters`), and refreshes (prefetch) are jobs like any other.
+Jobs know their parents and their children, so finding or dropping one scans nothing. Identical questions in flight are
 merged (Unbound ``services/mesh.c``): many clients asking the same uncached question cause
 one walk. A sub-resolution (the address of a glueless name server) is a job of its own whose
 result is fed back to every job waiting on it; a sub-question that would wait on itself,
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import typing
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -28,9 +33,9 @@ from resolver.core.events import (
     SubqueryDone,
 )
 from resolver.core.machine import Resolution
-from resolver.core.zonecut import ZoneCut
 from resolver.limits import Budget, Limits
-from resolver.model import Question, Result, servfail
+from resolver.model import ExtendedError, Question, Result, ZoneCut, servfail
+from resolver.waiters import Timer, Waiters
 
 
 class Transmit(NamedTuple):
@@ -41,13 +46,24 @@ class Transmit(NamedTuple):
 
 
 class Completed(NamedTuple):
-    """Job ``job_id``, which clients wait on, has its result."""
+    """``waiters`` of job ``job_id`` have their result: the job's, or SERVFAIL (Extended DNS
+    Error 22) for one whose deadline passed first."""
 
     job_id: int
     result: Result
+    waiters: tuple[int, ...]
 
 
-Effect = Transmit | Completed
+class StaleDue(NamedTuple):
+    """``waiter`` of job ``job_id`` asked for serve-stale and its wait passed with no result
+    yet (RFC 8767 §5): answer it the stale entry now. It keeps waiting for the result, which
+    refreshes the cache."""
+
+    job_id: int
+    waiter: int
+
+
+Effect = Transmit | Completed | StaleDue
 
 
 @dataclass(slots=True)
@@ -57,8 +73,13 @@ class _Job:
     budget: Budget
     ancestry: frozenset[Question]
     depth: int
-    clients: int = 0
-    parents: list[tuple[int, int]] = field(default_factory=list)  # (job id, its subquery ref)
+    waiters: set[int] = field(default_factory=set)
+    parents: dict[int, int] = field(default_factory=dict)
+    """Jobs waiting on this one: job id -> the ref of its subquery (the latest, when it asked
+    twice; the machine ignores an older ref)."""
+    children: dict[int, None] = field(default_factory=dict)
+    """Jobs this one waits on or waited on and that still run, oldest first (an ordered
+    set): each has this job among its ``parents``."""
 
 
 @dataclass(slots=True)
@@ -68,11 +89,20 @@ class MeshCounters:
     subqueries: int = 0
     cycles: int = 0
     upstream: Counter[str] = field(default_factory=Counter)
-    """Upstream outcomes: reply kinds (answer, referral, nxdomain...) and failures."""
+    """Upstream outcomes: reply kinds (answer, referral, nxdomain...) and failures, counted
+    from the events fed to the machines and the kinds they report back."""
 
 
 class Mesh:
-    """Every resolution in flight, keyed by job id and by question."""
+    """Every resolution in flight, keyed by job id and by question, and the clients waiting
+    on them with their timers.
+
+    Two clocks (ARCHITECTURE.md, "Time"): ``now`` is wall-clock seconds, for the caches and
+    TTLs the machines read and write; ``at`` is monotonic seconds, for the timers. Timers are
+    kept in monotonic time because a deadline is a duration: a wall clock stepped by NTP
+    would end waits early or never. The caller reads its clocks once per call and passes
+    both; the mesh reads no clock, so the core harness drives it with virtual time.
+    """
 
     def __init__(
         self,
@@ -84,6 +114,8 @@ class Mesh:
         default_timeout_s: float = 1.0,
         harden_glue: bool = True,
         qname_minimisation: bool = True,
+        client_deadline_s: float = 4.0,
+        serve_stale_client_timeout_s: float = 1.8,
     ) -> None:
         self.root = root
         self.harden_glue = harden_glue
@@ -92,10 +124,17 @@ class Mesh:
         self.caches = caches
         self.limits = limits
         self.default_timeout_s = default_timeout_s
+        self.client_deadline_s = client_deadline_s
+        """How long a client waits for its result before SERVFAIL (EDE 22); read when a
+        client starts waiting."""
+        self.serve_stale_client_timeout_s = serve_stale_client_timeout_s
+        """How long a client with a stale answer at hand waits for the refresh before the
+        stale answer is sent (RFC 8767 §5; Unbound's serve-expired-client-timeout)."""
         self._rng = rng
         self._jobs: dict[int, _Job] = {}
         self._inflight: dict[Question, int] = {}
         self._ids = itertools.count(1)
+        self._waiters = Waiters()
         self.counters = MeshCounters()
         self.on_job_end: Callable[[int], object] | None = None
         """Told each job that ends (finished or dropped): the driver closes the sockets of
@@ -105,43 +144,88 @@ class Mesh:
         return len(self._jobs)
 
     def start(
-        self, question: Question, now: float, *, refresh: bool = False
+        self,
+        question: Question,
+        now: float,
+        at: float,
+        *,
+        refresh: bool = False,
+        stale_wait: bool = False,
     ) -> tuple[int, list[Effect]]:
-        """A client asks ``question``: join the walk in flight, or start one. A ``refresh``
-        asks the servers again even if the answer is cached (prefetch, serve-stale)."""
+        """A client asks ``question`` at wall-clock ``now``, monotonic ``at``: join the walk
+        in flight, or start one. Returns the client's waiter id (its deadline is ``at`` plus
+        :attr:`client_deadline_s`) and the effects. A ``refresh`` asks the servers again even
+        if the answer is cached (prefetch); ``stale_wait`` arms the serve-stale timer."""
+        deadline_at = at + self.client_deadline_s
+        stale_at = at + self.serve_stale_client_timeout_s if stale_wait else None
         existing = self._inflight.get(question)
         if existing is not None:
-            self._jobs[existing].clients += 1
             self.counters.merged += 1
-            return existing, []
+            return self._add_waiter(existing, deadline_at, stale_at), []
         job_id = self._new_job(question, Budget(self.limits), frozenset(), 0, refresh=refresh)
-        self._jobs[job_id].clients = 1
+        waiter = self._add_waiter(job_id, deadline_at, stale_at)
         self.counters.started += 1
-        return job_id, self._run(job_id, self._jobs[job_id].resolution.start(now), now)
+        return waiter, self._run(job_id, self._jobs[job_id].resolution.start(now), now)
+
+    def job_of(self, waiter: int) -> int | None:
+        """The job ``waiter`` waits on; None once it has its result or stopped waiting."""
+        found = self._waiters.get(waiter)
+        return found.job_id if found is not None else None
 
     def handle(self, job_id: int, event: Event, now: float) -> list[Effect]:
-        """Feed an event to a job; a job that is gone (cancelled) ignores it."""
+        """Feed an event to a job; a job that is gone (cancelled) ignores it. An upstream
+        outcome the machine took is counted (``counters.upstream``)."""
         job = self._jobs.get(job_id)
         if job is None:
             return []
-        return self._run(job_id, job.resolution.handle(event, now), now)
+        resolution = job.resolution
+        try:
+            actions = resolution.handle(event, now)
+        finally:
+            outcome = resolution.last_outcome
+            if outcome is not None:
+                resolution.last_outcome = None
+                self.counters.upstream[outcome] += 1
+        return self._run(job_id, actions, now)
 
-    def release(self, job_id: int) -> None:
-        """One client stopped waiting (its deadline passed); forget the job when nobody
-        waits on it any more."""
-        job = self._jobs.get(job_id)
+    def get_timer(self) -> float | None:
+        """When :meth:`handle_timer` is next due (monotonic seconds), or None: no timer."""
+        return self._waiters.next_due()
+
+    def handle_timer(self, at: float) -> list[Effect]:
+        """Fire every timer due at monotonic ``at``: a passed deadline completes its waiter
+        with SERVFAIL (Extended DNS Error 22, No Reachable Authority) and stops it waiting;
+        a passed serve-stale wait gives :class:`StaleDue`."""
+        effects: list[Effect] = []
+        for waiter_id, waiter, timer in self._waiters.due(at):
+            if timer is Timer.STALE:
+                effects.append(StaleDue(waiter.job_id, waiter_id))
+                continue
+            zone = self.zone_of(waiter.job_id)
+            self.release(waiter_id)
+            reason = f"no server of {zone} answered within {self.client_deadline_s:g} s"
+            failure = servfail(reason, ExtendedError.NO_REACHABLE_AUTHORITY)
+            effects.append(Completed(waiter.job_id, failure, (waiter_id,)))
+        return effects
+
+    def release(self, waiter: int) -> None:
+        """A client stopped waiting (its deadline passed, or it went away); the job is
+        forgotten when nobody waits on it any more."""
+        found = self._waiters.pop(waiter)
+        if found is None:
+            return
+        job = self._jobs.get(found.job_id)
         if job is None:
             return
-        job.clients = max(0, job.clients - 1)
-        if job.clients == 0 and not job.parents:
-            self._drop(job_id)
+        job.waiters.discard(waiter)
+        if not job.waiters and not job.parents:
+            self._drop(found.job_id)
 
     def zone_of(self, job_id: int) -> str:
         """The zone the deepest sub-resolution working for ``job_id`` is asking now."""
-        deepest = job_id
-        while (child := self._child_of(deepest)) is not None:
-            deepest = child
-        job = self._jobs.get(deepest)
+        job = self._jobs.get(job_id)
+        while job is not None and job.children:
+            job = self._jobs.get(next(reversed(job.children)))
         return job.resolution.zone.to_text() if job is not None else "?"
 
     def describe(self, job_id: int) -> tuple[Question, int] | None:
@@ -160,36 +244,48 @@ class Mesh:
                 continue
             seen.add(current)
             job = self._jobs[current]
-            if job.clients:
+            if job.waiters:
                 found.append(current)
-            queue.extend(parent for parent, _ref in job.parents)
+            queue.extend(job.parents)
         return found
 
-    def fail(self, job_id: int, result: Result) -> list[Effect]:
-        """End ``job_id`` with ``result`` (a bug was caught while running it)."""
+    def fail(self, job_id: int, result: Result, now: float) -> list[Effect]:
+        """End ``job_id`` with ``result`` at wall-clock ``now`` (a bug was caught while
+        running it); the jobs waiting on it go on with ``now`` too."""
         if job_id not in self._jobs:
             return []
-        return self._finish(job_id, result, 0.0)
+        return self._finish(job_id, result, now)
 
     # --- internals ---------------------------------------------------------------------------
 
-    def _child_of(self, job_id: int) -> int | None:
-        return next(
-            (cid for cid, job in self._jobs.items() if any(p == job_id for p, _ in job.parents)),
-            None,
-        )
+    def _add_waiter(self, job_id: int, deadline_at: float, stale_at: float | None) -> int:
+        waiter = self._waiters.add(job_id, deadline_at, stale_at)
+        self._jobs[job_id].waiters.add(waiter)
+        return waiter
 
-    def _drop(self, job_id: int) -> None:
+    def _end(self, job_id: int) -> _Job | None:
+        """Take ``job_id`` out of every table and link; its children run on without it."""
         job = self._jobs.pop(job_id, None)
         if job is None:
-            return
+            return None
         if self.on_job_end is not None:
             self.on_job_end(job_id)
         if self._inflight.get(job.question) == job_id:
             del self._inflight[job.question]
-        for child_id, child in list(self._jobs.items()):
-            child.parents = [(p, ref) for p, ref in child.parents if p != job_id]
-            if not child.parents and not child.clients:
+        for parent_id in job.parents:
+            self._jobs[parent_id].children.pop(job_id, None)
+        for child_id in job.children:
+            self._jobs[child_id].parents.pop(job_id, None)
+        return job
+
+    def _drop(self, job_id: int) -> None:
+        """Forget a job nobody waits on, and the sub-resolutions only it waited on."""
+        job = self._end(job_id)
+        if job is None:
+            return
+        for child_id in job.children:
+            child = self._jobs.get(child_id)
+            if child is not None and not child.parents and not child.waiters:
                 self._drop(child_id)
 
     def _new_job(
@@ -211,7 +307,6 @@ class Mesh:
             rng=self._rng,
             default_timeout_s=self.default_timeout_s,
             refresh=refresh,
-            outcomes=self.counters.upstream,
             harden_glue=self.harden_glue,
             ancestry=ancestry,
             qname_minimisation=self.qname_minimisation,
@@ -230,6 +325,8 @@ class Mesh:
                     effects.extend(self._start_subquery(job_id, action, now))
                 case Finished():
                     effects.extend(self._finish(job_id, action.result, now))
+                case _:
+                    typing.assert_never(action)
         return effects
 
     def _waits_on(self, waiter: int, target: int) -> bool:
@@ -243,8 +340,12 @@ class Mesh:
             if current in seen or current not in self._jobs:
                 continue
             seen.add(current)
-            queue.extend(parent for parent, _ref in self._jobs[current].parents)
+            queue.extend(self._jobs[current].parents)
         return False
+
+    def _link(self, parent_id: int, child_id: int, ref: int) -> None:
+        self._jobs[child_id].parents[parent_id] = ref
+        self._jobs[parent_id].children[child_id] = None
 
     def _start_subquery(self, job_id: int, action: StartSubquery, now: float) -> list[Effect]:
         job = self._jobs[job_id]
@@ -266,25 +367,23 @@ class Mesh:
             return self._run(job_id, job.resolution.handle(done, now), now)
         self.counters.subqueries += 1
         if existing is not None:
-            self._jobs[existing].parents.append((job_id, action.ref))
+            self._link(job_id, existing, action.ref)
             self.counters.merged += 1
             return []
         child_id = self._new_job(action.question, job.budget, job.ancestry, job.depth + 1)
-        self._jobs[child_id].parents.append((job_id, action.ref))
+        self._link(job_id, child_id, action.ref)
         return self._run(child_id, self._jobs[child_id].resolution.start(now), now)
 
     def _finish(self, job_id: int, result: Result, now: float) -> list[Effect]:
-        job = self._jobs.pop(job_id, None)
+        job = self._end(job_id)
         if job is None:
             return []
-        if self.on_job_end is not None:
-            self.on_job_end(job_id)
-        if self._inflight.get(job.question) == job_id:
-            del self._inflight[job.question]
         self.counters.cycles += job.resolution.cycles_met
         effects: list[Effect] = []
-        if job.clients:
-            effects.append(Completed(job_id, result))
-        for parent_id, ref in job.parents:
+        if job.waiters:
+            for waiter in job.waiters:
+                self._waiters.pop(waiter)
+            effects.append(Completed(job_id, result, tuple(sorted(job.waiters))))
+        for parent_id, ref in job.parents.items():
             effects.extend(self.handle(parent_id, SubqueryDone(ref, result), now))
         return effects

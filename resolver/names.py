@@ -14,6 +14,8 @@ it treats a relative name as a candidate for the search list: see :func:`search_
 
 from __future__ import annotations
 
+from typing import NewType
+
 import dns.exception
 import dns.name
 
@@ -61,43 +63,67 @@ def search_candidates(
 
 
 def name_wire(name: dns.name.Name) -> bytes:
-    """The uncompressed wire form of an absolute name (RFC 1035 §3.1)."""
+    """The uncompressed wire form of an absolute name (RFC 1035 §3.1), letter case kept."""
     wire = name.to_wire()
     assert wire is not None
     return wire
 
 
-_LOWERED: dict[int, tuple[dns.name.Name, bytes]] = {}
-_LOWERED_MAX = 4096
+NameKey = NewType("NameKey", bytes)
+"""A name as every cache, zone cut and comparison keys it: the uncompressed wire form,
+lower-cased (RFC 4343: names compare without regard to ASCII case). Lowering the whole wire
+form is safe: label lengths are at most 63, below ``A``.
+
+A ``NewType`` over ``bytes`` rather than a class: at run time a key *is* its bytes (no
+wrapper object per key, hashed and compared in C, sliced to a parent by dropping the first
+label, the leading bytes of an answer-cache key as they are), while mypy keeps it apart
+from wire names whose letter case is kept (``*_wire``) and from dnspython names. The three
+forms meet only in :func:`name_key` (name to key), :func:`key_of_wire` (wire to key) and
+``resolver.records.name_from_wire`` (wire or key to name)."""
 
 
-def lowered_wire(name: dns.name.Name) -> bytes:
-    """The name lower-cased in wire form (RFC 4343), the key every cache uses.
+def key_of_wire(wire: bytes) -> NameKey:
+    """The key of an uncompressed wire name, letter case as received."""
+    return NameKey(wire.lower())
+
+
+_KEYS: dict[int, tuple[dns.name.Name, NameKey]] = {}
+_KEYS_MAX = 4096
+
+
+def name_key(name: dns.name.Name) -> NameKey:
+    """The key of a dnspython name.
 
     Memoised by object identity: a resolution asks for the same few name objects many times,
-    and hashing a dnspython name walks every letter in Python. The memo keeps each name
-    alive while it is remembered, so an identity is never reused under it. Lowering the
-    whole wire form is safe: label lengths are at most 63, below ``A``."""
-    remembered = _LOWERED.get(id(name))
+    and building the wire form walks every label in Python (about 0.8 µs against 0.12 µs for
+    the memo; measured with timeit on 'www.Example.lab.'). The memo keeps each name alive
+    while it is remembered, so an identity is never reused under it."""
+    remembered = _KEYS.get(id(name))
     if remembered is not None and remembered[0] is name:
         return remembered[1]
-    wire = name_wire(name).lower()
-    remember_lowered(name, wire)
-    return wire
+    key = NameKey(name_wire(name).lower())
+    remember_name_key(name, key)
+    return key
 
 
-def remember_lowered(name: dns.name.Name, wire: bytes) -> None:
-    """Tell :func:`lowered_wire` the lower-cased wire form of a name just built from it."""
-    remember(_LOWERED, id(name), (name, wire), _LOWERED_MAX)
+def remember_name_key(name: dns.name.Name, key: bytes) -> None:
+    """Tell :func:`name_key` the key of a name just built from it (or from its wire form)."""
+    remember(_KEYS, id(name), (name, NameKey(key)), _KEYS_MAX)
 
 
-def is_at_or_below(name_key: bytes, zone_key: bytes) -> bool:
-    """True when ``name_key`` is ``zone_key`` or a name below it, both lower-cased wire
-    names (RFC 9499 "in-bailiwick"): the zone's labels end the name, on a label boundary."""
-    if not name_key.endswith(zone_key):
+# The names used before NameKey, for the modules other issue-11 branches rewrite
+# (frontend.py, transport/upstream.py, model.py): replace them there once those merge.
+lowered_wire = name_key
+remember_lowered = remember_name_key
+
+
+def is_at_or_below(key: NameKey, zone_key: NameKey) -> bool:
+    """True when ``key`` is ``zone_key`` or a name below it (RFC 9499 "in-bailiwick"):
+    the zone's labels end the name, on a label boundary."""
+    if not key.endswith(zone_key):
         return False
-    boundary = len(name_key) - len(zone_key)
+    boundary = len(key) - len(zone_key)
     offset = 0
     while offset < boundary:
-        offset += 1 + name_key[offset]
+        offset += 1 + key[offset]
     return offset == boundary

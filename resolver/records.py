@@ -24,7 +24,7 @@ import dns.rdatatype
 import dns.rrset
 
 from resolver.memo import remember
-from resolver.names import lowered_wire, name_wire, remember_lowered
+from resolver.names import NameKey, key_of_wire, name_key, name_wire, remember_name_key
 from resolver.wire import HEADER_LENGTH, RR_FIXED, TYPE_OPT, read_header
 
 _UINT32 = struct.Struct("!I")
@@ -57,7 +57,7 @@ class WireRRset:
         rdtype: int,
         ttl: int,
         rdatas: tuple[bytes, ...],
-        owner_key: bytes | None = None,
+        owner_key: NameKey | None = None,
         *,
         owner: bytes | None = None,
     ) -> None:
@@ -70,8 +70,8 @@ class WireRRset:
         self.rdatas = rdatas
         if owner_key is None:
             assert name is not None or owner is not None
-            owner_key = lowered_wire(name) if name is not None else owner.lower()  # type: ignore[union-attr]
-        self.owner_key = owner_key
+            owner_key = name_key(name) if name is not None else key_of_wire(owner)  # type: ignore[arg-type]
+        self.owner_key: NameKey = owner_key
         """The owner lower-cased in wire form (RFC 4343): what names are compared by."""
 
     @property
@@ -79,7 +79,7 @@ class WireRRset:
         if self._name is None:
             assert self._owner is not None
             self._name = name_from_wire(self._owner)
-            remember_lowered(self._name, self.owner_key)
+            remember_name_key(self._name, self.owner_key)
         return self._name
 
     @property
@@ -104,9 +104,9 @@ class WireRRset:
             self._name, self.rdtype, ttl, self.rdatas, self.owner_key, owner=self._owner
         )
 
-    def target_keys(self) -> set[bytes]:
+    def target_keys(self) -> set[NameKey]:
         """The targets of an NS (or CNAME, PTR, DNAME) RRset, lower-cased in wire form."""
-        return {rdata.lower() for rdata in self.rdatas}
+        return {key_of_wire(rdata) for rdata in self.rdatas}
 
     def target(self) -> dns.name.Name:
         """The first record's target (a CNAME has one record, RFC 2181 §10.1)."""
@@ -341,7 +341,7 @@ def _read_reply(wire: bytes, question_end: int | None = None) -> Reply:
                 group[2].append(rdata)
         sections.append(
             [
-                WireRRset(None, rdtype, min(ttls), tuple(rdatas), key, owner=owner)
+                WireRRset(None, rdtype, min(ttls), tuple(rdatas), NameKey(key), owner=owner)
                 for (key, rdtype), (owner, ttls, rdatas) in groups.items()
             ]
         )

@@ -17,19 +17,18 @@ import dns.name
 
 from resolver.access import LOOPBACK_RULES, AccessList
 from resolver.cache.answer import AnswerCache
-from resolver.cache.persist import load_caches, save_caches
 from resolver.cache.rrset import TtlBounds
 from resolver.cache.view import Caches
 from resolver.config import Endpoint, Settings
 from resolver.control import ControlServer
-from resolver.core.hints import load_root_hints
-from resolver.core.zonecut import ZoneCut
 from resolver.driver import Driver
+from resolver.files import load_caches, load_root_hints, save_caches
 from resolver.frontend import Frontend
 from resolver.lab.server import Lab
 from resolver.limits import Limits
 from resolver.mesh import Mesh
 from resolver.metrics import MetricsExporter
+from resolver.model import ZoneCut
 from resolver.ratelimit import RateLimiter
 from resolver.transport.listeners import Listeners, TcpLimits
 from resolver.transport.upstream import Upstream
@@ -132,10 +131,10 @@ class ResolverService:
             default_timeout_s=settings.upstream_timeout_s,
             harden_glue=settings.harden_glue,
             qname_minimisation=settings.qname_minimisation,
+            client_deadline_s=settings.client_deadline_s,
+            serve_stale_client_timeout_s=settings.serve_stale_client_timeout_s,
         )
-        self.driver = Driver(
-            self.mesh, self.upstream, deadline_s=settings.client_deadline_s, clock=self.clock
-        )
+        self.driver = Driver(self.mesh, self.upstream, clock=self.clock)
         access = AccessList([*LOOPBACK_RULES, *settings.allow_clients])
         self.frontend = Frontend(
             self.driver,
@@ -236,7 +235,8 @@ class ResolverService:
         self.upstream.set_allow(settings.outbound_allow)
         self.mesh.default_timeout_s = settings.upstream_timeout_s
         self.mesh.qname_minimisation = settings.qname_minimisation
-        self.driver.deadline_s = settings.client_deadline_s
+        self.mesh.client_deadline_s = settings.client_deadline_s
+        self.mesh.serve_stale_client_timeout_s = settings.serve_stale_client_timeout_s
         self.listeners.tcp.limits = TcpLimits(
             settings.tcp_idle_timeout_s, settings.max_tcp_connections
         )
@@ -250,7 +250,7 @@ class ResolverService:
             "allow_clients", "outbound_allow", "upstream_timeout_s", "client_deadline_s",
             "tcp_idle_timeout_s", "max_tcp_connections", "serve_stale", "log_level", "query_log",
             "client_rate_limit", "client_rate_burst", "rate_limit_action", "max_pending_queries",
-            "qname_minimisation",
+            "qname_minimisation", "serve_stale_client_timeout_s",
             "shutdown_grace_s",
         }  # fmt: skip
         pending = [

@@ -15,8 +15,8 @@ from resolver.cache.view import Caches
 from resolver.config import Settings
 from resolver.core.classify import ClassifiedReply, ReplyKind, classify_reply
 from resolver.core.events import Failure, QueryFailed, ReplyReceived
-from resolver.core.hints import load_root_hints
 from resolver.driver import Driver
+from resolver.files import load_root_hints
 from resolver.limits import Limits
 from resolver.mesh import Mesh, Transmit
 from resolver.model import Question, Result

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from resolver.names import NameKey
+
 UNKNOWN_RTT_MS = 376.0
 """Effective RTT of a server never asked (Unbound's UNKNOWN_SERVER_NICENESS)."""
 
@@ -38,7 +40,7 @@ class InfraCache:
 
     def __init__(self, max_servers: int = 10_000) -> None:
         self._servers: OrderedDict[str, ServerFacts] = OrderedDict()
-        self._lame: OrderedDict[tuple[str, bytes], float] = OrderedDict()
+        self._lame: OrderedDict[tuple[str, NameKey], float] = OrderedDict()
         self.max_servers = max_servers
 
     def __len__(self) -> int:
@@ -118,13 +120,13 @@ class InfraCache:
         facts = self._servers.get(server)
         return facts is None or facts.no_edns_until <= now
 
-    def mark_lame(self, server: str, zone: bytes, now: float) -> None:
+    def mark_lame(self, server: str, zone: NameKey, now: float) -> None:
         self._lame[(server, zone)] = now + FACT_TTL_S
         self._lame.move_to_end((server, zone))
         if len(self._lame) > self.max_servers:
             self._lame.popitem(last=False)
 
-    def is_lame(self, server: str, zone: bytes, now: float) -> bool:
+    def is_lame(self, server: str, zone: NameKey, now: float) -> bool:
         until = self._lame.get((server, zone))
         return until is not None and until > now
 

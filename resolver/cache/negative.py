@@ -18,7 +18,7 @@ import dns.rdatatype
 
 from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
 from resolver.cache.rrset import key_of, rrset_key
-from resolver.names import lowered_wire, name_wire
+from resolver.names import name_key, name_wire
 from resolver.records import WireRRset, name_from_wire
 
 MAX_NEGATIVE_TTL = 3600
@@ -109,7 +109,7 @@ class NegativeCache(BoundedCache):
         if entry is not None:
             return self._answer(dns.rcode.NOERROR, entry, now)
         if self.harden_below_nxdomain and self._secure_stored:
-            ancestor = lowered_wire(name)
+            ancestor: bytes = name_key(name)
             while ancestor != b"\x00":
                 ancestor = ancestor[1 + ancestor[0] :]
                 entry = self._live(key_of(ancestor, _NXDOMAIN_TYPE), now)

@@ -1,16 +1,16 @@
-"""Saving the caches at shutdown and loading them at start (optional, ``cache_file``).
+"""The caches as text, for saving at shutdown and loading at start (optional, ``cache_file``).
 
 Entries keep their wall-clock store and expiry times, so TTLs are honoured across the
-downtime: an entry that expired while the resolver was stopped is dropped on load. The file
-is JSON (byte strings in base64), written to a temporary name and renamed into place.
+downtime: an entry that expired while the resolver was stopped is dropped on load. The text
+is JSON (byte strings in base64). This module is sans-IO: it turns caches into text and text
+back into caches; opening, writing and renaming the file is the edge's work
+(``resolver/files.py``).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 from resolver.cache.answer import AnswerCache
@@ -29,8 +29,13 @@ def _bytes(text: Any) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
-def save_caches(path: Path, answers: AnswerCache, rrsets: RRsetCache, now: float) -> int:
-    """Write every live entry; returns how many."""
+class CacheFileError(ValueError):
+    """Text that is not a cache file this version wrote; the message says what is wrong
+    (the edge puts the file's name in front)."""
+
+
+def dump_caches(answers: AnswerCache, rrsets: RRsetCache, now: float) -> tuple[str, int]:
+    """Every live entry as JSON text, and how many entries it holds."""
     answer_rows = [
         {"key": _b64(key), "wire": _b64(wire), "stored_at": stored_at, "expires_at": expires_at}
         for key, wire, stored_at, expires_at in answers.export(now)
@@ -45,23 +50,17 @@ def save_caches(path: Path, answers: AnswerCache, rrsets: RRsetCache, now: float
         }
         for key, rdatas, stored_at, ttl, rank in rrsets.export(now)
     ]
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(
-        json.dumps(
-            {"format": FORMAT, "saved_at": now, "answers": answer_rows, "rrsets": rrset_rows}
-        )
+    text = json.dumps(
+        {"format": FORMAT, "saved_at": now, "answers": answer_rows, "rrsets": rrset_rows}
     )
-    os.replace(temporary, path)
-    return len(answer_rows) + len(rrset_rows)
+    return text, len(answer_rows) + len(rrset_rows)
 
 
-def load_caches(path: Path, answers: AnswerCache, rrsets: RRsetCache, now: float) -> int:
-    """Load what is still live; returns how many entries came back. A missing file loads
-    nothing; a damaged one raises ValueError naming the file."""
-    if not path.exists():
-        return 0
+def restore_caches(text: str | bytes, answers: AnswerCache, rrsets: RRsetCache, now: float) -> int:
+    """Load the entries of ``text`` (as :func:`dump_caches` wrote it) that are still live at
+    ``now``; returns how many came back. Damaged text raises :class:`CacheFileError`."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(text)
         if data.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} file")
         loaded = 0
@@ -85,6 +84,6 @@ def load_caches(path: Path, answers: AnswerCache, rrsets: RRsetCache, now: float
                     int(row["rank"]),
                 )
                 loaded += 1
-    except (OSError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: cannot load the cache: {exc}") from exc
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise CacheFileError(f"cannot load the cache: {exc}") from exc
     return loaded

@@ -17,8 +17,8 @@ import dns.name
 import dns.rdatatype
 
 from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
-from resolver.core.zonecut import ZoneCut, addresses_of
-from resolver.names import lowered_wire
+from resolver.model import ZoneCut, addresses_of
+from resolver.names import NameKey, key_of_wire, name_key
 from resolver.records import WireRRset, name_from_wire
 
 _ENTRY_OVERHEAD = 100
@@ -44,7 +44,7 @@ def key_of(owner_key: bytes, rdtype: int) -> bytes:
 
 def rrset_key(name: dns.name.Name, rdtype: int) -> bytes:
     """:func:`key_of` for a dnspython name."""
-    return key_of(lowered_wire(name), rdtype)
+    return key_of(name_key(name), rdtype)
 
 
 _TYPE_BYTES = {rdtype: rdtype.to_bytes(2, "big") for rdtype in range(256)}
@@ -188,7 +188,7 @@ class RRsetCache(BoundedCache):
         else:
             self._parent_side.put(key, pack_entry(incoming.rdatas, now, ttl, rank))
 
-    def parent_side_addresses(self, owner_key: bytes, now: float) -> list[str]:
+    def parent_side_addresses(self, owner_key: NameKey, now: float) -> list[str]:
         """Addresses the parent gave as glue for ``owner_key`` where the child's own data
         says otherwise; live ones only."""
         found: list[WireRRset] = []
@@ -232,7 +232,7 @@ class RRsetCache(BoundedCache):
         if rank < min_rank:
             return None
         remaining = shown_ttl(entry, ttl, now - stored_at)  # as the answer cache ages TTLs
-        owner_key = key[:-2]
+        owner_key = NameKey(key[:-2])
         rdatas = tuple(entry_rdatas(entry))
         if name is None:
             return WireRRset(None, rdtype, remaining, rdatas, owner_key, owner=owner_key)
@@ -264,7 +264,7 @@ class RRsetCache(BoundedCache):
         the ancestors only once any DNAME has been stored."""
         if not self.dnames_stored:
             return None
-        wire = lowered_wire(name)
+        wire: bytes = name_key(name)
         while wire != b"\x00":
             wire = wire[1 + wire[0] :]
             dname = self._get_by_key(wire + _DNAME_TYPE, None, dns.rdatatype.DNAME, now, min_rank)
@@ -275,14 +275,14 @@ class RRsetCache(BoundedCache):
     def closest_cut(self, qname: dns.name.Name, now: float) -> ZoneCut | None:
         """The deepest zone cut at or above ``qname`` whose NS RRset is cached, with the
         addresses of its name servers that are cached too (RFC 1034 §5.3.3 step 2)."""
-        wire = lowered_wire(qname)
+        wire: bytes = name_key(qname)
         whole = len(wire)
         while True:
             ns = self._get_by_key(key_of(wire, dns.rdatatype.NS), None, dns.rdatatype.NS, now)
             if ns is not None:  # the zone's dnspython name built only here
                 cut = ZoneCut(qname if len(wire) == whole else name_from_wire(wire), {})
                 for rdata in ns.rdatas:
-                    target = rdata.lower()
+                    target = key_of_wire(rdata)
                     cut.nameservers[target] = self._addresses_at(target, now)
                     if self._parent_side:
                         fallback = self.parent_side_addresses(target, now)
@@ -293,7 +293,7 @@ class RRsetCache(BoundedCache):
                 return None
             wire = wire[1 + wire[0] :]
 
-    def _addresses_at(self, owner_key: bytes, now: float) -> list[str]:
+    def _addresses_at(self, owner_key: NameKey, now: float) -> list[str]:
         """The live cached A and AAAA addresses of ``owner_key`` (lower-cased wire name)."""
         found = [
             rrset

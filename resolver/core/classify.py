@@ -17,8 +17,8 @@ import dns.rdatatype
 
 from resolver.core.dname import agrees, applies_to, synthesised_cname
 from resolver.core.scrub import ScrubbedReply, scrub_reply
-from resolver.core.zonecut import ZoneCut, addresses_of, cut_from_ns
-from resolver.names import is_at_or_below, lowered_wire, name_wire
+from resolver.model import ZoneCut, addresses_of, cut_from_ns
+from resolver.names import NameKey, is_at_or_below, key_of_wire, name_key, name_wire
 from resolver.records import Reply, WireRRset, name_from_wire
 
 _FLAG_AA = int(dns.flags.AA)  # a plain int: int & Flag runs Flag.__rand__ in Python
@@ -68,10 +68,10 @@ class _Chain(NamedTuple):
     """A server's CNAME disagreed with its DNAME and was replaced (RFC 6672 §3.4)."""
 
 
-def _dname_above(answer: Sequence[WireRRset], name_key: bytes) -> WireRRset | None:
-    """The first DNAME of the answer section that redirects ``name_key`` (RFC 6672 §2.3)."""
+def _dname_above(answer: Sequence[WireRRset], key: NameKey) -> WireRRset | None:
+    """The first DNAME of the answer section that redirects ``key`` (RFC 6672 §2.3)."""
     for rrset in answer:
-        if rrset.rdtype == dns.rdatatype.DNAME and rrset.rdatas and applies_to(rrset, name_key):
+        if rrset.rdtype == dns.rdatatype.DNAME and rrset.rdatas and applies_to(rrset, key):
             return rrset
     return None
 
@@ -85,7 +85,7 @@ def _follow_chain(
     chain: list[WireRRset] = []
     current = qname
     current_wire = name_wire(qname)
-    current_key = lowered_wire(qname)
+    current_key = name_key(qname)
     seen = {current_key}
     has_dname = any(rrset.rdtype == dns.rdatatype.DNAME for rrset in scrubbed.answer)
     replaced = False
@@ -118,14 +118,14 @@ def _follow_chain(
         chain.append(cname)
         current_wire = cname.rdatas[0]
         current = name_from_wire(current_wire)
-        current_key = current_wire.lower()
+        current_key = key_of_wire(current_wire)
         if current_key in seen:
             return _Chain(chain, current, looped=True, replaced=replaced)
         seen.add(current_key)
 
 
-def _rrset_at(answer: Sequence[WireRRset], name_key: bytes, rdtype: int) -> WireRRset | None:
-    return next((r for r in answer if r.owner_key == name_key and r.rdtype == rdtype), None)
+def _rrset_at(answer: Sequence[WireRRset], key: NameKey, rdtype: int) -> WireRRset | None:
+    return next((r for r in answer if r.owner_key == key and r.rdtype == rdtype), None)
 
 
 def classify_reply(
@@ -144,7 +144,7 @@ def classify_reply(
     if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN, dns.rcode.YXDOMAIN):
         return _server_error(rcode)
 
-    zone_key = lowered_wire(zone)
+    zone_key = name_key(zone)
     scrubbed = scrub_reply(message, zone, zone_key, harden_glue=harden_glue)
     aa = bool(message.flags & _FLAG_AA)
     followed = _follow_chain(scrubbed, qname, qtype)
@@ -161,12 +161,12 @@ def classify_reply(
 
 
 def _classify_followed(
-    message: Reply, scrubbed: ScrubbedReply, zone_key: bytes, followed: _Chain, aa: bool
+    message: Reply, scrubbed: ScrubbedReply, zone_key: NameKey, followed: _Chain, aa: bool
 ) -> ClassifiedReply:
     """The kind of a NOERROR or NXDOMAIN reply whose answer section has been followed."""
     rcode = message.rcode
     chain, final_name, answered, looped = followed[:4]
-    final_key = lowered_wire(final_name)
+    final_key = name_key(final_name)
     if looped:
         return ClassifiedReply(ReplyKind.CNAME_LOOP, tuple(chain), final_name, authoritative=aa)
     if answered:
@@ -233,7 +233,7 @@ def _server_error(rcode: int) -> ClassifiedReply:
     )
 
 
-def refers_upward(message: Reply, zone_key: bytes) -> bool:
+def refers_upward(message: Reply, zone_key: NameKey) -> bool:
     """An NS RRset in the authority section for the zone asked or one of its ancestors
     (the root included): the server does not serve the zone and points back up, so it is
     lame, whatever its AA bit says (Unbound's ``RESPONSE_TYPE_LAME``). Scrubbing drops such

@@ -13,17 +13,16 @@ from collections.abc import Iterable, Iterator
 
 import dns.rdatatype
 
-from resolver.names import is_at_or_below
+from resolver.names import NameKey, is_at_or_below
 from resolver.records import WireRRset
 
 MAX_NAME_OCTETS = 255
 """The longest name in wire form, root label included (RFC 1035 §3.1)."""
 
 
-def applies_to(dname: WireRRset, name_key: bytes) -> bool:
-    """True when the DNAME redirects ``name_key`` (lower-cased wire): a name strictly below
-    the DNAME's owner (RFC 6672 §2.3: the owner itself is not redirected)."""
-    return name_key != dname.owner_key and is_at_or_below(name_key, dname.owner_key)
+def applies_to(dname: WireRRset, key: NameKey) -> bool:
+    """True when the DNAME redirects ``key``: a name strictly below the DNAME's owner (RFC 6672 §2.3: the owner itself is not redirected)."""
+    return key != dname.owner_key and is_at_or_below(key, dname.owner_key)
 
 
 def rewritten_wire(name_wire: bytes, dname: WireRRset) -> bytes | None:

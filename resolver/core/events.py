@@ -1,9 +1,20 @@
-"""Events fed into a Resolution (past-tense facts) and the actions it returns (commands)."""
+"""Events fed into a Resolution (past-tense facts) and the actions it returns (commands).
+
+Each is a frozen, slotted dataclass: immutable like the tuples they replace, but compared by
+type as well as fields, so ``QueryFailed(1, TIMEOUT) != SubqueryDone(1, TIMEOUT)`` (two
+NamedTuples with equal fields are equal tuples). Dispatch with ``match`` and
+``typing.assert_never``.
+
+The cost (``benchmarks/events.py``, Python 3.11, a busy 2-core machine): building and
+matching one takes 0.1-0.4 µs more than a NamedTuple, a ``SendQuery`` about 0.8 µs more (a
+frozen dataclass's ``__init__`` calls ``object.__setattr__`` once per field; it has eight).
+A never-seen name whose zone's delegation is cached makes one SendQuery, one ReplyReceived
+and one Finished: about 1.1 µs more per name, under 1% of the ~175 µs a miss costs."""
 
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import dns.name
 import dns.rdatatype
@@ -27,7 +38,8 @@ class Failure(enum.Enum):
 # Events -------------------------------------------------------------------------------------
 
 
-class ReplyReceived(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class ReplyReceived:
     """A reply that matched our query's ID, source and question (RFC 5452 §9.1)."""
 
     ref: int
@@ -35,12 +47,18 @@ class ReplyReceived(NamedTuple):
     rtt_s: float
 
 
-class QueryFailed(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class QueryFailed:
+    """No usable reply to query ``ref``: why (the driver's timer or the transport)."""
+
     ref: int
     failure: Failure
 
 
-class SubqueryDone(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class SubqueryDone:
+    """The sub-resolution started by ``StartSubquery(ref, ...)`` ended with ``result``."""
+
     ref: int
     result: Result
 
@@ -51,7 +69,8 @@ Event = ReplyReceived | QueryFailed | SubqueryDone
 # Actions ------------------------------------------------------------------------------------
 
 
-class SendQuery(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class SendQuery:
     """Ask ``server`` (an IP address; the transport adds the port) one question.
 
     ``timeout_s`` is this try's wait: when it passes the transport reports a timeout, yet a
@@ -70,14 +89,18 @@ class SendQuery(NamedTuple):
     """0: no longer than ``timeout_s``."""
 
 
-class StartSubquery(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class StartSubquery:
     """Resolve ``question`` as a separate resolution and report back with SubqueryDone."""
 
     ref: int
     question: Question
 
 
-class Finished(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The resolution is over; it ignores any later event."""
+
     result: Result
 
 

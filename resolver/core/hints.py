@@ -1,15 +1,18 @@
-"""Root hints (RFC 1034 §5.3.2 SBELT; RFC 8109 priming without the priming query)."""
+"""Root hints (RFC 1034 §5.3.2 SBELT; RFC 8109 priming without the priming query).
+
+Sans-IO: the text of a hints file goes in, the root zone cut comes out. Reading the file is
+the edge's work (``resolver/files.py``), which reports an unreadable file as a
+:class:`HintsError` too.
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import dns.exception
 import dns.name
 import dns.rdatatype
 import dns.zone
 
-from resolver.core.zonecut import ZoneCut, cut_from_ns
+from resolver.model import ZoneCut, cut_from_ns
 from resolver.records import WireRRset
 
 
@@ -39,12 +42,3 @@ def root_cut_from_hints(text: str, source: str = "<hints>") -> ZoneCut:
     if not cut.addresses():
         raise HintsError(f"{source}: no addresses for any root server")
     return cut
-
-
-def load_root_hints(path: Path) -> ZoneCut:
-    """Read and parse the root hints file at ``path``."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise HintsError(f"{path}: {exc.strerror}") from exc
-    return root_cut_from_hints(text, str(path))

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import dns.name
 import dns.rdatatype
 
-from resolver.names import is_at_or_below, lowered_wire
+from resolver.names import NameKey, is_at_or_below, name_key
 from resolver.records import Reply, WireRRset
 
 _ADDRESS_TYPES = (dns.rdatatype.A, dns.rdatatype.AAAA)
@@ -30,7 +30,11 @@ class ScrubbedReply(NamedTuple):
 
 
 def scrub_reply(
-    message: Reply, zone: dns.name.Name, zone_key: bytes | None = None, *, harden_glue: bool = True
+    message: Reply,
+    zone: dns.name.Name,
+    zone_key: NameKey | None = None,
+    *,
+    harden_glue: bool = True,
 ) -> ScrubbedReply:
     """Drop every RRset the servers of ``zone`` may not speak for.
 
@@ -43,7 +47,7 @@ def scrub_reply(
       (``outside_glue``), to break an address cycle when nothing else reaches the servers.
     """
     if zone_key is None:
-        zone_key = lowered_wire(zone)
+        zone_key = name_key(zone)
     answer = tuple(r for r in message.answer if is_at_or_below(r.owner_key, zone_key))
     authority = tuple(
         rrset
@@ -51,7 +55,7 @@ def scrub_reply(
         if rrset.rdtype in (dns.rdatatype.NS, dns.rdatatype.SOA)
         and is_at_or_below(rrset.owner_key, zone_key)
     )
-    ns_targets: set[bytes] = set()
+    ns_targets: set[NameKey] = set()
     for rrset in authority:
         if rrset.rdtype == dns.rdatatype.NS:
             ns_targets |= rrset.target_keys()

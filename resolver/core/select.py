@@ -11,13 +11,14 @@ from __future__ import annotations
 import random
 
 from resolver.cache.infra import InfraCache
+from resolver.names import NameKey
 
 RTT_BAND_MS = 400.0
 """Unbound's RTT_BAND: servers this close to the best are chosen among at random."""
 
 
 def select_server(
-    candidates: list[str], zone: bytes, infra: InfraCache, rng: random.Random, now: float
+    candidates: list[str], zone: NameKey, infra: InfraCache, rng: random.Random, now: float
 ) -> str:
     """One of ``candidates`` (not empty) for a query to ``zone`` (lower-cased wire form)."""
     if len(candidates) == 1:

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import dns.rdatatype
 
-from resolver.core.zonecut import ZoneCut
-from resolver.names import is_at_or_below, lowered_wire
+from resolver.model import ZoneCut
+from resolver.names import NameKey, is_at_or_below, name_key
 
 A = dns.rdatatype.A
 AAAA = dns.rdatatype.AAAA
@@ -31,9 +31,9 @@ AAAA = dns.rdatatype.AAAA
 class TargetLookups:
     """The address lookups one zone cut has made so far."""
 
-    asked: set[tuple[bytes, int]] = field(default_factory=set)
+    asked: set[tuple[NameKey, int]] = field(default_factory=set)
     """(name server, A or AAAA) already looked up."""
-    spent: set[bytes] = field(default_factory=set)
+    spent: set[NameKey] = field(default_factory=set)
     """Name servers not to look up again: NXDOMAIN, or a dependency cycle."""
     cycle_via: str | None = None
     """The name server through which a dependency cycle was met, if one was."""
@@ -44,11 +44,11 @@ def is_ipv4_only(addresses: list[str]) -> bool:
     return bool(addresses) and not any(":" in address for address in addresses)
 
 
-def next_lookups(cut: ZoneCut, lookups: TargetLookups) -> tuple[list[bytes], int] | None:
+def next_lookups(cut: ZoneCut, lookups: TargetLookups) -> tuple[list[NameKey], int] | None:
     """The name servers whose address of one type to look up next, and that type: A for
     servers with no address, then AAAA for them, then AAAA for servers known only by IPv4
     addresses (asked only once every known address is spent). None when nothing is left."""
-    zone_key = lowered_wire(cut.zone)
+    zone_key = name_key(cut.zone)
     outside = [
         ns for ns in cut.nameservers if ns not in lookups.spent and not is_at_or_below(ns, zone_key)
     ]
@@ -61,8 +61,8 @@ def next_lookups(cut: ZoneCut, lookups: TargetLookups) -> tuple[list[bytes], int
     return None
 
 
-def inside_without_glue(cut: ZoneCut) -> list[bytes]:
+def inside_without_glue(cut: ZoneCut) -> list[NameKey]:
     """Name servers inside the zone they serve that have no address: only glue could have
     reached them (RFC 1034 §4.2.1)."""
-    zone_key = lowered_wire(cut.zone)
+    zone_key = name_key(cut.zone)
     return [ns for ns in cut.glueless() if is_at_or_below(ns, zone_key)]

@@ -11,7 +11,7 @@ import dns.rdatatype
 from resolver.cache.view import Caches
 from resolver.core.events import SendQuery
 from resolver.limits import Limits
-from resolver.names import lowered_wire
+from resolver.names import name_key
 from tests.core.harness import Walk, lab_responder, resolve
 from tests.core.test_resolution import addresses
 from tests.helpers import lab_with
@@ -104,7 +104,7 @@ def test_refused_to_a_minimised_question_falls_back_and_the_server_is_not_lame()
     walk = resolve("www.a.b.refuse.lab.", "A", LAB, caches=caches)
     assert addresses(walk.result.answer) == ["192.0.2.82"]
     assert asked(walk, "127.53.22.4") == ["b.refuse.lab. A", "www.a.b.refuse.lab. A"]
-    zone = lowered_wire(N("refuse.lab."))
+    zone = name_key(N("refuse.lab."))
     assert not caches.infra.is_lame("127.53.22.4", zone, 1_000_001.0)
 
 

@@ -3,6 +3,8 @@ injected clock and a lab that can be stopped."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Iterator
 
 import dns.edns
@@ -13,6 +15,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from resolver.lab.description import Faults
 from tests.clock import FakeClock
 from tests.helpers import lab_with
 from tests.integration.conftest import lab_settings
@@ -40,11 +43,11 @@ def test_an_entry_asked_for_late_in_its_life_is_refreshed_in_the_background(stac
         asked = example_queries(stack)
         clock.now += 250  # 50 s left: not yet in the last tenth
         assert ask(port).answer[0].ttl == 50
-        running.run(running.service.frontend.settle())  # type: ignore[union-attr]
+        running.run(running.service.driver.settle())  # type: ignore[union-attr]
         assert example_queries(stack) == asked
         clock.now += 25  # 25 s left: a hit now triggers a prefetch
         assert ask(port).answer[0].ttl == 25
-        running.run(running.service.frontend.settle())  # type: ignore[union-attr]
+        running.run(running.service.driver.settle())  # type: ignore[union-attr]
         assert example_queries(stack) == asked + 1
         assert running.service.answers.counters.prefetches == 1
         clock.now += 30  # the old entry would have expired; the prefetched one answers
@@ -65,6 +68,7 @@ def stale_stack() -> Iterator[tuple[Stack, FakeClock]]:
         port,
         outbound_port=stale_lab_port,
         serve_stale=True,
+        serve_stale_client_timeout_s=0.1,
         upstream_timeout_s=0.2,
         client_deadline_s=1.0,
     )
@@ -86,6 +90,7 @@ def test_stale_answers_when_the_servers_are_gone(stale_stack: tuple[Stack, FakeC
     assert stale.answer[0].ttl == 30
     (ede,) = [o for o in stale.options if isinstance(o, dns.edns.EDEOption)]
     assert ede.code == dns.edns.EDECode.STALE_ANSWER
+    running.run(running.service.driver.settle())  # type: ignore[union-attr]  # refresh failed
     upstream = running.service.upstream
     assert upstream is not None
     sent = upstream.counters.sent_udp
@@ -94,6 +99,46 @@ def test_stale_answers_when_the_servers_are_gone(stale_stack: tuple[Stack, FakeC
     assert again.answer[0].ttl == 30
     assert upstream.counters.sent_udp == sent
     assert running.service.answers.counters.stale_answers == 2
+
+
+def test_a_slow_refresh_gives_the_stale_answer_when_the_wait_passes() -> None:
+    """RFC 8767 §5: the servers are silent, so the refresh would take the client deadline
+    (1.5 s); the stale answer goes out when ``serve_stale_client_timeout_s`` (0.1 s) passes,
+    and the refresh goes on to its end (then the next refresh waits 30 s, §4)."""
+    clock = FakeClock()
+    port, silent_lab_port = free_port(), lab_port()
+    settings = lab_settings(
+        port,
+        outbound_port=silent_lab_port,
+        serve_stale=True,
+        serve_stale_client_timeout_s=0.1,
+        upstream_timeout_s=1.0,
+        client_deadline_s=1.5,
+    )
+    running = Stack(settings, lab_with(), silent_lab_port, clock=clock).start()
+    try:
+        assert ask(port, use_edns=0).answer[0][0].to_text() == "192.0.2.10"
+        for address in ("127.53.3.1", "127.53.3.2"):  # example.lab.'s servers go silent
+            authority = running.lab_server.authority(address)
+            authority.spec = dataclasses.replace(authority.spec, faults=Faults(drop=1.0))
+        clock.now += 400
+        started = time.monotonic()
+        stale = ask(port, use_edns=0)
+        elapsed = time.monotonic() - started
+        assert stale.answer[0].ttl == 30
+        (ede,) = [o for o in stale.options if isinstance(o, dns.edns.EDEOption)]
+        assert ede.code == dns.edns.EDECode.STALE_ANSWER
+        assert elapsed < 0.9, elapsed  # the serve-stale wait, not the deadline nor a failure
+        answers = running.service.answers
+        running.run(running.service.driver.settle())  # type: ignore[union-attr]
+        assert answers.counters.stale_answers == 1
+        upstream = running.service.upstream
+        assert upstream is not None
+        sent = upstream.counters.sent_udp
+        assert ask(port, use_edns=0).answer[0].ttl == 30  # the failed refresh holds retries
+        assert upstream.counters.sent_udp == sent
+    finally:
+        running.stop()
 
 
 def test_stale_data_is_not_served_past_one_day(stale_stack: tuple[Stack, FakeClock]) -> None:

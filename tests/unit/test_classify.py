@@ -11,7 +11,7 @@ import dns.rrset
 
 from resolver.core.classify import ReplyKind, classify_reply
 from resolver.core.scrub import scrub_reply
-from resolver.names import lowered_wire
+from resolver.names import name_key
 from resolver.records import Reply, read_reply
 
 N = dns.name.from_text
@@ -66,8 +66,8 @@ def test_glue_only_for_named_servers_inside_the_zone() -> None:
     assert classified.kind is ReplyKind.REFERRAL
     assert classified.referral is not None
     assert classified.referral.nameservers == {
-        lowered_wire(N("NS1.example.lab.")): ["127.53.3.1"],
-        lowered_wire(N("ns.other.example.")): [],
+        name_key(N("NS1.example.lab.")): ["127.53.3.1"],
+        name_key(N("ns.other.example.")): [],
     }
 
 

@@ -3,7 +3,17 @@
 import dns.name
 import pytest
 
-from resolver.names import InvalidNameError, parse_name, search_candidates
+from resolver.names import (
+    InvalidNameError,
+    is_at_or_below,
+    key_of_wire,
+    name_key,
+    name_wire,
+    parse_name,
+    remember_name_key,
+    search_candidates,
+)
+from resolver.records import name_from_wire
 
 LAB = dns.name.from_text("example.lab.")
 
@@ -45,3 +55,34 @@ def test_absolute_name_skips_the_search_list() -> None:
 
 def test_no_search_list_leaves_the_name_alone() -> None:
     assert search_candidates("www", [], ndots=1) == [dns.name.from_text("www.")]
+
+
+def test_a_name_key_is_the_lower_cased_wire_name_from_either_form() -> None:
+    upper = dns.name.from_text("WWW.Example.LAB.")
+    key = name_key(upper)
+    assert key == b"\x03www\x07example\x03lab\x00"
+    assert name_key(dns.name.from_text("www.example.lab.")) == key
+    assert key_of_wire(name_wire(upper)) == key
+    assert name_key(upper) is key  # the second ask of the same name object is remembered
+    assert name_from_wire(key) == upper  # names compare without regard to case
+
+
+def test_a_name_key_remembered_for_a_name_is_the_one_given() -> None:
+    name = dns.name.from_text("Seeded.lab.")
+    remember_name_key(name, b"\x06seeded\x03lab\x00")
+    assert name_key(name) == b"\x06seeded\x03lab\x00"
+
+
+@pytest.mark.parametrize(
+    ("name", "zone", "inside"),
+    [
+        ("a.example.lab.", "example.lab.", True),
+        ("example.lab.", "example.lab.", True),
+        ("a.b.example.lab.", ".", True),
+        ("xexample.lab.", "example.lab.", False),  # a suffix of bytes, not of labels
+        ("lab.", "example.lab.", False),
+    ],
+)
+def test_at_or_below_follows_label_boundaries(name: str, zone: str, inside: bool) -> None:
+    key, zone_key = name_key(dns.name.from_text(name)), name_key(dns.name.from_text(zone))
+    assert is_at_or_below(key, zone_key) is inside

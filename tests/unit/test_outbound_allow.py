@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from resolver.config import Settings, build_settings
-from resolver.core.hints import load_root_hints
+from resolver.files import load_root_hints
 from resolver.transport.upstream import is_allowed, is_local_address
 
 ROOT = Path(__file__).resolve().parents[2]

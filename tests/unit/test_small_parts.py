@@ -137,7 +137,7 @@ def test_outbound_allow_list() -> None:
 
 
 def test_the_real_root_hints_parse_but_the_lab_hints_are_loopback_only() -> None:
-    from resolver.core.hints import load_root_hints  # noqa: PLC0415
+    from resolver.files import load_root_hints  # noqa: PLC0415
     from resolver.paths import lab_root_hints, real_root_hints  # noqa: PLC0415
 
     real = load_root_hints(real_root_hints())

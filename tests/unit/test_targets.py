@@ -6,15 +6,15 @@ import dns.name
 import dns.rdatatype
 
 from resolver.core.targets import TargetLookups, inside_without_glue, is_ipv4_only, next_lookups
-from resolver.core.zonecut import ZoneCut
-from resolver.names import lowered_wire
+from resolver.model import ZoneCut
+from resolver.names import name_key
 
 A = dns.rdatatype.A
 AAAA = dns.rdatatype.AAAA
 
 
 def key(text: str) -> bytes:
-    return lowered_wire(dns.name.from_text(text))
+    return name_key(dns.name.from_text(text))
 
 
 def cut(**nameservers: list[str]) -> ZoneCut:

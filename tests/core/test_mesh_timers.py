@@ -1,0 +1,199 @@
+"""The mesh's timers and links (issue 11, point 2): client deadlines and serve-stale waits
+fire from :meth:`Mesh.handle_timer` at their instant in virtual time, jobs leave no links
+behind, and a job failed by a bug hands its parents the real ``now``."""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+
+from resolver.cache.view import Caches
+from resolver.core.events import Failure, QueryFailed, ReplyReceived, SendQuery
+from resolver.limits import Limits
+from resolver.mesh import Completed, Mesh, StaleDue, Transmit
+from resolver.model import ExtendedError, Question, servfail
+from resolver.records import read_reply
+from resolver.transport.upstream import query_wire
+from tests.core.harness import Delay, VirtualDriver, lab_responder, lab_root
+from tests.helpers import lab_with
+
+LAB = lab_responder(lab_with())
+T0 = 1_000_000.0
+
+
+def silent(_server: str, _send: SendQuery) -> float | None:
+    return None
+
+
+def fast(_server: str, _send: SendQuery) -> float | None:
+    return 0.001
+
+
+def silent_in(zone: str) -> Delay:
+    """Every server of ``zone`` is silent; the others answer in 1 ms."""
+
+    def delay(_server: str, send: SendQuery) -> float | None:
+        return None if send.zone == dns.name.from_text(zone) else 0.001
+
+    return delay
+
+
+def assert_empty(mesh: Mesh) -> None:
+    """No job, question, waiter or timer is left: nothing leaks links or entries."""
+    assert len(mesh) == 0
+    assert mesh.get_timer() is None
+    assert not mesh._jobs and not mesh._inflight and mesh._waiters.is_empty()
+
+
+def test_a_passed_deadline_is_servfail_with_ede_22_at_exactly_the_deadline() -> None:
+    driver = VirtualDriver(LAB, silent, now=T0, client_deadline_s=0.3)
+    waiter = driver.ask("www.example.lab.", "A")
+    assert driver.mesh.get_timer() == T0 + 0.3
+    driver.run()
+    result = driver.results[waiter]
+    assert result.rcode == dns.rcode.SERVFAIL
+    assert result.error_code == ExtendedError.NO_REACHABLE_AUTHORITY
+    assert result.reason == "no server of . answered within 0.3 s"
+    assert driver.finished_at[waiter] == T0 + 0.3
+    assert_empty(driver.mesh)
+
+
+def test_each_merged_client_keeps_its_own_deadline() -> None:
+    driver = VirtualDriver(LAB, silent, now=T0, client_deadline_s=0.5)
+    first = driver.ask("www.example.lab.", "A")
+    driver.run(until=T0 + 0.2)
+    second = driver.ask("www.example.lab.", "A")  # merged into the same job
+    assert driver.mesh.counters.merged == 1
+    driver.run(until=T0 + 0.6)
+    assert driver.finished_at == {first: T0 + 0.5}
+    assert len(driver.mesh) == 1  # the second client still waits on the walk
+    driver.run()
+    assert driver.finished_at[second] == T0 + 0.7
+    assert_empty(driver.mesh)
+
+
+def test_the_serve_stale_wait_fires_at_its_setting_and_the_client_waits_on() -> None:
+    driver = VirtualDriver(
+        LAB, silent, now=T0, client_deadline_s=1.0, serve_stale_client_timeout_s=0.25
+    )
+    waiter = driver.ask("www.example.lab.", "A", stale_wait=True)
+    plain = driver.ask("www.example.lab.", "A")
+    driver.run()
+    assert driver.stale_due == {waiter: T0 + 0.25}  # only the client that asked for it
+    assert driver.finished_at == {waiter: T0 + 1.0, plain: T0 + 1.0}
+
+
+def test_no_stale_turn_when_the_result_comes_first() -> None:
+    driver = VirtualDriver(LAB, fast, now=T0, serve_stale_client_timeout_s=0.25)
+    waiter = driver.ask("www.example.lab.", "A", stale_wait=True)
+    driver.run()
+    assert driver.results[waiter].rcode == dns.rcode.NOERROR
+    assert driver.finished_at[waiter] < T0 + 0.25
+    assert driver.stale_due == {}
+    assert_empty(driver.mesh)
+
+
+def test_a_sub_resolution_shared_by_two_clients_is_dropped_with_the_last() -> None:
+    """www.glueless.lab.'s server needs a sub-resolution (nsg.other.example.) that never
+    ends; a second question in the zone joins that sub-resolution. Each deadline drops its
+    own job; the shared one goes with the last, and no link is left behind."""
+    driver = VirtualDriver(LAB, silent_in("other.example."), now=T0, client_deadline_s=0.5)
+    first = driver.ask("www.glueless.lab.", "A")
+    driver.run(until=T0 + 0.1)
+    assert len(driver.mesh) == 2  # the client's job and its sub-resolution
+    second = driver.ask("glueless.lab.", "SOA")
+    driver.run(until=T0 + 0.2)
+    assert len(driver.mesh) == 3  # the second job joined the same sub-resolution
+    assert driver.mesh.zone_of(driver.mesh.job_of(first) or 0) == "other.example."
+    driver.run(until=T0 + 0.55)
+    assert set(driver.results) == {first}
+    assert len(driver.mesh) == 2  # the shared sub-resolution stays for the second
+    driver.run()
+    assert set(driver.results) == {first, second}
+    assert_empty(driver.mesh)
+
+
+def test_finished_jobs_with_sub_resolutions_leave_no_links() -> None:
+    driver = VirtualDriver(LAB, fast, now=T0)
+    waiters = [driver.ask(q, "A") for q in ("www.glueless.lab.", "www.v6only.lab.")]
+    driver.run()
+    assert all(driver.results[w].rcode == dns.rcode.NOERROR for w in waiters)
+    assert driver.mesh.counters.subqueries >= 2
+    assert_empty(driver.mesh)
+
+
+def test_a_job_failed_by_a_bug_gives_its_parent_the_real_now() -> None:
+    """The sub-resolutions of www.glueless.lab.'s only server fail with a bug: the parent,
+    left without a server, records the failure (RFC 9520 §3.2 backoff) at ``now``. With
+    ``now=0.0`` passed on, the entry expired decades ago and the backoff was lost."""
+    caches = Caches()
+    mesh = Mesh(root=lab_root(), caches=caches, limits=Limits(), rng=random.Random(1))
+    question = Question(dns.name.from_text("www.glueless.lab."), dns.rdatatype.A)
+    waiter, effects = mesh.start(question, T0, 0.0)
+    client_job = mesh.job_of(waiter)
+    queue = deque(effects)
+    done = None
+    while queue:
+        effect = queue.popleft()
+        if isinstance(effect, Completed):
+            done = effect
+            continue
+        assert isinstance(effect, Transmit)
+        if effect.job_id != client_job:  # a sub-resolution: a bug ends it
+            queue.extend(mesh.fail(effect.job_id, servfail("internal error"), T0))
+            continue
+        reply = LAB(effect.query.server, dns.message.from_wire(query_wire(effect.query, 0)))
+        event: ReplyReceived | QueryFailed
+        if isinstance(reply, Failure):
+            event = QueryFailed(effect.query.ref, reply)
+        else:
+            event = ReplyReceived(effect.query.ref, read_reply(reply.to_wire()), 0.001)
+        queue.extend(mesh.handle(effect.job_id, event, T0))
+    assert done is not None and done.waiters == (waiter,)
+    assert done.result.rcode == dns.rcode.SERVFAIL
+    assert caches.failures.get(question.qname, question.qtype, T0) is not None
+    assert_empty(mesh)
+
+
+def test_stale_due_names_the_job_and_waiter() -> None:
+    mesh = Mesh(
+        root=lab_root(),
+        caches=Caches(),
+        limits=Limits(),
+        rng=random.Random(1),
+        client_deadline_s=4.0,
+        serve_stale_client_timeout_s=1.8,
+    )
+    question = Question(dns.name.from_text("www.example.lab."), dns.rdatatype.A)
+    waiter, _ = mesh.start(question, T0, 10.0, stale_wait=True)
+    assert mesh.get_timer() == 11.8
+    assert mesh.handle_timer(11.7) == []
+    assert mesh.handle_timer(11.8) == [StaleDue(mesh.job_of(waiter) or 0, waiter)]
+    assert mesh.get_timer() == 14.0
+    mesh.release(waiter)
+    assert_empty(mesh)
+
+
+def test_the_mesh_counts_upstream_outcomes_from_events_the_machines_take() -> None:
+    """The machine reports what an event taught (``last_outcome``); the mesh counts it and
+    no machine holds the mesh's counter. An event the machine ignores counts nothing."""
+    driver = VirtualDriver(LAB, fast, now=T0)
+    driver.ask("www.example.lab.", "A")
+    driver.run()
+    upstream = driver.mesh.counters.upstream
+    assert upstream["answer"] == 1 and upstream["referral"] >= 1
+    assert "timeout" not in upstream
+    silent_driver = VirtualDriver(LAB, silent, now=T0, client_deadline_s=3.0)
+    waiter = silent_driver.ask("www.example.lab.", "A")
+    job = silent_driver.mesh.job_of(waiter)
+    assert job is not None
+    before = dict(silent_driver.mesh.counters.upstream)
+    assert silent_driver.mesh.handle(job, QueryFailed(999, Failure.TIMEOUT), T0) == []
+    assert dict(silent_driver.mesh.counters.upstream) == before  # a stale ref: ignored
+    silent_driver.run()
+    assert silent_driver.mesh.counters.upstream["timeout"] >= 1
