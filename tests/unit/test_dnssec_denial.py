@@ -76,6 +76,8 @@ def test_nsec_nxdomain_needs_the_name_and_the_wildcard_covered() -> None:
 
 def test_nsec_nxdomain_for_a_name_that_exists_is_bogus() -> None:
     assert nsec_nxdomain(name("a.example."), NSEC, ZONE).is_bogus
+    # y.example. is an empty non-terminal (x.y.example. exists): it is not absent.
+    assert nsec_nxdomain(name("y.example."), NSEC, ZONE).is_bogus
 
 
 def test_nsec_below_a_delegation_proves_nothing() -> None:
@@ -118,6 +120,11 @@ def test_nsec_insecure_delegation() -> None:
     assert missing.code is ExtendedError.NSEC_MISSING
     # A DS NODATA from the child's apex NSEC (SOA set) proves nothing about the parent.
     assert nsec_nodata(ZONE, DS, NSEC, ZONE).is_bogus
+    # DS NODATA for a name that is no zone cut: secure (no DS, no delegation); the same
+    # meaning through nsec_nodata, which hands DS to nsec_no_ds.
+    assert nsec_no_ds(name("a.example."), NSEC, ZONE).is_secure
+    assert nsec_no_ds(name("y.example."), NSEC, ZONE).is_secure  # an empty non-terminal
+    assert nsec_nodata(name("sub.example."), DS, NSEC, ZONE).state is Security.INSECURE
 
 
 def test_signed_nsec_records_verify_then_prove() -> None:
@@ -190,6 +197,7 @@ def test_nsec3_insecure_delegation_with_and_without_opt_out() -> None:
     sub = name("sub.example.")
     assert nsec3_nodata(sub, DS, NSEC3, ZONE, ValidationWork()).state is Security.INSECURE
     assert nsec3_nodata(name("secure.example."), DS, NSEC3, ZONE, ValidationWork()).is_bogus
+    assert nsec3_nodata(name("a.example."), DS, NSEC3, ZONE, ValidationWork()).is_secure
     unsigned = {k: v for k, v in NSEC3_NAMES.items() if k != "sub"}
     opt_out = nsec3_chain(ZONE, unsigned, opt_out=True)
     assert nsec3_nodata(sub, DS, opt_out, ZONE, ValidationWork()).state is Security.INSECURE

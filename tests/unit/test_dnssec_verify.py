@@ -58,6 +58,13 @@ def test_a_valid_signature_is_secure_for_each_supported_algorithm(algorithm: int
     assert work.verifications == 1
 
 
+def test_a_secure_rrset_may_be_kept_no_longer_than_its_signature(zsk: Key) -> None:
+    """RFC 4035 §5.3.3: the original TTL and the seconds left to expiration cap the TTL."""
+    assert check(WWW, [zsk.sign(WWW)], zsk).ttl == 300  # original TTL
+    sig = zsk.sign(WWW, expiration=NOW + 100)
+    assert check(WWW, [sig], zsk).ttl == 100
+
+
 def test_a_changed_record_is_bogus(zsk: Key) -> None:
     forged = rrset("www.example.", "A", "192.0.2.1", "203.0.113.66")
     verdict = check(forged, [zsk.sign(WWW)], zsk)

@@ -100,6 +100,8 @@ def nsec_nxdomain(
     found = _covering(records, qname)
     if found is None:
         return _missing(f"no NSEC in {zone} proves {qname} does not exist")
+    if found[1].next.is_subdomain(qname):
+        return _missing(f"{qname} is an empty non-terminal of {zone}, not absent")
     encloser = _encloser(qname, *found)
     wildcard = dns.name.Name((b"*", *encloser.labels))
     if _covering(records, wildcard) is None:
@@ -114,7 +116,9 @@ def nsec_nodata(
     or ``qname`` is an empty non-terminal (an NSEC covers it whose next name is below it);
     or, for a wildcard NODATA (§3.1.3.4), an NSEC covers ``qname`` and the NSEC at the
     wildcard lacks the type. The parent side of a delegation (NS without SOA) proves only
-    DS absent; the child's apex NSEC never proves DS absent (RFC 4035 §5.4)."""
+    DS absent. For DS this is :func:`nsec_no_ds` (insecure at an unsigned delegation)."""
+    if qtype == _DS:
+        return nsec_no_ds(qname, nsecs, zone)
     records = _nsecs(nsecs, zone)
     for owner, record in records:
         if owner != qname:
@@ -122,9 +126,7 @@ def nsec_nodata(
         types = _types(record)
         if qtype in types or _CNAME in types:
             return _missing(f"NSEC at {qname} lists {_type_text(qtype)}")
-        if qtype == _DS and _SOA in types and qname != dns.name.root:
-            return _missing(f"NSEC for DS at {qname} is the child zone's")
-        if qtype != _DS and _NS in types and _SOA not in types:
+        if _NS in types and _SOA not in types:
             return _missing(f"NSEC at {qname} is a delegation's")
         return SECURE
     found = _covering(records, qname)
@@ -161,7 +163,9 @@ def nsec_no_ds(
 ) -> Verdict:
     """The DS NODATA at a delegation (RFC 4035 §5.2): the parent's NSEC at ``name`` with NS
     and without DS and SOA makes the child insecure. An NSEC at ``name`` without NS and DS
-    proves there is no zone cut (secure: the name stays in ``zone``)."""
+    proves there is no zone cut (secure: the name stays in ``zone``). The child's apex NSEC
+    (SOA set) never proves DS absent (RFC 4035 §5.4); an empty non-terminal has no DS and
+    no cut (secure)."""
     for owner, record in _nsecs(nsecs, zone):
         if owner != name:
             continue
@@ -171,6 +175,10 @@ def nsec_no_ds(
         if _NS in types:
             return insecure(f"no DS at the delegation {name} (NSEC)")
         return SECURE
+    else:
+        found = _covering(_nsecs(nsecs, zone), name)
+        if found is not None and found[1].next.is_subdomain(name):
+            return SECURE
     return _missing(f"no NSEC in {zone} proves {name} has no DS")
 
 
@@ -300,8 +308,9 @@ def nsec3_nodata(
     """NODATA (RFC 5155 §8.5-8.7): the NSEC3 matching ``qname`` lacks the type and CNAME;
     for DS without a match (§8.6), the closest encloser proof with an opt-out next closer
     (insecure); for a wildcard (§8.7), the closest encloser proof and the NSEC3 matching
-    the wildcard lacking the type. The parent's NSEC3 at a delegation (NS, no DS, no SOA)
-    answers DS: insecure (§8.9)."""
+    the wildcard lacking the type. For DS, as :func:`nsec_no_ds`: the parent's NSEC3 at a
+    delegation (NS, no DS, no SOA) makes the child insecure (§8.9); secure means no DS and
+    no zone cut at ``qname``."""
     proof = _Nsec3Proof(nsec3s, zone, work)
     high = _insecure_iterations(proof)
     if high is not None:
@@ -317,7 +326,8 @@ def nsec3_nodata(
                 return _missing(f"NSEC3 for DS at {qname} is the child zone's")
             if _NS in types:
                 return insecure(f"no DS at the delegation {qname} (NSEC3)")
-        elif _NS in types and _SOA not in types:
+            return SECURE
+        if _NS in types and _SOA not in types:
             return _missing(f"NSEC3 at {qname} is a delegation's")
         return SECURE
     if proof.spent:

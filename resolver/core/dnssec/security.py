@@ -37,12 +37,17 @@ class Verdict:
     field below the owner's label count, RFC 4035 §5.3.4), is the wildcard's name
     ``*.<closest encloser>`` (the "source of synthesis", RFC 4592 §3.3.1): the answer is
     secure only once an NSEC or NSEC3 proves the exact name does not exist (RFC 4035 §5.3.4,
-    RFC 5155 §8.8)."""
+    RFC 5155 §8.8).
+
+    ``ttl``, on a secure verdict for a verified RRset, is the most seconds it may be kept:
+    the verifying RRSIG's original TTL and the seconds left until it expires
+    (RFC 4035 §5.3.3); the caller keeps the smaller of this and the RRset's TTL."""
 
     state: Security
     code: ExtendedError | None = None
     text: str = ""
     wildcard: dns.name.Name | None = None
+    ttl: int | None = None
 
     @property
     def is_secure(self) -> bool:

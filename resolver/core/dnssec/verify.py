@@ -38,7 +38,6 @@ from dns.rdtypes.ANY.DS import DS
 from dns.rdtypes.ANY.RRSIG import RRSIG
 
 from resolver.core.dnssec.security import (
-    SECURE,
     Security,
     Verdict,
     bogus,
@@ -173,10 +172,11 @@ def verify_rrset(
                     f"signature by key tag {sig.key_tag} does not verify {what}",
                 )
                 continue
+            ttl = max(0, min(sig.original_ttl, int(sig.expiration - now)))  # RFC 4035 §5.3.3
+            source = None
             if sig.labels < owner_labels:  # RFC 4035 §5.3.2: expanded from a wildcard
                 source = dns.name.Name((b"*", *rrset.name.labels[-(sig.labels + 1) :]))
-                return Verdict(Security.SECURE, wildcard=source)
-            return SECURE
+            return Verdict(Security.SECURE, wildcard=source, ttl=ttl)
         if len(candidates) > limits.max_key_tag_collisions:
             return out_of_work(zone, f"{len(candidates)} DNSKEYs share key tag {sig.key_tag}")
     code = next(code for code in _PRIORITY if code in problems)
