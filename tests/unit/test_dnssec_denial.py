@@ -109,6 +109,8 @@ def test_nsec_wildcard_answer_needs_the_exact_name_denied() -> None:
     ).is_bogus
     # a.example. exists: it can never be a wildcard's answer.
     assert nsec_wildcard_answer(name("a.example."), wildcard, NSEC, ZONE).is_bogus
+    # q.w.example. is absent, but w.example. exists, so *.example. cannot answer it.
+    assert nsec_wildcard_answer(name("q.w.example."), name("*.example."), NSEC, ZONE).is_bogus
 
 
 def test_nsec_insecure_delegation() -> None:
