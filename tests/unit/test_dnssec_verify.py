@@ -167,6 +167,11 @@ def test_a_ds_matching_no_key_is_bogus_with_ede_9(ksk: Key, zsk: Key) -> None:
     assert (verdict.state, verdict.code) == (Security.BOGUS, ExtendedError.DNSKEY_MISSING)
 
 
+def test_no_ds_at_all_is_bogus_not_insecure(ksk: Key, zsk: Key) -> None:
+    """Insecurity is proven by denial (no DS), never by an empty DS list."""
+    assert dnskeys(ksk, zsk, []).is_bogus
+
+
 def test_a_ds_naming_a_key_that_signs_nothing_is_bogus(ksk: Key, zsk: Key) -> None:
     verdict = dnskeys(ksk, zsk, [zsk.ds()])  # the ZSK is in the set but did not sign it
     assert verdict.is_bogus and verdict.code is ExtendedError.DNSSEC_BOGUS

@@ -92,17 +92,23 @@ def _label_count(name: dns.name.Name) -> int:
     return count - 1 if name.labels and name.labels[0] == b"*" else count
 
 
-def _candidates(keys: Sequence[DNSKEY], sig: RRSIG) -> list[DNSKEY]:
-    """Keys that may have made ``sig``: same algorithm and key tag, a zone key of protocol 3
-    (RFC 4034 §2.1.1-2.1.2), not revoked unless it signs the DNSKEY RRset (RFC 5011 §2.1)."""
+def _by_tag(keys: Sequence[DNSKEY]) -> dict[tuple[int, int], list[DNSKEY]]:
+    """Zone keys of protocol 3 (RFC 4034 §2.1.1-2.1.2) by algorithm and key tag, each tag
+    computed once however many RRSIGs name it (a KeyTrap reply carries many)."""
+    found: dict[tuple[int, int], list[DNSKEY]] = {}
+    for key in keys:
+        if key.flags & ZONE_KEY_FLAG and key.protocol == 3:
+            found.setdefault((key.algorithm, dns.dnssec.key_id(key)), []).append(key)
+    return found
+
+
+def _candidates(keys: dict[tuple[int, int], list[DNSKEY]], sig: RRSIG) -> list[DNSKEY]:
+    """Keys that may have made ``sig``: same algorithm and key tag, not revoked unless it
+    signs the DNSKEY RRset (RFC 5011 §2.1)."""
     return [
         key
-        for key in keys
-        if key.algorithm == sig.algorithm
-        and key.flags & ZONE_KEY_FLAG
-        and key.protocol == 3
-        and (not key.flags & REVOKE_FLAG or sig.type_covered == dns.rdatatype.DNSKEY)
-        and dns.dnssec.key_id(key) == sig.key_tag
+        for key in keys.get((sig.algorithm, sig.key_tag), ())
+        if not key.flags & REVOKE_FLAG or sig.type_covered == dns.rdatatype.DNSKEY
     ]
 
 
@@ -133,10 +139,16 @@ def verify_rrset(
     if not sigs:
         return bogus(ExtendedError.RRSIGS_MISSING, f"no RRSIG for {what}")
     owner_labels = _label_count(rrset.name)
+    tagged = _by_tag(keys)
     problems: dict[ExtendedError, str] = {}
     tried = 0
     limits = work.limits
     for sig in sigs:
+        if sig.type_covered != rrset.rdtype:  # the caller's mistake; costs no verification
+            problems.setdefault(
+                ExtendedError.DNSSEC_BOGUS, f"RRSIG covers another type than {what}"
+            )
+            continue
         if sig.signer != zone:  # RFC 4035 §5.3.1
             problems.setdefault(ExtendedError.DNSSEC_BOGUS, f"RRSIG signer {sig.signer} of {what}")
             continue
@@ -156,7 +168,7 @@ def verify_rrset(
                 ExtendedError.SIGNATURE_NOT_YET_VALID, f"RRSIG for {what} not yet valid"
             )
             continue
-        candidates = _candidates(keys, sig)
+        candidates = _candidates(tagged, sig)
         if not candidates:
             problems.setdefault(
                 ExtendedError.DNSKEY_MISSING,
@@ -209,7 +221,10 @@ def verify_dnskeys(
     is insecure (RFC 4035 §5.2, RFC 6840 §5.2: EDE 1; RFC 4509 §3: EDE 2). Of the usable
     digests only the strongest is used (SHA-384 over SHA-256 over SHA-1; RFC 4509 §3, as
     Unbound's ``val_favorite_ds_algo``), so a forged SHA-1 DS cannot stand beside a SHA-256
-    one. No key matching: bogus, EDE 9 (as Unbound, "no keys have a DS")."""
+    one. No key matching: bogus, EDE 9 (as Unbound, "no keys have a DS"). Neither DS nor
+    anchor given: bogus (an unsigned delegation is proven by :mod:`.denial`, not here)."""
+    if not ds and not trusted_keys:  # a caller's mistake must not read as "insecure"
+        return bogus(ExtendedError.DNSSEC_BOGUS, f"no DS and no trust anchor for {zone}")
     keys = [cast(DNSKEY, key) for key in dnskeys]
     anchors = [key for key in trusted_keys if key.algorithm in SUPPORTED_ALGORITHMS]
     usable = [record for record in ds if ds_usable(record)]
@@ -225,17 +240,12 @@ def verify_dnskeys(
         )
     matched = [key for key in keys if key in anchors]
     if usable:
+        tagged = _by_tag(keys)
         favourite = max(record.digest_type for record in usable)
         for record in usable:
             if record.digest_type != favourite:
                 continue
-            candidates = [
-                key
-                for key in keys
-                if key.algorithm == record.algorithm
-                and key.flags & ZONE_KEY_FLAG
-                and dns.dnssec.key_id(key) == record.key_tag
-            ]
+            candidates = tagged.get((record.algorithm, record.key_tag), [])
             limit = work.limits.max_key_tag_collisions
             for key in candidates[:limit]:
                 made = dns.dnssec.make_ds(
