@@ -29,6 +29,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "resolver"
 
 SANS_IO = [
     *sorted((PACKAGE / "core").glob("*.py")),
+    *sorted((PACKAGE / "core" / "dnssec").glob("*.py")),
     *sorted((PACKAGE / "cache").glob("*.py")),
     PACKAGE / "mesh.py",
     PACKAGE / "waiters.py",
