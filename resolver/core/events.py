@@ -14,12 +14,13 @@ and one Finished: about 1.1 µs more per name, under 1% of the ~175 µs a miss c
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dns.name
 import dns.rdatatype
 
 from resolver.model import Question, Result
+from resolver.names import NameKey
 from resolver.records import Reply
 
 
@@ -87,6 +88,10 @@ class SendQuery:
     timeout_s: float
     listen_s: float = 0.0
     """0: no longer than ``timeout_s``."""
+    qname_key: NameKey = field(kw_only=True)
+    """``qname`` lower-cased in wire form: what the transport sends and matches replies by."""
+    zone_key: NameKey = field(kw_only=True)
+    """``zone`` lower-cased in wire form."""
 
 
 @dataclass(frozen=True, slots=True)
