@@ -34,7 +34,8 @@ class Question:
     qtype: dns.rdatatype.RdataType
     qclass: dns.rdataclass.RdataClass = dns.rdataclass.IN
     qname_key: NameKey = field(default=NameKey(b""), kw_only=True, repr=False)
-    """``qname`` lower-cased in wire form; left out, it is made from ``qname``."""
+    """``qname`` lower-cased in wire form; left out, it is made from ``qname`` (so a
+    ``dataclasses.replace`` that changes ``qname`` must pass the new key too)."""
 
     def __post_init__(self) -> None:
         if not self.qname_key:

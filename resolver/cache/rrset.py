@@ -42,11 +42,6 @@ def key_of(owner_key: bytes, rdtype: int) -> bytes:
     return owner_key + (type_bytes if type_bytes is not None else rdtype.to_bytes(2, "big"))
 
 
-def rrset_key(name: dns.name.Name, rdtype: int) -> bytes:
-    """:func:`key_of` for a dnspython name."""
-    return key_of(name_key(name), rdtype)
-
-
 _TYPE_BYTES = {rdtype: rdtype.to_bytes(2, "big") for rdtype in range(256)}
 
 
