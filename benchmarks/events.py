@@ -62,6 +62,8 @@ class TupleSend(NamedTuple):
     zone: object
     timeout_s: float
     listen_s: float = 0.0
+    qname_key: bytes = b""
+    zone_key: bytes = b""
 
 
 class TupleStart(NamedTuple):
@@ -90,11 +92,14 @@ def _dispatcher(reply: type, failed: type, done: type) -> Callable[[object], int
 def _makers(kinds: dict[str, type]) -> dict[str, Callable[[], object]]:
     result = Result(dns.rcode.NOERROR)
     question = Question(dns.name.root, dns.rdatatype.A)
+    keys = {"qname_key": b"\x00", "zone_key": b"\x00"}  # SendQuery's keyword-only fields
     return {
         "ReplyReceived": lambda: kinds["ReplyReceived"](7, None, 0.01),
         "QueryFailed": lambda: kinds["QueryFailed"](7, Failure.TIMEOUT),
         "SubqueryDone": lambda: kinds["SubqueryDone"](7, result),
-        "SendQuery": lambda: kinds["SendQuery"](7, "127.53.0.1", None, 1, True, None, 0.4, 1.0),
+        "SendQuery": lambda: kinds["SendQuery"](
+            7, "127.53.0.1", None, 1, True, None, 0.4, 1.0, **keys
+        ),
         "StartSubquery": lambda: kinds["StartSubquery"](7, question),
         "Finished": lambda: kinds["Finished"](result),
     }

@@ -20,17 +20,38 @@ from resolver.names import NameKey, key_of_wire, name_key
 from resolver.records import WireRRset
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Question:
-    """One question: owner name, type and class (RFC 1035 §4.1.2)."""
+    """One question: owner name, type and class (RFC 1035 §4.1.2), and the name's key.
+
+    ``qname_key`` is made once where the question is made: from the query's bytes on a
+    client's miss (``screen.read_plain_query``), from a name server's key for an address
+    lookup, else from ``qname`` here. Questions hash and compare on it (in C; dnspython's
+    ``Name.__hash__`` and ``__eq__`` loop in Python), and every cache and comparison the
+    resolution makes reads it instead of converting the name again."""
 
     qname: dns.name.Name
     qtype: dns.rdatatype.RdataType
     qclass: dns.rdataclass.RdataClass = dns.rdataclass.IN
+    qname_key: NameKey = field(default=NameKey(b""), kw_only=True, repr=False)
+    """``qname`` lower-cased in wire form; left out, it is made from ``qname`` (so a
+    ``dataclasses.replace`` that changes ``qname`` must pass the new key too)."""
+
+    def __post_init__(self) -> None:
+        if not self.qname_key:
+            object.__setattr__(self, "qname_key", name_key(self.qname))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Question):
+            return NotImplemented
+        return (
+            self.qname_key == other.qname_key
+            and self.qtype == other.qtype
+            and self.qclass == other.qclass
+        )
 
     def __hash__(self) -> int:
-        # The lower-cased wire name hashes in C; dnspython's Name.__hash__ loops in Python.
-        return hash((name_key(self.qname), self.qtype, self.qclass))
+        return hash((self.qname_key, self.qtype, self.qclass))
 
     def __str__(self) -> str:
         return f"{self.qname} {dns.rdatatype.to_text(self.qtype)}"
@@ -140,6 +161,13 @@ class ZoneCut:
     fallback: dict[NameKey, list[str]] = field(default_factory=dict)
     """Addresses to try when those above fail: the parent's glue where the child's own data
     disagrees, and out-of-bailiwick glue when ``harden_glue`` is off."""
+    zone_key: NameKey = field(default=NameKey(b""), kw_only=True)
+    """``zone`` lower-cased in wire form, what cuts are compared by; left out, it is made
+    from ``zone`` (the RRset cache and a referral pass the key they read the zone from)."""
+
+    def __post_init__(self) -> None:
+        if not self.zone_key:
+            self.zone_key = name_key(self.zone)
 
     def addresses(self) -> list[str]:
         """Every known server address, in name-server order, without repeats."""
@@ -169,6 +197,7 @@ class ZoneCut:
             self.zone,
             {ns: list(a) for ns, a in self.nameservers.items()},
             {ns: list(a) for ns, a in self.fallback.items()},
+            zone_key=self.zone_key,
         )
 
 
@@ -190,4 +219,4 @@ def cut_from_ns(ns_rrset: WireRRset, address_rrsets: list[WireRRset]) -> ZoneCut
     for rdata in ns_rrset.rdatas:
         target = key_of_wire(rdata)
         nameservers[target] = addresses_of(address_rrsets, target)
-    return ZoneCut(ns_rrset.name, nameservers)
+    return ZoneCut(ns_rrset.name, nameservers, zone_key=ns_rrset.owner_key)

@@ -19,8 +19,6 @@ from typing import NewType
 import dns.exception
 import dns.name
 
-from resolver.memo import remember
-
 
 class InvalidNameError(ValueError):
     """A name a person typed is not a valid domain name."""
@@ -87,28 +85,37 @@ def key_of_wire(wire: bytes) -> NameKey:
     return NameKey(wire.lower())
 
 
-_KEYS: dict[int, tuple[dns.name.Name, NameKey]] = {}
-_KEYS_MAX = 4096
+_LENGTH_BYTES = tuple(bytes((length,)) for length in range(64))
+"""A label's length byte (RFC 1035 §2.3.4: labels are at most 63 octets)."""
 
 
 def name_key(name: dns.name.Name) -> NameKey:
-    """The key of a dnspython name.
+    """The key of a dnspython name, built from its labels (about 0.55 µs for
+    'www.Example.lab.' against 0.75 µs through ``Name.to_wire``; timeit).
 
-    Memoised by object identity: a resolution asks for the same few name objects many times,
-    and building the wire form walks every label in Python (about 0.8 µs against 0.12 µs for
-    the memo; measured with timeit on 'www.Example.lab.'). The memo keeps each name alive
-    while it is remembered, so an identity is never reused under it."""
-    remembered = _KEYS.get(id(name))
-    if remembered is not None and remembered[0] is name:
-        return remembered[1]
-    key = NameKey(name_wire(name).lower())
-    remember_name_key(name, key)
+    Not memoised: keys are carried instead (``Question.qname_key``, ``ZoneCut.zone_key``,
+    ``SendQuery.qname_key``, ``WireRRset.owner_key``), made once where a name enters, from
+    the bytes it came in when there are any (:func:`key_of_wire`). This is for names that
+    arrive only as dnspython names: typed, read from a file, or built by dnspython."""
+    return NameKey(b"".join([_LENGTH_BYTES[len(label)] + label for label in name.labels]).lower())
+
+
+def parent_key(key: NameKey) -> NameKey:
+    """The key of the parent of the (non-root) name keyed ``key``: its first label dropped."""
+    return NameKey(key[1 + key[0] :])
+
+
+def suffix_key(key: NameKey, labels: int) -> NameKey:
+    """The key of the ancestor of ``key``'s name that has ``labels`` labels, the root's
+    included (``len()`` of a dnspython name): its last labels."""
+    count = 0
+    offset = 0
+    while key[offset]:
+        count += 1
+        offset += 1 + key[offset]
+    for _ in range(count + 1 - labels):
+        key = NameKey(key[1 + key[0] :])
     return key
-
-
-def remember_name_key(name: dns.name.Name, key: bytes) -> None:
-    """Tell :func:`name_key` the key of a name just built from it (or from its wire form)."""
-    remember(_KEYS, id(name), (name, NameKey(key)), _KEYS_MAX)
 
 
 def is_at_or_below(key: NameKey, zone_key: NameKey) -> bool:

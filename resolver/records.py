@@ -24,7 +24,7 @@ import dns.rdatatype
 import dns.rrset
 
 from resolver.memo import remember
-from resolver.names import NameKey, key_of_wire, name_key, name_wire, remember_name_key
+from resolver.names import NameKey, key_of_wire, name_key, name_wire
 from resolver.wire import HEADER_LENGTH, RR_FIXED, TYPE_OPT, read_header
 
 _UINT32 = struct.Struct("!I")
@@ -79,7 +79,6 @@ class WireRRset:
         if self._name is None:
             assert self._owner is not None
             self._name = name_from_wire(self._owner)
-            remember_name_key(self._name, self.owner_key)
         return self._name
 
     @property
@@ -111,6 +110,10 @@ class WireRRset:
     def target(self) -> dns.name.Name:
         """The first record's target (a CNAME has one record, RFC 2181 §10.1)."""
         return name_from_wire(self.rdatas[0])
+
+    def target_key(self) -> NameKey:
+        """The key of :meth:`target`."""
+        return key_of_wire(self.rdatas[0])
 
     def addresses(self) -> list[str]:
         """The addresses of an A or AAAA RRset, as text."""

@@ -21,7 +21,7 @@ import dns.rdatatype
 from resolver.access import Access
 from resolver.core.compose import client_udp_limit, error_response, render
 from resolver.model import ClientQuery, Question
-from resolver.names import remember_name_key
+from resolver.names import NameKey
 from resolver.records import name_from_wire
 from resolver.wire import (
     HEADER_LENGTH,
@@ -62,11 +62,12 @@ def read_plain_query(wire: bytes, fast: FastQuery) -> ClientQuery:
     read, without dnspython (the name is built from its bytes; letters as sent)."""
     end = fast.question_end
     qname = name_from_wire(wire[HEADER_LENGTH : end - 4], keep=False)
-    remember_name_key(qname, fast.key[:-5])  # the key starts with the name, lower-cased
     qtype = dns.rdatatype.RdataType.make(int.from_bytes(wire[end - 4 : end - 2], "big"))
+    qname_key = NameKey(fast.key[:-5])  # the cache key starts with the name, lower-cased
     key_flags = fast.key[-1]
     edns_do = None if not key_flags & KEY_EDNS else bool(key_flags & KEY_DO)
-    return ClientQuery(wire, Question(qname, qtype), end, edns_do, fast.udp_limit, fast.key)
+    question = Question(qname, qtype, qname_key=qname_key)
+    return ClientQuery(wire, question, end, edns_do, fast.udp_limit, fast.key)
 
 
 def screen_query(wire: bytes, access: Access, fast: FastQuery | None) -> ClientQuery | Rejected:

@@ -17,9 +17,9 @@ import dns.rcode
 import dns.rdatatype
 
 from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
-from resolver.cache.rrset import key_of, rrset_key
-from resolver.names import name_key, name_wire
-from resolver.records import WireRRset, name_from_wire
+from resolver.cache.rrset import key_of
+from resolver.names import NameKey, name_key
+from resolver.records import WireRRset
 
 MAX_NEGATIVE_TTL = 3600
 """Unbound's ``cache-max-negative-ttl`` default."""
@@ -78,16 +78,18 @@ class NegativeCache(BoundedCache):
         now: float,
         *,
         secure: bool = False,
+        key: NameKey | None = None,
     ) -> bool:
-        """Remember NXDOMAIN for ``name`` or NODATA for ``name``/``qtype``."""
+        """Remember NXDOMAIN for ``name`` or NODATA for ``name``/``qtype``; ``key`` is
+        ``name``'s key when the caller carries it."""
         ttl = min(soa.ttl, self.max_ttl)
         if ttl <= 0 or not soa.rdatas:
             return False
         kind = _NXDOMAIN_TYPE if rcode == dns.rcode.NXDOMAIN else qtype
-        key = rrset_key(name, kind)
-        soa_owner = name_wire(soa.name)
+        entry_key = key_of(name_key(name) if key is None else key, kind)
+        soa_owner = soa.owner_wire
         soa_rdata = soa.rdatas[0]
-        self._entries.put(key, NegativeEntry(soa_owner, soa_rdata, now + ttl, secure))
+        self._entries.put(entry_key, NegativeEntry(soa_owner, soa_rdata, now + ttl, secure))
         self._secure_stored += secure
         return True
 
@@ -100,16 +102,20 @@ class NegativeCache(BoundedCache):
             return None
         return entry
 
-    def get(self, name: dns.name.Name, qtype: int, now: float) -> NegativeAnswer | None:
-        """NXDOMAIN or NODATA for the question, with the SOA's TTL counting down."""
-        entry = self._live(rrset_key(name, _NXDOMAIN_TYPE), now)
+    def get(
+        self, name: dns.name.Name, qtype: int, now: float, *, key: NameKey | None = None
+    ) -> NegativeAnswer | None:
+        """NXDOMAIN or NODATA for the question, with the SOA's TTL counting down; ``key`` is
+        ``name``'s key when the caller carries it."""
+        owner_key = name_key(name) if key is None else key
+        entry = self._live(key_of(owner_key, _NXDOMAIN_TYPE), now)
         if entry is not None:
             return self._answer(dns.rcode.NXDOMAIN, entry, now)
-        entry = self._live(rrset_key(name, qtype), now)
+        entry = self._live(key_of(owner_key, qtype), now)
         if entry is not None:
             return self._answer(dns.rcode.NOERROR, entry, now)
         if self.harden_below_nxdomain and self._secure_stored:
-            ancestor: bytes = name_key(name)
+            ancestor: bytes = owner_key
             while ancestor != b"\x00":
                 ancestor = ancestor[1 + ancestor[0] :]
                 entry = self._live(key_of(ancestor, _NXDOMAIN_TYPE), now)
@@ -119,9 +125,9 @@ class NegativeCache(BoundedCache):
 
     @staticmethod
     def _answer(rcode: dns.rcode.Rcode, entry: NegativeEntry, now: float) -> NegativeAnswer:
-        owner = name_from_wire(entry.soa_owner)
         ttl = max(0, math.ceil(entry.expires_at - now))
-        return NegativeAnswer(rcode, WireRRset(owner, dns.rdatatype.SOA, ttl, (entry.soa_rdata,)))
+        soa = WireRRset(None, dns.rdatatype.SOA, ttl, (entry.soa_rdata,), owner=entry.soa_owner)
+        return NegativeAnswer(rcode, soa)
 
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
         return self._entries.remove_where(owner_in(name, subtree))
@@ -143,9 +149,20 @@ class FailureCache:
         self._failures: dict[bytes, _Failure] = {}
         self.max_entries = max_entries
 
-    def record(self, name: dns.name.Name, qtype: int, zone: str, reason: str, now: float) -> None:
-        key = rrset_key(name, qtype)
-        previous = self._failures.get(key)
+    def record(
+        self,
+        name: dns.name.Name,
+        qtype: int,
+        zone: str,
+        reason: str,
+        now: float,
+        *,
+        key: NameKey | None = None,
+    ) -> None:
+        """Note that ``name``/``qtype`` (``name`` keyed ``key`` when the caller has it) just
+        failed at ``zone``, for ``reason``."""
+        entry_key = key_of(name_key(name) if key is None else key, qtype)
+        previous = self._failures.get(entry_key)
         backoff = FAILURE_BACKOFF_MIN_S
         if previous is not None and previous.zone == zone:
             backoff = min(previous.backoff_s * 2, FAILURE_BACKOFF_MAX_S)
@@ -153,11 +170,14 @@ class FailureCache:
             self._failures = {k: f for k, f in self._failures.items() if f.until > now}
             if len(self._failures) >= self.max_entries:
                 return
-        self._failures[key] = _Failure(now + backoff, backoff, zone, reason)
+        self._failures[entry_key] = _Failure(now + backoff, backoff, zone, reason)
 
-    def get(self, name: dns.name.Name, qtype: int, now: float) -> str | None:
-        """The reason of a failure still in its backoff window, or None."""
-        failure = self._failures.get(rrset_key(name, qtype))
+    def get(
+        self, name: dns.name.Name, qtype: int, now: float, *, key: NameKey | None = None
+    ) -> str | None:
+        """The reason of a failure still in its backoff window, or None; ``key`` is
+        ``name``'s key when the caller carries it."""
+        failure = self._failures.get(key_of(name_key(name) if key is None else key, qtype))
         if failure is None or failure.until <= now:
             return None
         return failure.reason

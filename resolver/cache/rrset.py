@@ -18,7 +18,7 @@ import dns.rdatatype
 
 from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
 from resolver.model import ZoneCut, addresses_of
-from resolver.names import NameKey, key_of_wire, name_key
+from resolver.names import NameKey, key_of_wire, name_key, parent_key
 from resolver.records import WireRRset, name_from_wire
 
 _ENTRY_OVERHEAD = 100
@@ -40,11 +40,6 @@ def key_of(owner_key: bytes, rdtype: int) -> bytes:
     """Owner name lower-cased in wire form, then the type: the key of an RRset."""
     type_bytes = _TYPE_BYTES.get(rdtype)
     return owner_key + (type_bytes if type_bytes is not None else rdtype.to_bytes(2, "big"))
-
-
-def rrset_key(name: dns.name.Name, rdtype: int) -> bytes:
-    """:func:`key_of` for a dnspython name."""
-    return key_of(name_key(name), rdtype)
 
 
 _TYPE_BYTES = {rdtype: rdtype.to_bytes(2, "big") for rdtype in range(256)}
@@ -205,13 +200,21 @@ class RRsetCache(BoundedCache):
         return addresses_of(found, owner_key)
 
     def get(
-        self, name: dns.name.Name, rdtype: int, now: float, min_rank: Rank = Rank.ADDITIONAL
+        self,
+        name: dns.name.Name,
+        rdtype: int,
+        now: float,
+        min_rank: Rank = Rank.ADDITIONAL,
+        *,
+        key: NameKey | None = None,
     ) -> WireRRset | None:
         """The live RRset with its TTL counted down, or None. ``min_rank`` leaves out data
         of lower trust: an answer to a client is never made of glue or of a referral's NS
         records, which are the parent's hints for reaching the child, not the child's data
-        (RFC 2181 §5.4.1, RFC 1034 §4.2.2)."""
-        return self._get_by_key(rrset_key(name, rdtype), name, rdtype, now, min_rank)
+        (RFC 2181 §5.4.1, RFC 1034 §4.2.2). ``key`` is ``name``'s key when the caller
+        carries it (the machine always does); left out, it is made from ``name``."""
+        owner_key = name_key(name) if key is None else key
+        return self._get_by_key(key_of(owner_key, rdtype), name, rdtype, now, min_rank)
 
     def _get_by_key(
         self,
@@ -257,14 +260,19 @@ class RRsetCache(BoundedCache):
             self.dnames_stored += 1
 
     def dname_above(
-        self, name: dns.name.Name, now: float, min_rank: Rank = Rank.ANSWER
+        self,
+        name: dns.name.Name,
+        now: float,
+        min_rank: Rank = Rank.ANSWER,
+        *,
+        key: NameKey | None = None,
     ) -> WireRRset | None:
         """The live DNAME closest above ``name`` (owned by a strict ancestor), which
         redirects it (RFC 6672 §2.3, §3.2; Unbound looks for one before a CNAME). Walks
         the ancestors only once any DNAME has been stored."""
         if not self.dnames_stored:
             return None
-        wire: bytes = name_key(name)
+        wire: bytes = name_key(name) if key is None else key
         while wire != b"\x00":
             wire = wire[1 + wire[0] :]
             dname = self._get_by_key(wire + _DNAME_TYPE, None, dns.rdatatype.DNAME, now, min_rank)
@@ -272,15 +280,19 @@ class RRsetCache(BoundedCache):
                 return dname
         return None
 
-    def closest_cut(self, qname: dns.name.Name, now: float) -> ZoneCut | None:
-        """The deepest zone cut at or above ``qname`` whose NS RRset is cached, with the
-        addresses of its name servers that are cached too (RFC 1034 §5.3.3 step 2)."""
-        wire: bytes = name_key(qname)
+    def closest_cut(
+        self, qname: dns.name.Name, now: float, *, key: NameKey | None = None
+    ) -> ZoneCut | None:
+        """The deepest zone cut at or above ``qname`` (keyed ``key`` when the caller has it)
+        whose NS RRset is cached, with the addresses of its name servers that are cached too
+        (RFC 1034 §5.3.3 step 2)."""
+        wire = name_key(qname) if key is None else key
         whole = len(wire)
         while True:
             ns = self._get_by_key(key_of(wire, dns.rdatatype.NS), None, dns.rdatatype.NS, now)
             if ns is not None:  # the zone's dnspython name built only here
-                cut = ZoneCut(qname if len(wire) == whole else name_from_wire(wire), {})
+                zone = qname if len(wire) == whole else name_from_wire(wire)
+                cut = ZoneCut(zone, {}, zone_key=wire)
                 for rdata in ns.rdatas:
                     target = key_of_wire(rdata)
                     cut.nameservers[target] = self._addresses_at(target, now)
@@ -291,7 +303,7 @@ class RRsetCache(BoundedCache):
                 return cut
             if wire == b"\x00":
                 return None
-            wire = wire[1 + wire[0] :]
+            wire = parent_key(wire)
 
     def _addresses_at(self, owner_key: NameKey, now: float) -> list[str]:
         """The live cached A and AAAA addresses of ``owner_key`` (lower-cased wire name)."""

@@ -44,6 +44,8 @@ class ClassifiedReply(NamedTuple):
     """CNAMEs followed inside this reply, then the final RRsets for ANSWER."""
     next_qname: dns.name.Name | None = None
     """The name the chain ends at (the name still to resolve for CNAME)."""
+    next_key: NameKey | None = None
+    """``next_qname``'s key (set whenever ``next_qname`` is)."""
     soa: WireRRset | None = None
     referral: ZoneCut | None = None
     referral_rrsets: tuple[WireRRset, ...] = ()
@@ -60,6 +62,7 @@ def negative_soa(rrset: WireRRset) -> WireRRset:
 class _Chain(NamedTuple):
     rrsets: list[WireRRset]
     final_name: dns.name.Name
+    final_key: NameKey
     answered: bool = False
     looped: bool = False
     overflow: bool = False
@@ -77,17 +80,20 @@ def _dname_above(answer: Sequence[WireRRset], key: NameKey) -> WireRRset | None:
 
 
 def _follow_chain(
-    scrubbed: ScrubbedReply, qname: dns.name.Name, qtype: dns.rdatatype.RdataType
+    scrubbed: ScrubbedReply,
+    qname: dns.name.Name,
+    qname_key: NameKey,
+    qtype: dns.rdatatype.RdataType,
 ) -> _Chain:
     """Follow DNAMEs and CNAMEs through the answer section (RFC 1034 §4.3.2 step 3a, 3c as
     RFC 6672 §3.2 amends it, §5.3.3 step 4c): a DNAME above the current name comes first
     and stands for the CNAME synthesised from it, whatever CNAME the server sent (§3.4)."""
     chain: list[WireRRset] = []
     current = qname
-    current_wire = name_wire(qname)
-    current_key = name_key(qname)
+    current_key = qname_key
     seen = {current_key}
     has_dname = any(rrset.rdtype == dns.rdatatype.DNAME for rrset in scrubbed.answer)
+    current_wire = name_wire(qname) if has_dname else b""  # letter case kept, for DNAME only
     replaced = False
     while True:
         cname = None
@@ -96,12 +102,12 @@ def _follow_chain(
             chain.append(dname)
             cname = synthesised_cname(current_wire, dname)
             if cname is None:
-                return _Chain(chain, current, overflow=True, replaced=replaced)
+                return _Chain(chain, current, current_key, overflow=True, replaced=replaced)
             sent = _rrset_at(scrubbed.answer, current_key, dns.rdatatype.CNAME)
             replaced |= sent is not None and not agrees(sent, cname)
             if qtype == dns.rdatatype.CNAME:
                 chain.append(cname)
-                return _Chain(chain, current, answered=True, replaced=replaced)
+                return _Chain(chain, current, current_key, answered=True, replaced=replaced)
         else:
             matching = [
                 rrset
@@ -111,16 +117,16 @@ def _follow_chain(
             ]
             if matching:
                 chain.extend(matching)
-                return _Chain(chain, current, answered=True, replaced=replaced)
+                return _Chain(chain, current, current_key, answered=True, replaced=replaced)
             cname = _rrset_at(scrubbed.answer, current_key, dns.rdatatype.CNAME)
             if cname is None:
-                return _Chain(chain, current, replaced=replaced)
+                return _Chain(chain, current, current_key, replaced=replaced)
         chain.append(cname)
         current_wire = cname.rdatas[0]
         current = name_from_wire(current_wire)
         current_key = key_of_wire(current_wire)
         if current_key in seen:
-            return _Chain(chain, current, looped=True, replaced=replaced)
+            return _Chain(chain, current, current_key, looped=True, replaced=replaced)
         seen.add(current_key)
 
 
@@ -136,21 +142,31 @@ def classify_reply(
     *,
     used_edns: bool,
     harden_glue: bool = True,
+    zone_key: NameKey | None = None,
+    qname_key: NameKey | None = None,
 ) -> ClassifiedReply:
-    """What a reply from a server of ``zone`` to ``qname``/``qtype`` means for the walk."""
+    """What a reply from a server of ``zone`` to ``qname``/``qtype`` means for the walk.
+    The machine passes the keys its ``SendQuery`` carries; left out, they are made here."""
     rcode = message.rcode
     if rcode == dns.rcode.FORMERR and used_edns:
         return ClassifiedReply(ReplyKind.EDNS_UNSUPPORTED, detail="FORMERR to EDNS")
     if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN, dns.rcode.YXDOMAIN):
         return _server_error(rcode)
 
-    zone_key = name_key(zone)
+    if zone_key is None:
+        zone_key = name_key(zone)
+    if qname_key is None:
+        qname_key = name_key(qname)
     scrubbed = scrub_reply(message, zone, zone_key, harden_glue=harden_glue)
     aa = bool(message.flags & _FLAG_AA)
-    followed = _follow_chain(scrubbed, qname, qtype)
+    followed = _follow_chain(scrubbed, qname, qname_key, qtype)
     if followed.overflow:  # RFC 6672 §2.2, whatever RCODE the server chose
         return ClassifiedReply(
-            ReplyKind.YXDOMAIN, tuple(followed.rrsets), followed.final_name, authoritative=aa
+            ReplyKind.YXDOMAIN,
+            tuple(followed.rrsets),
+            followed.final_name,
+            followed.final_key,
+            authoritative=aa,
         )
     if rcode == dns.rcode.YXDOMAIN:  # only a DNAME that overflows explains it
         return _server_error(rcode)
@@ -165,14 +181,20 @@ def _classify_followed(
 ) -> ClassifiedReply:
     """The kind of a NOERROR or NXDOMAIN reply whose answer section has been followed."""
     rcode = message.rcode
-    chain, final_name, answered, looped = followed[:4]
-    final_key = name_key(final_name)
+    chain, final_name, final_key = followed.rrsets, followed.final_name, followed.final_key
+    answered, looped = followed.answered, followed.looped
     if looped:
-        return ClassifiedReply(ReplyKind.CNAME_LOOP, tuple(chain), final_name, authoritative=aa)
+        return ClassifiedReply(
+            ReplyKind.CNAME_LOOP, tuple(chain), final_name, final_key, authoritative=aa
+        )
     if answered:
-        return ClassifiedReply(ReplyKind.ANSWER, tuple(chain), final_name, authoritative=aa)
+        return ClassifiedReply(
+            ReplyKind.ANSWER, tuple(chain), final_name, final_key, authoritative=aa
+        )
     if chain and not is_at_or_below(final_key, zone_key):
-        return ClassifiedReply(ReplyKind.CNAME, tuple(chain), final_name, authoritative=aa)
+        return ClassifiedReply(
+            ReplyKind.CNAME, tuple(chain), final_name, final_key, authoritative=aa
+        )
 
     soa = next(
         (
@@ -185,7 +207,7 @@ def _classify_followed(
     negative = negative_soa(soa) if soa is not None and len(soa) else None
     if rcode == dns.rcode.NXDOMAIN:
         return ClassifiedReply(
-            ReplyKind.NXDOMAIN, tuple(chain), final_name, negative, authoritative=aa
+            ReplyKind.NXDOMAIN, tuple(chain), final_name, final_key, negative, authoritative=aa
         )
 
     delegation = next(
@@ -200,7 +222,9 @@ def _classify_followed(
     )
     if delegation is not None and negative is None:
         if chain:  # an in-zone CNAME target that is delegated further down
-            return ClassifiedReply(ReplyKind.CNAME, tuple(chain), final_name, authoritative=aa)
+            return ClassifiedReply(
+                ReplyKind.CNAME, tuple(chain), final_name, final_key, authoritative=aa
+            )
         targets = delegation.target_keys()
         glue = tuple(rrset for rrset in scrubbed.additional if rrset.owner_key in targets)
         cut = cut_from_ns(delegation, list(glue))
@@ -210,13 +234,16 @@ def _classify_followed(
         return ClassifiedReply(
             ReplyKind.REFERRAL,
             next_qname=final_name,
+            next_key=final_key,
             referral=cut,
             referral_rrsets=(delegation, *glue),
         )
     if chain and negative is None:
         # RFC 1034 §5.3.3 step 4c: a CNAME whose target the reply neither answers nor denies
         # (no SOA): ask again for the target from the top.
-        return ClassifiedReply(ReplyKind.CNAME, tuple(chain), final_name, authoritative=aa)
+        return ClassifiedReply(
+            ReplyKind.CNAME, tuple(chain), final_name, final_key, authoritative=aa
+        )
     if negative is None:
         if refers_upward(message, zone_key):
             return ClassifiedReply(ReplyKind.LAME, detail="referral upward")
@@ -224,7 +251,9 @@ def _classify_followed(
             return ClassifiedReply(ReplyKind.LAME, detail="recursive, not authoritative")
     # RFC 2308 §2.2: NOERROR with nothing relevant in the answer is NODATA, with or without
     # an SOA (records for other names or types were left out above, never used).
-    return ClassifiedReply(ReplyKind.NODATA, tuple(chain), final_name, negative, authoritative=aa)
+    return ClassifiedReply(
+        ReplyKind.NODATA, tuple(chain), final_name, final_key, negative, authoritative=aa
+    )
 
 
 def _server_error(rcode: int) -> ClassifiedReply:

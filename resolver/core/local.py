@@ -14,7 +14,6 @@ import dns.reversename
 import dns.rrset
 
 from resolver.model import Question, Result
-from resolver.names import name_key
 from resolver.records import WireRRset
 
 _wire = WireRRset.from_rrset
@@ -47,7 +46,7 @@ def local_answer(question: Question) -> Result | None:
     """The local answer for ``question``, or None when it is not a local name."""
     if question.qclass != dns.rdataclass.IN:
         return None
-    if not name_key(question.qname).endswith(_LOCAL_SUFFIXES):
+    if not question.qname_key.endswith(_LOCAL_SUFFIXES):
         return None  # a quick answer for every other name, on bytes
     qname = question.qname
     if qname.is_subdomain(LOCALHOST):

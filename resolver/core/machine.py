@@ -51,7 +51,7 @@ from resolver.core.state import (
 from resolver.core.targets import next_lookups
 from resolver.core.unreachable import no_server_left
 from resolver.model import ExtendedError, Question, Result, addresses_of, servfail
-from resolver.names import NameKey, name_key
+from resolver.names import NameKey, parent_key
 from resolver.records import name_from_wire
 
 PARENT_SIDE_TYPES = frozenset({dns.rdatatype.DS})
@@ -60,13 +60,15 @@ PARENT_SIDE_TYPES = frozenset({dns.rdatatype.DS})
 exist on both sides and follow the question's other types."""
 
 
-def parent_side_name(qname: dns.name.Name, qtype: int) -> dns.name.Name:
-    """Where the search for a zone cut starts: at the parent for a parent-side type, so a DS
-    question for a delegation point is asked of the parent zone's servers (RFC 4035
-    §3.1.4.1), else at the name itself."""
+def parent_side_name(
+    qname: dns.name.Name, qname_key: NameKey, qtype: int
+) -> tuple[dns.name.Name, NameKey]:
+    """Where the search for a zone cut starts, and its key: at the parent for a parent-side
+    type, so a DS question for a delegation point is asked of the parent zone's servers
+    (RFC 4035 §3.1.4.1), else at the name itself."""
     if qtype in PARENT_SIDE_TYPES and len(qname) > 1:
-        return qname.parent()
-    return qname
+        return qname.parent(), parent_key(qname_key)
+    return qname, qname_key
 
 
 class Resolution(ResponseHandling):
@@ -136,7 +138,8 @@ class Resolution(ResponseHandling):
         caches = self._caches
         qtype = self.question.qtype
         while not self._skip_cache_once:
-            failure = caches.failures.get(self.qname, qtype, now)
+            key = self.qname_key
+            failure = caches.failures.get(self.qname, qtype, now, key=key)
             if failure is not None:
                 self._finish(servfail(f"{failure} (cached failure)", self._failure_code))
                 return
@@ -145,28 +148,29 @@ class Resolution(ResponseHandling):
                     if isinstance(self.state, Done):
                         return
                     continue
-                cached = caches.rrsets.get(self.qname, qtype, now, Rank.ANSWER)
+                cached = caches.rrsets.get(self.qname, qtype, now, Rank.ANSWER, key=key)
                 if cached is not None:
                     self.chain.append(cached)
                     self._finish(Result(dns.rcode.NOERROR, tuple(self.chain)))
                     return
                 cname = (
-                    caches.rrsets.get(self.qname, dns.rdatatype.CNAME, now, Rank.ANSWER)
+                    caches.rrsets.get(self.qname, dns.rdatatype.CNAME, now, Rank.ANSWER, key=key)
                     if qtype != dns.rdatatype.CNAME
                     else None
                 )
                 if cname is not None:
-                    if not self._restart_at(cname.target(), (cname,)):
+                    if not self._restart_at(cname.target(), cname.target_key(), (cname,)):
                         return
                     continue
-            negative = caches.negative.get(self.qname, qtype, now)
+            negative = caches.negative.get(self.qname, qtype, now, key=key)
             if negative is not None:
                 self._finish(Result(negative.rcode, tuple(self.chain), (negative.soa,)))
                 return
             break
         self._skip_cache_once = False
         self._qmin = Minimiser(self.qname) if self._minimise else None
-        cut = caches.rrsets.closest_cut(parent_side_name(self.qname, qtype), now)
+        start, start_key = parent_side_name(self.qname, self.qname_key, qtype)
+        cut = caches.rrsets.closest_cut(start, now, key=start_key)
         self._set_cut(cut if cut is not None else self._root.copy())
         self._cut_from_cache = cut is not None
         self.state = QUERY_TARGETS
@@ -176,7 +180,7 @@ class Resolution(ResponseHandling):
     def _query_targets(self) -> list[Action]:
         """QUERY_TARGETS: ask the next untried server, or start a glueless lookup."""
         candidates = self._next_candidates()
-        zone_key = name_key(self._cut.zone)
+        zone_key = self._cut.zone_key
         if candidates:
             server = select_server(candidates, zone_key, self._caches.infra, self._rng, self._now)
             return self._send(server)
@@ -201,7 +205,12 @@ class Resolution(ResponseHandling):
         failure = no_server_left(self._cut, self._outcomes, self._tried, self._targets.cycle_via)
         if failure.cycle_via is None:  # a cycle is no fact about the name (RFC 9520 §3.1)
             self._caches.failures.record(
-                self.qname, self.question.qtype, self._cut.zone.to_text(), failure.reason, self._now
+                self.qname,
+                self.question.qtype,
+                self._cut.zone.to_text(),
+                failure.reason,
+                self._now,
+                key=self.qname_key,
             )
         return self._finish(failure)
 
@@ -224,7 +233,9 @@ class Resolution(ResponseHandling):
             targets.asked.add((ns_key, qtype))
             ref = self._new_ref()
             self.state = WaitingSubquery(ref, ns_key, qtype)
-            question = Question(name_from_wire(ns_key), dns.rdatatype.RdataType(qtype))
+            question = Question(
+                name_from_wire(ns_key), dns.rdatatype.RdataType(qtype), qname_key=ns_key
+            )
             return [StartSubquery(ref, question)]
         return None
 
@@ -252,9 +263,11 @@ class Resolution(ResponseHandling):
             ref=self._new_ref(),
             server=server,
             qname=self._qmin_name or self.qname,
+            qname_key=self._qmin_key if minimised else self.qname_key,
             qtype=MINIMISED_QTYPE if minimised else self.question.qtype,
             use_edns=infra.supports_edns(server, self._now),
             zone=self._cut.zone,
+            zone_key=self._cut.zone_key,
             timeout_s=wait_s,
             # A minimised question that times out falls back (RFC 9156 §2.3): no late reply.
             listen_s=wait_s if minimised else self._default_timeout_s,

@@ -23,7 +23,7 @@ from resolver.core.state import INIT, QUERY_TARGETS, Done, State
 from resolver.core.targets import TargetLookups
 from resolver.limits import Budget
 from resolver.model import Question, Result, ZoneCut, servfail
-from resolver.names import NameKey, name_key
+from resolver.names import NameKey, suffix_key
 from resolver.records import WireRRset
 
 SILENCE_SLACK_S = 1e-6
@@ -60,6 +60,8 @@ class Progress:
         self.question = question
         self.state: State = INIT
         self.qname = question.qname
+        self.qname_key: NameKey = question.qname_key
+        """``qname``'s key: the name the caches are asked for and replies are matched to."""
         self.chain: list[WireRRset] = []
         self._root = root
         self._caches = caches
@@ -72,6 +74,8 @@ class Progress:
         """The RFC 9156 walk toward ``qname``; None when minimisation is off or over."""
         self._qmin_name: dns.name.Name | None = None
         """The ancestor being asked now with QTYPE A; None: the full question."""
+        self._qmin_key = NameKey(b"")
+        """``_qmin_name``'s key, while there is one."""
         self._now = 0.0
         self._cut = root  # replaced (by a copy or a cached cut) before it is changed
         self._cut_from_cache = False
@@ -80,10 +84,10 @@ class Progress:
         self._targets = TargetLookups()
         self.cycles_met = 0
         """Name servers skipped because they would need themselves (the mesh counts them)."""
-        self._ancestor_names = frozenset(name_key(q.qname) for q in ancestry)
+        self._ancestor_names = frozenset(q.qname_key for q in ancestry)
         """Names of the questions this one is asked for (the mesh's chain): a name server
         among them would need itself, a dependency cycle."""
-        self._names_seen: set[NameKey] = {name_key(question.qname)}
+        self._names_seen: set[NameKey] = {question.qname_key}
         """Owners met along a CNAME chain (a dnspython name hashes in Python, letter by
         letter; a key hashes in C)."""
         self.last_outcome: str | None = None
@@ -168,11 +172,12 @@ class Progress:
         infra, now = self._caches.infra, self._now
         return [a for a in primary if not infra.is_blocked(a, now)]
 
-    def _restart_at(self, target: dns.name.Name, chain: tuple[WireRRset, ...]) -> bool:
-        """Add ``chain`` and move on to ``target``; False (and finished) on a loop or when
-        the chain grows too long."""
+    def _restart_at(
+        self, target: dns.name.Name, target_key: NameKey, chain: tuple[WireRRset, ...]
+    ) -> bool:
+        """Add ``chain`` and move on to ``target`` (keyed ``target_key``); False (and
+        finished) on a loop or when the chain grows too long."""
         self.chain.extend(chain)
-        target_key = name_key(target)
         if target_key in self._names_seen:
             self._finish(servfail(f"CNAME loop at {target}"))
             return False
@@ -184,6 +189,7 @@ class Progress:
         self._names_seen.update(r.owner_key for r in chain if r.rdtype == dns.rdatatype.CNAME)
         self._names_seen.add(target_key)
         self.qname = target
+        self.qname_key = target_key
         return True
 
     # --- QNAME minimisation (RFC 9156) --------------------------------------------------
@@ -198,9 +204,11 @@ class Progress:
             name = minimiser.next_name(self._cut.zone)
             if name is None:
                 break
-            negative = self._caches.negative.get(name, MINIMISED_QTYPE, self._now)
+            key = suffix_key(self.qname_key, len(name))
+            negative = self._caches.negative.get(name, MINIMISED_QTYPE, self._now, key=key)
             if negative is None:
                 self._qmin_name = name
+                self._qmin_key = key
                 return
             if negative.rcode == dns.rcode.NXDOMAIN:
                 break  # not trusted without DNSSEC (see _on_minimised_reply): ask the full name

@@ -22,7 +22,7 @@ from resolver.core.progress import Progress
 from resolver.core.qmin import MinimisedStep, after_minimised
 from resolver.core.state import INIT, QUERY_TARGETS, ReplyArrived
 from resolver.model import Result, servfail
-from resolver.names import name_key, name_wire
+from resolver.names import name_wire
 from resolver.records import WireRRset
 
 
@@ -41,6 +41,8 @@ class ResponseHandling(Progress):
             query.qtype,
             used_edns=query.use_edns,
             harden_glue=self._harden_glue,
+            zone_key=query.zone_key,
+            qname_key=query.qname_key,
         )
         outcome = reply.kind.value
         if reply.kind is ReplyKind.SERVER_ERROR:
@@ -62,9 +64,11 @@ class ResponseHandling(Progress):
             rank = Rank.AUTHORITY if rrset.rdtype == dns.rdatatype.NS else Rank.ADDITIONAL
             rrsets.put(rrset, rank, now)
         if reply.kind in (ReplyKind.NXDOMAIN, ReplyKind.NODATA) and reply.soa is not None:
-            assert reply.next_qname is not None
+            assert reply.next_qname is not None and reply.next_key is not None
             rcode = dns.rcode.NXDOMAIN if reply.kind is ReplyKind.NXDOMAIN else dns.rcode.NOERROR
-            self._caches.negative.put(reply.next_qname, query.qtype, rcode, reply.soa, now)
+            self._caches.negative.put(
+                reply.next_qname, query.qtype, rcode, reply.soa, now, key=reply.next_key
+            )
 
     def _on_classified(self, query: SendQuery, reply: ClassifiedReply) -> list[Action]:
         match reply.kind:
@@ -90,11 +94,11 @@ class ResponseHandling(Progress):
                 self.state = QUERY_TARGETS
                 return self._send(query.server)
             case ReplyKind.SERVER_ERROR:
-                self._caches.infra.mark_lame(query.server, name_key(query.zone), self._now)
+                self._caches.infra.mark_lame(query.server, query.zone_key, self._now)
                 self._server_failed(query.server, f"answered {reply.detail}")
                 return self._advance()
             case ReplyKind.LAME:
-                self._caches.infra.mark_lame(query.server, name_key(query.zone), self._now)
+                self._caches.infra.mark_lame(query.server, query.zone_key, self._now)
                 self._server_failed(query.server, "sent a lame reply")
                 return self._advance()
             case _:
@@ -102,11 +106,11 @@ class ResponseHandling(Progress):
 
     def _follow_cname(self, reply: ClassifiedReply) -> list[Action]:
         """Restart at the CNAME target (RFC 1034 §5.3.3 step 4c)."""
-        assert reply.next_qname is not None
+        assert reply.next_qname is not None and reply.next_key is not None
         if reply.kind is ReplyKind.CNAME_LOOP:
             self.chain.extend(reply.chain)
             return self._finish(servfail(f"CNAME loop at {reply.next_qname}"))
-        if self._restart_at(reply.next_qname, reply.chain):
+        if self._restart_at(reply.next_qname, reply.next_key, reply.chain):
             self.state = INIT
         return self._advance()
 
@@ -146,7 +150,7 @@ class ResponseHandling(Progress):
         without asking the DNAME's zone again. Checked before a cached CNAME, as Unbound
         does, so the DNAME always wins. False when no DNAME applies; True when one did (the
         machine moved on to the new name, or finished: YXDOMAIN, a loop, the hop limit)."""
-        dname = self._caches.rrsets.dname_above(self.qname, self._now)
+        dname = self._caches.rrsets.dname_above(self.qname, self._now, key=self.qname_key)
         if dname is None:
             return False
         cname = synthesised_cname(name_wire(self.qname), dname)
@@ -155,7 +159,7 @@ class ResponseHandling(Progress):
         elif self.question.qtype == dns.rdatatype.CNAME:
             self.chain.extend((dname, cname))
             self._finish(Result(dns.rcode.NOERROR, tuple(self.chain)))
-        elif self._restart_at(cname.target(), (dname, cname)):
+        elif self._restart_at(cname.target(), cname.target_key(), (dname, cname)):
             self.state = INIT
         return True
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import dns.rdatatype
 
 from resolver.model import ZoneCut
-from resolver.names import NameKey, is_at_or_below, name_key
+from resolver.names import NameKey, is_at_or_below
 
 A = dns.rdatatype.A
 AAAA = dns.rdatatype.AAAA
@@ -48,7 +48,7 @@ def next_lookups(cut: ZoneCut, lookups: TargetLookups) -> tuple[list[NameKey], i
     """The name servers whose address of one type to look up next, and that type: A for
     servers with no address, then AAAA for them, then AAAA for servers known only by IPv4
     addresses (asked only once every known address is spent). None when nothing is left."""
-    zone_key = name_key(cut.zone)
+    zone_key = cut.zone_key
     outside = [
         ns for ns in cut.nameservers if ns not in lookups.spent and not is_at_or_below(ns, zone_key)
     ]
@@ -64,5 +64,5 @@ def next_lookups(cut: ZoneCut, lookups: TargetLookups) -> tuple[list[NameKey], i
 def inside_without_glue(cut: ZoneCut) -> list[NameKey]:
     """Name servers inside the zone they serve that have no address: only glue could have
     reached them (RFC 1034 §4.2.1)."""
-    zone_key = name_key(cut.zone)
+    zone_key = cut.zone_key
     return [ns for ns in cut.glueless() if is_at_or_below(ns, zone_key)]

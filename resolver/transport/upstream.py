@@ -35,7 +35,6 @@ import dns.message
 import dns.name
 
 from resolver.core.events import Failure, QueryFailed, ReplyReceived, SendQuery
-from resolver.names import name_key
 from resolver.records import Reply, read_reply
 from resolver.stats import UpstreamCounters
 from resolver.transport.outbound import IPNetwork, is_allowed, is_local_address
@@ -62,7 +61,7 @@ OnOutcome = Callable[[ReplyReceived | QueryFailed], object]
 def query_wire(send: SendQuery, message_id: int, case_bits: int | None = None) -> bytes:
     """The iterative query for ``send`` in wire form: RD=0, EDNS0 unless the server is known
     to reject it (RFC 6891 §7), the name's letters cased by ``case_bits`` when given (0x20)."""
-    qname_wire: bytes = name_key(send.qname)
+    qname_wire: bytes = send.qname_key
     if case_bits is not None:
         qname_wire = randomize_case(qname_wire, case_bits)
     return build_query(message_id, qname_wire, send.qtype, EDNS_PAYLOAD if send.use_edns else None)
@@ -169,7 +168,7 @@ class Upstream:
             sock.close()
             self._network_error(send, exc, lambda event: loop.call_soon(on_outcome, event))
             return
-        key = (send.server, name_key(send.qname), int(send.qtype))
+        key = (send.server, send.qname_key, int(send.qtype))
         questions = self._questions.setdefault(owner, {})
         question = questions.get(key)
         if question is None:

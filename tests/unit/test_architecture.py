@@ -170,7 +170,7 @@ LAYERS = (
     layer("memo", "resolver.memo"),
     layer("limits", "resolver.limits"),
     layer("wire", "resolver.wire"),
-    layer("names", "resolver.names", "memo"),
+    layer("names", "resolver.names"),
     layer("records", "resolver.records", "memo", "names", "wire"),
     layer("model", "resolver.model", "memo", "limits", "wire", "names", "records"),
     # What each part reports to the metrics collector (resolver/stats.py) and histograms.

@@ -9,9 +9,10 @@ from resolver.names import (
     key_of_wire,
     name_key,
     name_wire,
+    parent_key,
     parse_name,
-    remember_name_key,
     search_candidates,
+    suffix_key,
 )
 from resolver.records import name_from_wire
 
@@ -63,14 +64,19 @@ def test_a_name_key_is_the_lower_cased_wire_name_from_either_form() -> None:
     assert key == b"\x03www\x07example\x03lab\x00"
     assert name_key(dns.name.from_text("www.example.lab.")) == key
     assert key_of_wire(name_wire(upper)) == key
-    assert name_key(upper) is key  # the second ask of the same name object is remembered
+    assert name_key(dns.name.root) == b"\x00"
     assert name_from_wire(key) == upper  # names compare without regard to case
 
 
-def test_a_name_key_remembered_for_a_name_is_the_one_given() -> None:
-    name = dns.name.from_text("Seeded.lab.")
-    remember_name_key(name, b"\x06seeded\x03lab\x00")
-    assert name_key(name) == b"\x06seeded\x03lab\x00"
+@pytest.mark.parametrize("text", ["a.b.c.example.lab.", "x.", "Mixed.CASE.lab.", "."])
+def test_ancestor_keys_are_the_keys_of_the_ancestor_names(text: str) -> None:
+    name = dns.name.from_text(text)
+    key = name_key(name)
+    for labels in range(1, len(name) + 1):
+        ancestor = dns.name.Name(name.labels[len(name) - labels :])
+        assert suffix_key(key, labels) == name_key(ancestor)
+    if len(name) > 1:
+        assert parent_key(key) == name_key(name.parent())
 
 
 @pytest.mark.parametrize(
