@@ -172,7 +172,9 @@ class Lab:
         self.description = description
         self.port = port
         self._rng = random.Random(seed)
-        loaded = {zone: load_zone(str(path), zone) for zone, path in description.zone_files.items()}
+        loaded = {
+            zone: load_zone(str(path), zone) for zone, path in description.serving_files().items()
+        }
         self.authorities = [
             LabAuthority(spec, {z: loaded[z] for z in spec.zones}, self._rng)
             for spec in description.servers
