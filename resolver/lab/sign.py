@@ -213,21 +213,27 @@ def _signatures(
 
 def _collide(dnskey: DNSKEY, count: int) -> list[DNSKEY]:
     """``count`` keys with ``dnskey``'s key tag (RFC 4034 Appendix B): its public key with
-    one more at an even offset and one less at another even offset, so the sum stays."""
+    ``d`` more at one even offset and ``d`` less at the next, so the sum stays."""
     tag = dns.dnssec.key_id(dnskey)
-    keys = []
     key = bytes(dnskey.key)
-    for step in range(1, count + 1):
-        i, j = (2 * step) % len(key), (2 * step + 8) % len(key)
-        if key[i] == 255 or key[j] == 0:
-            i, j = j, i
-        changed = bytearray(key)
-        changed[i] = (changed[i] + 1) % 256
-        changed[j] = (changed[j] - 1) % 256
-        variant = cast(DNSKEY, dnskey.replace(key=bytes(changed)))
-        assert dns.dnssec.key_id(variant) == tag, "a colliding key must keep the tag"
-        keys.append(variant)
-    return keys
+    seen = {key}
+    keys: list[DNSKEY] = []
+    for delta in range(1, 256):
+        for i in range(0, len(key) - 2, 2):
+            if len(keys) == count:
+                return keys
+            if key[i] + delta > 255 or key[i + 2] < delta:
+                continue
+            changed = bytearray(key)
+            changed[i] += delta
+            changed[i + 2] -= delta
+            if bytes(changed) in seen:
+                continue
+            seen.add(bytes(changed))
+            variant = cast(DNSKEY, dnskey.replace(key=bytes(changed)))
+            assert dns.dnssec.key_id(variant) == tag, "a colliding key must keep the tag"
+            keys.append(variant)
+    raise ValueError("not enough colliding keys")
 
 
 def _garbage_rrsig(rrsig: RRSIG, seed: int) -> RRSIG:
