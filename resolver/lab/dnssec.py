@@ -13,11 +13,11 @@ records proving NXDOMAIN, NODATA and wildcard expansion (§3.1.3, RFC 5155 §7.2
 from __future__ import annotations
 
 import bisect
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import dns.dnssec
 import dns.flags
 import dns.message
 import dns.name
@@ -53,7 +53,18 @@ class SignedIndex:
     iterations: int = 0
 
     def hash(self, name: dns.name.Name) -> str:
-        return dns.dnssec.nsec3_hash(name, self.salt, self.iterations, 1).lower()
+        return nsec3_hash(name, self.salt, self.iterations)
+
+
+def nsec3_hash(name: dns.name.Name, salt: bytes, iterations: int) -> str:
+    """RFC 5155 §5 (SHA-1), by dnspython, imported here and not with the module: importing
+    dns.dnssec loads the ``cryptography`` package, whose DSA deprecation warning would land
+    on stderr (a JSON log's lines) of every process that imports the lab."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="DSA is deprecated")
+        import dns.dnssec  # noqa: PLC0415
+
+    return dns.dnssec.nsec3_hash(name, salt, iterations, 1).lower()
 
 
 def take_nsec3(zone: dns.zone.Zone) -> SignedIndex | None:
