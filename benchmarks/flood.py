@@ -57,6 +57,14 @@ def probe(port: int, name: str) -> bool:
     return reply.rcode() == dns.rcode.NOERROR and bool(reply.answer)
 
 
+def wait_for_banner(server: subprocess.Popen[str], timeout_s: float = 30.0) -> bool:
+    """Until ``rootwalk lab`` prints its banner, its first line on stdout, once the lab and
+    the resolver both listen; False if it exits first or (only a guard) after ``timeout_s``."""
+    assert server.stdout is not None
+    ready, _, _ = select.select([server.stdout], [], [], timeout_s)
+    return bool(ready) and server.stdout.readline().startswith("rootwalk lab: resolver on")
+
+
 def next_name(mode: str, rng: random.Random) -> tuple[str, str]:
     label = f"{rng.getrandbits(40):010x}"
     if mode == "flood":
@@ -101,7 +109,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "--lab-port",
             str(args.lab_port),
         ],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=log_file,
         text=True,
         env=env,
@@ -114,9 +122,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     probes_failed = 0
     probes = 0
     try:
-        for _ in range(100):
-            if probe(args.port, "localhost."):
-                break
+        wait_for_banner(server)  # if it never says so, the probes below fail and say so
         for name in ("www.example.lab.", "www.glueless.lab."):
             probe(args.port, name)  # cached before the flood; must stay answerable
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -3,8 +3,9 @@
 
     python3 benchmarks/hit_path.py [--hits 200000]
 
-Stores one lab answer in the answer cache, then times ``Frontend.answer_from_cache`` on
-queries with varying IDs and letter case, TTLs aged, two ways:
+Stores one lab answer in the answer cache, then times ``Frontend.on_query`` (the one way in
+for a query; a hit returns the reply bytes) on queries with varying IDs and letter case,
+TTLs aged, two ways:
 
 - repeats: a query whose bytes after the ID were answered earlier in the same second takes
   the reply kept ready for it (check the access list, one dict lookup, put in the ID);
@@ -25,9 +26,10 @@ import dns.message
 from resolver.access import LOOPBACK_RULES, AccessList
 from resolver.cache.answer import AnswerCache
 from resolver.core.compose import render_result
-from resolver.frontend import Frontend, read_plain_query
+from resolver.frontend import Frontend
 from resolver.model import Result, Transport
 from resolver.records import WireRRset
+from resolver.screen import read_plain_query
 from resolver.wire import read_fast_query
 
 
@@ -36,6 +38,10 @@ class _Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def _never(address: tuple[str | int, ...], reply: bytes | None) -> None:
+    raise AssertionError("a hit answers at once")
 
 
 def main() -> int:
@@ -61,18 +67,19 @@ def main() -> int:
             "WwW.example.LAB." if i % 2 else "www.example.lab.", "A", use_edns=0, payload=1232, id=i
         )
         queries.append(q.to_wire())
-    answer = frontend.answer_from_cache
-    assert answer(queries[1], "127.0.0.1", Transport.UDP) is not None
+    answer = frontend.on_query
+    address = ("127.0.0.1", 53000)
+    assert type(answer(queries[1], "127.0.0.1", Transport.UDP, _never, address)) is bytes
     started = time.perf_counter_ns()
     for i in range(args.hits):
-        answer(queries[i & 255], "127.0.0.1", Transport.UDP)
+        answer(queries[i & 255], "127.0.0.1", Transport.UDP, _never, address)
     elapsed = time.perf_counter_ns() - started
     print(f"repeats:    {elapsed / args.hits:.0f} ns per hit ({args.hits} hits)")
-    forget = answers.ready_by_transport[Transport.UDP].clear
+    forget = answers._udp_ready.clear  # one dict.clear, as before the one-call API
     started = time.perf_counter_ns()
     for i in range(args.hits):
         forget()
-        answer(queries[i & 255], "127.0.0.1", Transport.UDP)
+        answer(queries[i & 255], "127.0.0.1", Transport.UDP, _never, address)
     elapsed = time.perf_counter_ns() - started
     print(f"full patch: {elapsed / args.hits:.0f} ns per hit ({args.hits} hits)")
     return 0

@@ -20,6 +20,7 @@ from resolver.core.events import QueryFailed, ReplyReceived
 from resolver.histogram import Histogram
 from resolver.mesh import Completed, Effect, Mesh, Transmit
 from resolver.model import Question, Result, servfail
+from resolver.stats import DriverStats
 from resolver.transport.upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -209,3 +210,7 @@ class Driver:
             self._timer.cancel()
             self._timer = self._timer_at = None
         self.upstream.close()
+
+    def stats(self) -> DriverStats:
+        """A read-only view of the counters, for the metrics collector at scrape time."""
+        return DriverStats(self.upstream_rtt.view(), self.bugs)

@@ -83,3 +83,77 @@ class Budget:
             return False
         self.subqueries += 1
         return True
+
+
+# --- DNSSEC validation work (KeyTrap, CVE-2023-50387; NSEC3 hashing, CVE-2023-50868) ------
+
+MAX_VERIFICATIONS_PER_RRSET = 8
+"""Signature verifications tried for one RRset (each RRSIG against each candidate key) before
+it is bogus. RFC 4035 §5.3.1 asks a validator to try every key and signature; KeyTrap
+(CVE-2023-50387) turns that into hours of CPU with colliding keys and many RRSIGs. Unbound
+1.19.1 chose ``MAX_VALIDATE_RRSIGS`` 8 (validator/val_sigcrypt.c, commit 882903f2) and
+dnsjava's port the same 8 (``dnsjava.dnssec.max_validate_rrsigs``)."""
+
+MAX_VERIFICATIONS = 32
+"""Signature verifications for one client query, its DS/DNSKEY sub-questions included.
+Knot Resolver 5.7.1 keeps a per-request crypto budget (``vld_limit_crypto``, default
+``KR_VLD_LIMIT_CRYPTO_DEFAULT`` 32, commit cc5051b4); Unbound bounds 8 at once and suspends
+at most 16 times (``MAX_VALIDATE_AT_ONCE`` 8, ``MAX_VALIDATION_SUSPENDS`` 16). A chain root ->
+TLD -> zone with a signed negative answer needs about 8; 32 leaves room for CNAMEs that
+cross signed zones."""
+
+MAX_KEY_TAG_COLLISIONS = 4
+"""DNSKEYs with one key tag and algorithm tried for one RRSIG or one DS record (RFC 4034
+Appendix B: tags collide by chance, rarely more than two keys in a real set). Unbound 1.19.1's
+``MAX_DS_MATCH_FAILURES`` is 4 (validator/val_utils.c); beyond it the record is bogus."""
+
+MAX_NSEC3_HASHES = 64
+"""NSEC3 hash computations (RFC 5155 §5) for one client query. A closest-encloser proof
+hashes each ancestor of the name (RFC 5155 §8.3); CVE-2023-50868 makes a name of many labels
+and a reply of many NSEC3 records cost seconds. Unbound 1.19.1 allows
+``MAX_NSEC3_CALCULATIONS`` 8 per pass and suspends (at most 16 times, val_nsec3.c, commit
+92f2a1ca); Knot Resolver 5.7.1 prices each hash by iterations and salt
+(``kr_nsec3_price``) and refuses answers of more than 8 NSEC3 records. 64 hashes of at most
+:data:`MAX_NSEC3_ITERATIONS` iterations are about 10,000 SHA-1 blocks: milliseconds."""
+
+MAX_NSEC3_ITERATIONS = 150
+"""NSEC3 iterations above which a proof makes the answer insecure instead of costing CPU
+(RFC 9276 §3.2). Unbound's ``val-nsec3-keysize-iterations`` default is 150 for every key
+size; Knot Resolver used ``KR_NSEC3_MAX_ITERATIONS`` 150 and lowered it to 50 in 5.7.1."""
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationLimits:
+    """The DNSSEC work budgets as one value, so tests can shrink them."""
+
+    max_verifications: int = MAX_VERIFICATIONS
+    max_verifications_per_rrset: int = MAX_VERIFICATIONS_PER_RRSET
+    max_key_tag_collisions: int = MAX_KEY_TAG_COLLISIONS
+    max_nsec3_hashes: int = MAX_NSEC3_HASHES
+    max_nsec3_iterations: int = MAX_NSEC3_ITERATIONS
+
+
+@dataclass(slots=True)
+class ValidationWork:
+    """The DNSSEC work one client query has done; shared with its DS/DNSKEY sub-questions.
+
+    The validator charges it before each costly step and gives a bogus verdict when a
+    charge is refused, so no reply can buy more CPU than these limits (KeyTrap)."""
+
+    limits: ValidationLimits = ValidationLimits()
+    verifications: int = 0
+    nsec3_hashes: int = 0
+
+    def spend_verification(self) -> bool:
+        """Count one signature verification; False when the budget is already spent."""
+        if self.verifications >= self.limits.max_verifications:
+            return False
+        self.verifications += 1
+        return True
+
+    def spend_nsec3_hash(self) -> bool:
+        """Count one NSEC3 hash; False when the budget is already spent."""
+        if self.nsec3_hashes >= self.limits.max_nsec3_hashes:
+            return False
+        self.nsec3_hashes += 1
+        return True

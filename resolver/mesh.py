@@ -35,6 +35,7 @@ from resolver.core.events import (
 from resolver.core.machine import Resolution
 from resolver.limits import Budget, Limits
 from resolver.model import ExtendedError, Question, Result, ZoneCut, servfail
+from resolver.stats import MeshStats
 from resolver.waiters import Timer, Waiters
 
 
@@ -142,6 +143,10 @@ class Mesh:
 
     def __len__(self) -> int:
         return len(self._jobs)
+
+    def stats(self) -> MeshStats:
+        """A read-only view of the counters, for the metrics collector at scrape time."""
+        return MeshStats(len(self._jobs), self.counters.merged, dict(self.counters.upstream))
 
     def start(
         self,

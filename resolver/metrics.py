@@ -2,7 +2,8 @@
 
 Nothing on the query path touches prometheus_client: the resolver keeps plain counters
 (dicts, ints, :class:`~resolver.histogram.Histogram`) and :class:`RootwalkCollector` turns
-them into metric families when Prometheus scrapes. Names follow Prometheus conventions:
+them into metric families when Prometheus scrapes. The collector reads each part only
+through its ``stats()`` method, a read-only view (the :class:`StatsSources` protocol). Names follow Prometheus conventions:
 ``rootwalk_`` prefix, base units (seconds, bytes), ``_total`` on counters.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import dns.rcode
 import dns.rdatatype
@@ -25,7 +26,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from resolver.server import ResolverService
+    from resolver.cache.answer import AnswerCacheStats
+    from resolver.cache.lru import CacheSize
+    from resolver.stats import DriverStats, FrontendStats, MeshStats, UpstreamCounters
 
 log = logging.getLogger(__name__)
 
@@ -54,153 +57,195 @@ def rcode_label(rcode: int) -> str:
     return dns.rcode.to_text(dns.rcode.Rcode(rcode)) if rcode in COMMON_RCODES else "other"
 
 
-class RootwalkCollector(Collector):
-    """Reads one running resolver's plain counters."""
+_S_co = TypeVar("_S_co", covariant=True)
 
-    def __init__(self, service: ResolverService) -> None:
+
+class HasStats(Protocol[_S_co]):
+    """A part of the resolver the collector reads: ``stats()`` gives a read-only view of
+    its counters at scrape time (a copy: the event loop keeps counting meanwhile)."""
+
+    def stats(self) -> _S_co: ...
+
+
+class HasSize(Protocol):
+    """A cache the collector reads: how full it is."""
+
+    def size(self) -> CacheSize: ...
+
+
+class CacheSet(Protocol):
+    """The resolution caches the collector reports on besides the answer cache."""
+
+    @property
+    def rrsets(self) -> HasSize: ...
+    @property
+    def negative(self) -> HasSize: ...
+
+
+class StatsSources(Protocol):
+    """What the collector reads of a running resolver (the parts are None before start)."""
+
+    @property
+    def frontend(self) -> HasStats[FrontendStats] | None: ...
+    @property
+    def driver(self) -> HasStats[DriverStats] | None: ...
+    @property
+    def mesh(self) -> HasStats[MeshStats] | None: ...
+    @property
+    def upstream(self) -> HasStats[UpstreamCounters] | None: ...
+    @property
+    def answers(self) -> HasStats[AnswerCacheStats]: ...
+    @property
+    def caches(self) -> CacheSet: ...
+
+
+class RootwalkCollector(Collector):
+    """Reads one running resolver's plain counters, through their ``stats()`` views."""
+
+    def __init__(self, service: StatsSources) -> None:
         self.service = service
 
     def collect(self) -> Iterator[Metric]:
         service = self.service
-        frontend, driver, mesh, upstream = (
-            service.frontend,
-            service.driver,
-            service.mesh,
-            service.upstream,
-        )
+        frontend, driver = service.frontend, service.driver
+        mesh, upstream = service.mesh, service.upstream
         if frontend is None or driver is None or mesh is None or upstream is None:
-            return
-        answers = service.answers
+            return  # not started yet
+        answers = service.answers.stats()
+        yield from _client_metrics(frontend.stats(), answers)
+        yield from _cache_metrics(answers, service.caches)
+        yield from _upstream_metrics(driver.stats(), mesh.stats(), upstream.stats())
 
-        queries = CounterMetricFamily(
-            "rootwalk_client_queries",
-            "Client queries answered (or dropped), by transport, query type and response code.",
-            labels=["transport", "qtype", "rcode"],
-        )
-        merged: dict[tuple[str, str, str], int] = {}
-        counted = list(frontend.answered.items())
-        for transport, counts in answers.hits_by_kind.items():
-            kinds = answers.kinds
-            counted += [
-                ((transport.value, *kinds[kind]), count) for kind, count in enumerate(list(counts))
-            ]
-        for (transport_name, qtype, rcode), count in counted:
-            labels = (transport_name, qtype_label(qtype), rcode_label(rcode))
-            merged[labels] = merged.get(labels, 0) + count
-        for labels, count in merged.items():
-            queries.add_metric(list(labels), count)
-        yield queries
 
-        latency = HistogramMetricFamily(
-            "rootwalk_client_answer_seconds",
-            "Time from a client's query to the reply. Cache hits are answered without being "
-            "timed and are counted in the first bucket.",
-        )
-        latency.add_metric(
-            [],
-            frontend.latency.cumulative(extra_in_first=answers.counters.hits),
-            frontend.latency.sum,
-        )
-        yield latency
+def _client_metrics(frontend: FrontendStats, answers: AnswerCacheStats) -> Iterator[Metric]:
+    queries = CounterMetricFamily(
+        "rootwalk_client_queries",
+        "Client queries answered (or dropped), by transport, query type and response code.",
+        labels=["transport", "qtype", "rcode"],
+    )
+    merged: dict[tuple[str, str, str], int] = {}
+    counted = [*frontend.answered.items(), *answers.hits.items()]
+    for (transport_name, qtype, rcode), count in counted:
+        labels = (transport_name, qtype_label(qtype), rcode_label(rcode))
+        merged[labels] = merged.get(labels, 0) + count
+    for labels, count in merged.items():
+        queries.add_metric(list(labels), count)
+    yield queries
 
-        rejected = CounterMetricFamily(
-            "rootwalk_client_rejected",
-            "Client packets not resolved: refused or denied by the access list, malformed, "
-            "responses, unsupported opcode or EDNS version.",
-            labels=["reason"],
-        )
-        for reason, count in list(frontend.rejected.items()):
-            rejected.add_metric([reason], count)
-        yield rejected
+    latency = HistogramMetricFamily(
+        "rootwalk_client_answer_seconds",
+        "Time from a client's query to the reply. Cache hits are answered without being "
+        "timed and are counted in the first bucket.",
+    )
+    latency.add_metric(
+        [],
+        frontend.latency.cumulative(extra_in_first=answers.counters.hits),
+        frontend.latency.sum,
+    )
+    yield latency
 
-        cache_counters = answers.counters
-        for name, help_text, value in (
+    rejected = CounterMetricFamily(
+        "rootwalk_client_rejected",
+        "Client packets not resolved: refused or denied by the access list, malformed, "
+        "responses, unsupported opcode or EDNS version.",
+        labels=["reason"],
+    )
+    for reason, count in frontend.rejected.items():
+        rejected.add_metric([reason], count)
+    yield rejected
+
+
+def _cache_metrics(answers: AnswerCacheStats, caches: CacheSet) -> Iterator[Metric]:
+    cache_counters = answers.counters
+    for name, help_text, value in (
             ("rootwalk_cache_hits", "Queries answered from the answer cache.", cache_counters.hits),
             ("rootwalk_cache_misses", "Queries the answer cache could not answer.", cache_counters.misses),
             ("rootwalk_cache_stale_answers", "Stale answers served (RFC 8767).", cache_counters.stale_answers),
             ("rootwalk_cache_prefetches", "Entries refreshed before they expired.", cache_counters.prefetches),
         ):  # fmt: skip
-            yield CounterMetricFamily(name, help_text, value=value)
+        yield CounterMetricFamily(name, help_text, value=value)
 
-        caches = {
-            "answer": (len(answers), answers.bytes_used, answers.evictions),
-            "rrset": (len(service.caches.rrsets), service.caches.rrsets.bytes_used, service.caches.rrsets.evictions),
-            "negative": (len(service.caches.negative), service.caches.negative.bytes_used, service.caches.negative.evictions),
-        }  # fmt: skip
-        entries = GaugeMetricFamily(
-            "rootwalk_cache_entries", "Entries per cache.", labels=["cache"]
-        )
-        size = GaugeMetricFamily(
-            "rootwalk_cache_bytes", "Approximate bytes per cache.", labels=["cache"]
-        )
-        evictions = CounterMetricFamily(
-            "rootwalk_cache_evictions",
-            "Entries evicted to stay within the size limit.",
-            labels=["cache"],
-        )
-        for cache, (count, used, evicted) in caches.items():
-            entries.add_metric([cache], count)
-            size.add_metric([cache], used)
-            evictions.add_metric([cache], evicted)
-        yield entries
-        yield size
-        yield evictions
+    sizes = {
+        "answer": answers.size,
+        "rrset": caches.rrsets.size(),
+        "negative": caches.negative.size(),
+    }
+    entries = GaugeMetricFamily("rootwalk_cache_entries", "Entries per cache.", labels=["cache"])
+    size = GaugeMetricFamily(
+        "rootwalk_cache_bytes", "Approximate bytes per cache.", labels=["cache"]
+    )
+    evictions = CounterMetricFamily(
+        "rootwalk_cache_evictions",
+        "Entries evicted to stay within the size limit.",
+        labels=["cache"],
+    )
+    for cache, counted in sizes.items():
+        entries.add_metric([cache], counted.entries)
+        size.add_metric([cache], counted.bytes_used)
+        evictions.add_metric([cache], counted.evictions)
+    yield entries
+    yield size
+    yield evictions
 
-        outcomes = CounterMetricFamily(
-            "rootwalk_upstream_queries",
-            "Upstream queries by outcome: reply kinds (answer, referral, nxdomain, nodata, "
-            "yxdomain, cname, lame, edns_unsupported), error rcodes (rcode_SERVFAIL, rcode_REFUSED...) "
-            "and failures (timeout, network_error, malformed, prohibited, local_address).",
-            labels=["outcome"],
-        )
-        for outcome, count in list(mesh.counters.upstream.items()):
-            outcomes.add_metric([outcome.replace(" ", "_")], count)
-        yield outcomes
-        yield CounterMetricFamily(
-            "rootwalk_upstream_tcp_fallbacks",
-            "Upstream replies that came truncated over UDP and were asked again over TCP.",
-            value=upstream.counters.tcp_fallbacks,
-        )
-        yield CounterMetricFamily(
-            "rootwalk_upstream_mismatched_replies",
-            "Datagrams on an upstream query's socket with the wrong ID or question (RFC 5452).",
-            value=upstream.counters.mismatched,
-        )
-        yield CounterMetricFamily(
-            "rootwalk_upstream_late_replies",
-            "Upstream replies that came after their try had timed out, on its socket kept open.",
-            value=upstream.counters.late_replies,
-        )
-        yield CounterMetricFamily(
-            "rootwalk_outbound_refused",
-            "Upstream queries not sent: the destination is outside the outbound allow-list.",
-            value=upstream.counters.prohibited,
-        )
-        yield CounterMetricFamily(
-            "rootwalk_outbound_local_skipped",
-            "Upstream queries not sent: a name server's local address (127.0.0.0/8, ::1, "
-            "0.0.0.0/8, ::) that the outbound allow-list does not name.",
-            value=upstream.counters.local_skipped,
-        )
-        rtt = HistogramMetricFamily("rootwalk_upstream_rtt_seconds", "Upstream round-trip time.")
-        rtt.add_metric([], driver.upstream_rtt.cumulative(), driver.upstream_rtt.sum)
-        yield rtt
-        yield GaugeMetricFamily(
-            "rootwalk_inflight_resolutions",
-            "Resolutions in flight (sub-resolutions included).",
-            value=len(mesh),
-        )
-        yield CounterMetricFamily(
-            "rootwalk_merged_queries",
-            "Questions that joined a resolution already in flight instead of starting one.",
-            value=mesh.counters.merged,
-        )
+
+def _upstream_metrics(
+    driver: DriverStats, mesh: MeshStats, upstream: UpstreamCounters
+) -> Iterator[Metric]:
+    outcomes = CounterMetricFamily(
+        "rootwalk_upstream_queries",
+        "Upstream queries by outcome: reply kinds (answer, referral, nxdomain, nodata, "
+        "yxdomain, cname, lame, edns_unsupported), error rcodes (rcode_SERVFAIL, rcode_REFUSED...) "
+        "and failures (timeout, network_error, malformed, prohibited, local_address).",
+        labels=["outcome"],
+    )
+    for outcome, count in mesh.upstream.items():
+        outcomes.add_metric([outcome.replace(" ", "_")], count)
+    yield outcomes
+    yield CounterMetricFamily(
+        "rootwalk_upstream_tcp_fallbacks",
+        "Upstream replies that came truncated over UDP and were asked again over TCP.",
+        value=upstream.tcp_fallbacks,
+    )
+    yield CounterMetricFamily(
+        "rootwalk_upstream_mismatched_replies",
+        "Datagrams on an upstream query's socket with the wrong ID or question (RFC 5452).",
+        value=upstream.mismatched,
+    )
+    yield CounterMetricFamily(
+        "rootwalk_upstream_late_replies",
+        "Upstream replies that came after their try had timed out, on its socket kept open.",
+        value=upstream.late_replies,
+    )
+    yield CounterMetricFamily(
+        "rootwalk_outbound_refused",
+        "Upstream queries not sent: the destination is outside the outbound allow-list.",
+        value=upstream.prohibited,
+    )
+    yield CounterMetricFamily(
+        "rootwalk_outbound_local_skipped",
+        "Upstream queries not sent: a name server's local address (127.0.0.0/8, ::1, "
+        "0.0.0.0/8, ::) that the outbound allow-list does not name.",
+        value=upstream.local_skipped,
+    )
+    rtt = HistogramMetricFamily("rootwalk_upstream_rtt_seconds", "Upstream round-trip time.")
+    rtt.add_metric([], driver.upstream_rtt.cumulative(), driver.upstream_rtt.sum)
+    yield rtt
+    yield GaugeMetricFamily(
+        "rootwalk_inflight_resolutions",
+        "Resolutions in flight (sub-resolutions included).",
+        value=mesh.in_flight,
+    )
+    yield CounterMetricFamily(
+        "rootwalk_merged_queries",
+        "Questions that joined a resolution already in flight instead of starting one.",
+        value=mesh.merged,
+    )
 
 
 class MetricsExporter:
     """Serves ``/metrics`` from the collector's own registry on a background thread."""
 
-    def __init__(self, service: ResolverService, host: str, port: int) -> None:
+    def __init__(self, service: StatsSources, host: str, port: int) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(RootwalkCollector(service))
         self.host = host

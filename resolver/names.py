@@ -111,12 +111,6 @@ def remember_name_key(name: dns.name.Name, key: bytes) -> None:
     remember(_KEYS, id(name), (name, NameKey(key)), _KEYS_MAX)
 
 
-# The names used before NameKey, for the modules other issue-11 branches rewrite
-# (frontend.py, transport/upstream.py, model.py): replace them there once those merge.
-lowered_wire = name_key
-remember_lowered = remember_name_key
-
-
 def is_at_or_below(key: NameKey, zone_key: NameKey) -> bool:
     """True when ``key`` is ``zone_key`` or a name below it (RFC 9499 "in-bailiwick"):
     the zone's labels end the name, on a label boundary."""

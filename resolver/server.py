@@ -36,7 +36,9 @@ from resolver.transport.upstream import Upstream
 log = logging.getLogger(__name__)
 
 WORKER_READY = "rootwalk-worker-ready"
-"""The line a worker prints once it listens (read by the supervisor)."""
+"""The line a worker prints once it listens and takes SIGHUP (read by the supervisor)."""
+RESOLVER_READY = "resolver ready"
+"""Logged (INFO) by ``serve`` once the resolver answers and takes signals."""
 
 STALE_WINDOW_S = 86400.0
 """RFC 8767 §5: serve data at most one day past its expiry."""
@@ -145,10 +147,8 @@ class ResolverService:
             max_pending=settings.max_pending_queries,
         )
         self.listeners = Listeners(
-            self.frontend.handle,
+            self.frontend.on_query,
             TcpLimits(settings.tcp_idle_timeout_s, settings.max_tcp_connections),
-            fast=self.frontend.answer_from_cache,
-            later=self.frontend.answer_later,
         )
         for endpoint in settings.listen:
             await self._listen(endpoint)
@@ -282,8 +282,6 @@ class ResolverService:
             self.metrics.close()
         if self.listeners is not None:
             await self.listeners.close()
-        if self.frontend is not None:
-            await self.frontend.close()
         if self.settings.cache_file is not None and self.root is not None:
             try:
                 saved = save_caches(
@@ -334,14 +332,17 @@ async def serve(
     _stop_on_signals(stop)
     service = ResolverService(settings, reuse_port=worker)
     await service.start()
+    if reload is not None:
+        _reload_on_sighup(service, reload)
+    # Said once queries, control, metrics and SIGHUP are all handled (the "listening on"
+    # lines come before the SIGHUP handler is in place): supervisors and tests wait for it.
+    log.info(RESOLVER_READY)
     if worker:
         assert service.control is not None and service.metrics is not None
         print(
             f"{WORKER_READY} control={service.control.port} metrics={service.metrics.port}",
             flush=True,
         )
-    if reload is not None:
-        _reload_on_sighup(service, reload)
     try:
         await stop.wait()
         log.info("shutting down")

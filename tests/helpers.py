@@ -14,15 +14,13 @@ LAB_TOML = lab_description()
 LAB_DIR = LAB_TOML.parent
 
 
-def lab_with(extra_toml: str = "", replace: dict[str, str] | None = None) -> LabDescription:
-    """The lab's description with TOML appended, after textual replacements.
+def lab_with(extra_toml: str = "") -> LabDescription:
+    """The lab's description, with TOML appended (for tests of the description's parser).
 
-    Tests build faulty servers this way, without new code: a server is a few TOML lines.
+    Tests build faulty variants through the description's API instead
+    (``lab_with().with_faults("127.53.3.1", drop=1.0)``, ``.with_zone_file(...)``).
     """
     text = LAB_TOML.read_text()
-    for old, new in (replace or {}).items():
-        assert old in text, old
-        text = text.replace(old, new)
     return parse_lab_description(text + "\n" + extra_toml, LAB_DIR, "test lab")
 
 

@@ -9,14 +9,14 @@ never outlives its smallest TTL.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import dns.name
 
-from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
+from resolver.cache.lru import BoundedCache, CacheSize, SizedLRU, owner_in
 from resolver.memo import remember
 from resolver.model import Transport
 from resolver.wire import (
@@ -107,40 +107,55 @@ class AnswerCacheCounters:
     stale_answers: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class AnswerCacheStats:
+    """What the answer cache has done, read at scrape time (:meth:`AnswerCache.stats`)."""
+
+    counters: AnswerCacheCounters
+    """A copy of the counters."""
+    hits: dict[tuple[str, bytes, int], int]
+    """Hits by (transport, QTYPE in wire form, RCODE)."""
+    size: CacheSize
+
+
+class PrefetchDue(NamedTuple):
+    """A hit whose entry is in the last tenth of its TTL (Unbound's ``prefetch``): send
+    ``reply`` and refresh ``key`` (a tuple: made on the hot path, once per entry)."""
+
+    reply: bytes
+    key: bytes
+
+
+_UDP = Transport.UDP
+
+_TCP_LIMIT = 0xFFFF
+"""The largest reply over TCP: its two-octet length prefix (RFC 1035 §4.2.2)."""
+
+
 class AnswerCache(BoundedCache):
     """Rendered answers keyed by :attr:`FastQuery.key`, bounded in bytes, least recently
     used evicted first."""
 
-    def __init__(
-        self,
-        max_bytes: int,
-        *,
-        stale_s: float = 0.0,
-        on_prefetch: Callable[[bytes], None] | None = None,
-    ) -> None:
+    def __init__(self, max_bytes: int, *, stale_s: float = 0.0) -> None:
         self._entries: SizedLRU[bytes, bytes] = SizedLRU(max_bytes, _entry_cost)
         self._data = self._entries.data  # the hot path touches the dict directly
         self._refreshing: dict[bytes, float] = {}
-        """Keys with a prefetch in flight, with the store time of the entry it refreshes."""
+        """Keys whose prefetch was due, with the store time of the entry it refreshes."""
         self._stale_retry_at: dict[bytes, float] = {}
         """Serve-stale: no new refresh of these keys before the time given (RFC 8767 §4)."""
         self.counters = AnswerCacheCounters()
         self.kinds: list[tuple[bytes, int]] = []
         """(QTYPE in wire form, RCODE) of the answers stored so far; entries point here."""
         self._kind_index: dict[tuple[bytes, int], int] = {}
-        self.hits_by_kind: dict[Transport, list[int]] = {Transport.UDP: [], Transport.TCP: []}
-        """Hits per transport and kind: one list index bumped per hit, read at scrape time."""
-        self.ready_by_transport: dict[Transport, dict[bytes, ReadyReply]] = {
-            Transport.UDP: {},
-            Transport.TCP: {},
-        }
+        self._udp_hits: list[int] = []
+        self._tcp_hits: list[int] = []
+        """Hits per transport and kind: one list index bumped per hit, read by :meth:`stats`."""
+        self._udp_ready: dict[bytes, ReadyReply] = {}
+        self._tcp_ready: dict[bytes, ReadyReply] = {}
         """Replies ready for repeats of exact queries, per transport (their size limits
-        differ), keyed by the query's bytes after its ID; see :meth:`answer_ready`."""
+        differ), keyed by the query's bytes after its ID; see :meth:`hit`."""
         self.stale_s = stale_s
         """How long past expiry an entry is kept for serve-stale (0: not kept)."""
-        self.on_prefetch = on_prefetch
-        """Called with the key of an entry asked for in the last tenth of its TTL, once per
-        entry (Unbound's ``prefetch``), so popular names never fall out of the cache."""
 
     def store(self, key: bytes, reply_wire: bytes, question_end: int, now: float) -> bool:
         """Keep a rendered reply; False when it cannot be cached (no TTL, or TTL 0)."""
@@ -164,28 +179,47 @@ class AnswerCache(BoundedCache):
             kind = len(self.kinds)
             self.kinds.append((qtype, rcode))
             self._kind_index[(qtype, rcode)] = kind
-            for counts in self.hits_by_kind.values():
-                counts.append(0)
+            self._udp_hits.append(0)
+            self._tcp_hits.append(0)
         return kind
 
-    def answer_ready(
-        self, query_wire: bytes, now: float, ready: dict[bytes, ReadyReply], counts: list[int]
-    ) -> bytes | None:
-        """The reply to a query whose exact bytes (after the ID) were answered earlier this
-        second, or None. ``ready`` and ``counts`` are the transport's dicts in
-        :attr:`ready_by_transport` and :attr:`hits_by_kind`."""
-        reply = ready.get(query_wire[2:])
-        if (
-            reply is None
-            or now >= reply.valid_until
-            or self._data.get(reply.key) is not reply.packed
-        ):
-            return None
-        self.counters.hits += 1
-        counts[reply.kind] += 1
-        return query_wire[:2] + reply.tail
+    def hit(
+        self, query_wire: bytes, now: float, transport: Transport
+    ) -> bytes | PrefetchDue | FastQuery | None:
+        """The hot path: the reply to a client's query from the cache, patched for it.
 
-    def lookup(
+        Returns one of:
+
+        - ``bytes``: the reply (a hit);
+        - :class:`PrefetchDue`: a hit on an entry in the last tenth of its TTL: send its
+          ``reply`` and refresh ``key`` (Unbound's ``prefetch``; due once per entry);
+        - :class:`~resolver.wire.FastQuery`: a miss; the plain query as read, for the slow
+          path to take on without reading it again;
+        - None: not a plain query (the slow path reads it with dnspython).
+
+        A repeat of a query answered earlier this second (its bytes after the ID the same)
+        is one dict lookup and the ID put in front of the kept reply. Hits are counted
+        per transport and kind (:meth:`stats`).
+        """
+        if transport is _UDP:  # no dict keyed by the enum: Enum.__hash__ is Python
+            ready = self._udp_ready
+            counts = self._udp_hits
+        else:
+            ready = self._tcp_ready
+            counts = self._tcp_hits
+        kept = ready.get(query_wire[2:])
+        if kept is not None and now < kept.valid_until and self._data.get(kept.key) is kept.packed:
+            self.counters.hits += 1
+            counts[kept.kind] += 1
+            return query_wire[:2] + kept.tail
+        query = read_fast_query(query_wire)
+        if query is None:
+            return None
+        limit = query.udp_limit if transport is _UDP else _TCP_LIMIT
+        reply = self._lookup(query, query_wire, now, limit, counts, ready=ready)
+        return query if reply is None else reply
+
+    def _lookup(
         self,
         query: FastQuery,
         query_wire: bytes,
@@ -193,12 +227,12 @@ class AnswerCache(BoundedCache):
         limit: int,
         counts: list[int],
         *,
-        ready: dict[bytes, ReadyReply] | None = None,
-    ) -> bytes | None:
+        ready: dict[bytes, ReadyReply],
+    ) -> bytes | PrefetchDue | None:
         """The patched reply for ``query_wire``, or None on a miss. ``limit`` is the largest
         reply the transport may carry (the client's UDP size, or 65535 over TCP); ``counts``
-        is the transport's list in :attr:`hits_by_kind`. The reply is kept in ``ready``
-        (the transport's dict in :attr:`ready_by_transport`) for repeats of the query."""
+        is the transport's hit counts. The reply is kept in ``ready`` (the transport's ready
+        replies) for repeats of the query."""
         key = query.key
         data = self._data
         packed = data.pop(key, None)
@@ -217,36 +251,52 @@ class AnswerCache(BoundedCache):
         data[key] = packed  # now the most recently used
         self.counters.hits += 1
         counts[kind] += 1
-        if (
-            self.on_prefetch is not None
-            and (expires_at - now) * PREFETCH_DIVISOR < ttl
-            and self._refreshing.get(key) != stored_at
-        ):
+        prefetch_due = (expires_at - now) * PREFETCH_DIVISOR < ttl and self._refreshing.get(
+            key
+        ) != stored_at
+        if prefetch_due:
             remember(self._refreshing, key, stored_at, _MAX_REMEMBERED_KEYS)
             self.counters.prefetches += 1
-            self.on_prefetch(key)
         end = query.question_end
         start = _HEAD.size + offsets_length
         if len(packed) - start > limit:
-            return bytes(answer_for(truncated_reply(packed[start:], end), query_wire, end))
+            answer = bytes(answer_for(truncated_reply(packed[start:], end), query_wire, end))
+            return PrefetchDue(answer, key) if prefetch_due else answer
         reply = answer_for(memoryview(packed)[start:], query_wire, end)
         age = int(now - stored_at)
         if age > 0:
             age_ttls(reply, packed[_HEAD.size : start], age)
         answer = bytes(reply)
-        if ready is not None:
-            next_check = expires_at - ttl / PREFETCH_DIVISOR  # prefetch is decided after
-            if next_check < now:
-                next_check = expires_at
-            next_age = stored_at + age + 1
-            valid_until = next_age if next_age < next_check else next_check
-            remember(
-                ready,
-                query_wire[2:],
-                ReadyReply(valid_until, key, packed, answer[2:], kind),
-                _MAX_READY_REPLIES,
+        next_check = expires_at - ttl / PREFETCH_DIVISOR  # prefetch is decided after
+        if next_check < now:
+            next_check = expires_at
+        next_age = stored_at + age + 1
+        valid_until = next_age if next_age < next_check else next_check
+        remember(
+            ready,
+            query_wire[2:],
+            ReadyReply(valid_until, key, packed, answer[2:], kind),
+            _MAX_READY_REPLIES,
+        )
+        return PrefetchDue(answer, key) if prefetch_due else answer
+
+    def forget_ready(self) -> None:
+        """Drop the replies kept for repeats (the next hit of each query patches again)."""
+        self._udp_ready.clear()
+        self._tcp_ready.clear()
+
+    def stats(self) -> AnswerCacheStats:
+        """A read-only view of the counters, for the metrics collector at scrape time."""
+        kinds = list(self.kinds)
+        hits = {
+            (transport.value, *kinds[kind]): count
+            for transport, counts in (
+                (Transport.UDP, self._udp_hits),
+                (Transport.TCP, self._tcp_hits),
             )
-        return answer
+            for kind, count in enumerate(list(counts))
+        }
+        return AnswerCacheStats(dataclasses.replace(self.counters), hits, self.size())
 
     def export(self, now: float) -> list[tuple[bytes, bytes, float, float]]:
         """Live entries as (key, wire, stored_at, expires_at), for saving across a restart."""

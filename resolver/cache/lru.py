@@ -15,6 +15,7 @@ next resized, so one pass per batch keeps that walk cheap.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import dns.name
@@ -106,6 +107,16 @@ def owner_in(name: dns.name.Name | None, subtree: bool) -> Callable[[bytes], boo
     return matches
 
 
+@dataclass(frozen=True, slots=True)
+class CacheSize:
+    """How full a cache is, read at scrape time (:meth:`BoundedCache.size`)."""
+
+    entries: int
+    bytes_used: int
+    evictions: int
+    """Entries evicted so far to stay within the size limit."""
+
+
 class BoundedCache:
     """What every cache reports about its size (entries, bytes, evictions) from its LRU."""
 
@@ -121,3 +132,8 @@ class BoundedCache:
     @property
     def evictions(self) -> int:
         return self._entries.evictions
+
+    def size(self) -> CacheSize:
+        """A read-only view of :meth:`__len__`, :attr:`bytes_used` and :attr:`evictions`."""
+        entries = self._entries
+        return CacheSize(len(entries), entries.bytes_used, entries.evictions)

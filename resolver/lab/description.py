@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import tomllib
 from dataclasses import dataclass, field
@@ -81,6 +82,37 @@ class LabDescription:
     def serving_files(self) -> dict[dns.name.Name, Path]:
         """The file each zone is served from: the signed one where there is one."""
         return {zone: self.signed_files.get(zone, path) for zone, path in self.zone_files.items()}
+
+    def server(self, address: str) -> ServerSpec:
+        """The server listening on ``address``."""
+        for spec in self.servers:
+            if spec.address == address:
+                return spec
+        raise KeyError(f"no lab server at {address}")
+
+    def with_faults(self, *addresses: str, **changes: Any) -> LabDescription:
+        """A new description in which the servers at ``addresses`` also inject ``changes``
+        (``Faults`` field names: ``drop=1.0``, ``spray=48``...) on top of their own faults.
+
+        Tests build faulty variants of the lab this way instead of editing its TOML text;
+        an unknown address raises ``KeyError``, an unknown fault ``TypeError``.
+        """
+        for address in addresses:
+            self.server(address)
+        servers = tuple(
+            dataclasses.replace(spec, faults=dataclasses.replace(spec.faults, **changes))
+            if spec.address in addresses
+            else spec
+            for spec in self.servers
+        )
+        return dataclasses.replace(self, servers=servers)
+
+    def with_zone_file(self, zone: dns.name.Name | str, path: Path) -> LabDescription:
+        """A new description that serves ``zone`` from ``path`` (a zone it already has)."""
+        name = parse_name(zone) if isinstance(zone, str) else zone
+        if name not in self.zone_files:
+            raise KeyError(f"no lab zone {name}")
+        return dataclasses.replace(self, zone_files={**self.zone_files, name: path})
 
 
 def _faults(raw: dict[str, Any], where: str) -> Faults:

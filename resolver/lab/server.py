@@ -213,7 +213,7 @@ class Lab:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         for authority in self.authorities:
-            listeners = Listeners(authority.handle)
+            listeners = Listeners.for_handler(authority.handle)
             if authority.spec.faults.spray:
                 forger = Forger(authority.spec.faults.spray, self._rng)
                 self.forgers[authority.spec.address] = forger

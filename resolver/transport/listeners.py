@@ -1,15 +1,19 @@
-"""UDP and TCP listeners that hand each query to an async handler (RFC 1035 §4.2, RFC 7766).
+"""UDP and TCP listeners that hand each query to one call, ``on_query`` (RFC 1035 §4.2,
+RFC 7766).
 
-The same listeners serve the resolver's clients and the lab's authoritative servers; only
-the handler differs. TCP connections carry several queries, answered as each finishes (out of
-order, RFC 7766 §6.2.1.1), close after an idle timeout, and are limited in number.
+The same listeners serve the resolver's clients (:meth:`Frontend.on_query
+<resolver.frontend.Frontend.on_query>`) and the lab's authoritative servers (an async
+handler run in a task, :class:`TaskAnswerer`). ``on_query`` answers at once (a cache hit:
+the reply bytes), drops the query, or answers later through a callback. TCP connections
+carry several queries, answered as each finishes (out of order, RFC 7766 §6.2.1.1), close
+after an idle timeout, and are limited in number.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import enum
 import ipaddress
 import logging
 import socket
@@ -25,28 +29,80 @@ log = logging.getLogger(__name__)
 
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 
-Handler = Callable[[bytes, str, Transport], Awaitable[bytes | None]]
-"""Takes (query bytes, client IP address, transport); returns the reply, or None to drop."""
-
-FastHandler = Callable[[bytes, str, Transport], bytes | None]
-"""Answers at once without awaiting (a cache hit), returns empty bytes to drop the query, or
-None for the slow handler."""
-
-LaterHandler = Callable[[bytes, str, Transport, Callable[[bytes | None], None]], bool]
-"""Starts answering without a task: calls its last argument once with the reply (None to
-drop), at once or later; returns False when it cannot (the async handler answers then)."""
+Address = tuple[str | int, ...]
+"""A client's socket address, as asyncio gives it (host, port[, flowinfo, scope])."""
 
 
-def _no_fast_answer(wire: bytes, client: str, transport: Transport) -> bytes | None:
-    del wire, client, transport
-    return None
+class NoReply(enum.Enum):
+    """What ``on_query`` returns when it has no reply to send at once."""
+
+    DROP = "drop"
+    """Nothing is sent for this query, now or later."""
+    PENDING = "pending"
+    """The reply comes later: ``reply_to`` is called exactly once (perhaps even before
+    ``on_query`` returns)."""
 
 
-def _no_later_answer(
-    wire: bytes, client: str, transport: Transport, send: Callable[[bytes | None], None]
-) -> bool:
-    del wire, client, transport, send
-    return False
+DROP: typing.Final = NoReply.DROP
+PENDING: typing.Final = NoReply.PENDING
+
+ReplyTo = Callable[[Address, "bytes | None"], None]
+"""How a pending query is answered: ``reply_to(address, reply)``, once; None sends nothing.
+The address travels apart from the callback so that no callback is made per query."""
+
+OnQuery = Callable[[bytes, str, Transport, ReplyTo, Address], "bytes | NoReply"]
+"""The one way in for a query: ``on_query(wire, client, transport, reply_to, address)``
+with the client's IP address as text; returns the reply to send now (bytes), :data:`DROP`
+or :data:`PENDING`. ``reply_to`` is called only after :data:`PENDING`; when ``on_query``
+raises, it is not called."""
+
+Handler = Callable[[bytes, str, Transport], Awaitable["bytes | None"]]
+"""An async handler (the lab's servers): (query bytes, client IP address, transport) ->
+the reply, or None to drop; :class:`TaskAnswerer` makes it an :data:`OnQuery`."""
+
+
+@dataclass(slots=True)
+class ListenerCounters:
+    handler_errors: int = 0
+    """Exceptions out of a handler: bugs (the query got no answer)."""
+
+
+class TaskAnswerer:
+    """An :data:`OnQuery` that runs an async handler in a task per query (for handlers that
+    wait, as the lab's servers do when a fault delays them)."""
+
+    def __init__(self, handler: Handler, counters: ListenerCounters) -> None:
+        self._handler = handler
+        self._counters = counters
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __call__(
+        self, wire: bytes, client: str, transport: Transport, reply_to: ReplyTo, address: Address
+    ) -> NoReply:
+        task = asyncio.get_running_loop().create_task(
+            self._answer(wire, client, transport, reply_to, address)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return PENDING
+
+    async def _answer(
+        self, wire: bytes, client: str, transport: Transport, reply_to: ReplyTo, address: Address
+    ) -> None:
+        try:
+            reply = await self._handler(wire, client, transport)
+        except Exception:
+            self._counters.handler_errors += 1
+            log.exception("handler failed for a %s query from %s", transport.value, client)
+            reply = None
+        reply_to(address, reply)
+
+    async def cancel(self) -> None:
+        """Stop answering: cancel every query still being answered."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,32 +135,20 @@ def _socket(host: str, port: int, kind: socket.SocketKind, reuse_port: bool) -> 
     return sock
 
 
-@dataclass(slots=True)
-class ListenerCounters:
-    handler_errors: int = 0
-    """Exceptions out of a handler: bugs (the query got no answer)."""
-
-
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(
-        self, handler: Handler, fast: FastHandler, later: LaterHandler, counters: ListenerCounters
-    ) -> None:
-        self._handler = handler
-        self._fast = fast
-        self._later = later
+    def __init__(self, on_query: OnQuery, counters: ListenerCounters) -> None:
+        self._on_query = on_query
         self._counters = counters
         self._transport: asyncio.DatagramTransport | None = None
         # Made by the endpoint's factory, in the running loop; asked once (a getpid call).
         self._loop = asyncio.get_running_loop()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._outbox: EndOfTurn[tuple[bytes, tuple[str | int, ...]]] = EndOfTurn(
-            self._loop, self._send_all
-        )
+        self._outbox: EndOfTurn[tuple[bytes, Address]] = EndOfTurn(self._loop, self._send_all)
+        self._reply_to: ReplyTo = self._send_soon  # bound once, not per query
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = typing.cast(asyncio.DatagramTransport, transport)
 
-    def _send_all(self, outbox: list[tuple[bytes, tuple[str | int, ...]]]) -> None:
+    def _send_all(self, outbox: list[tuple[bytes, Address]]) -> None:
         """Send the replies of one turn of the loop (see :mod:`resolver.transport.batch`)."""
         transport = self._transport
         if transport is None or transport.is_closing():
@@ -116,52 +160,24 @@ class _UdpProtocol(asyncio.DatagramProtocol):
                 self._counters.handler_errors += 1
                 log.exception("sending a reply to %s failed", addr[0])
 
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+    def datagram_received(self, data: bytes, addr: Address) -> None:
         client = str(addr[0])
         try:
-            reply = self._fast(data, client, Transport.UDP)
-        except Exception:
-            self._counters.handler_errors += 1
-            log.exception("fast path failed for a UDP query from %s", client)
-            reply = None
-        if reply is not None:
-            self._send_soon(addr, reply)
-            return
-        try:
-            if self._later(data, client, Transport.UDP, functools.partial(self._send_soon, addr)):
-                return  # answered without a task (~10 µs less per query)
+            reply = self._on_query(data, client, Transport.UDP, self._reply_to, addr)
         except Exception:
             self._counters.handler_errors += 1
             log.exception("handler failed for a UDP query from %s", client)
             return
-        task = self._loop.create_task(self._answer(data, addr))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if type(reply) is bytes:  # not DROP or PENDING
+            self._outbox.add((reply, addr))
 
-    async def _answer(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        try:
-            reply = await self._handler(data, str(addr[0]), Transport.UDP)
-        except Exception:
-            self._counters.handler_errors += 1
-            log.exception("handler failed for a UDP query from %s", addr[0])
-            return
-        if reply is not None:
-            self._send_soon(addr, reply)
-
-    def _send_soon(self, addr: tuple[str | int, ...], reply: bytes | None) -> None:
-        """Queue ``reply`` (None or empty: nothing to send) for the end of this turn."""
+    def _send_soon(self, addr: Address, reply: bytes | None) -> None:
+        """Queue ``reply`` (None: nothing to send) for the end of this turn."""
         if reply:
             self._outbox.add((reply, addr))
 
     def error_received(self, exc: Exception) -> None:
         log.debug("UDP socket error: %s", exc)
-
-    async def cancel_pending(self) -> None:
-        """Stop answering: cancel every query still being resolved."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class _DroppingUdp(asyncio.DatagramProtocol):
@@ -177,7 +193,9 @@ class _TcpConnection(asyncio.Protocol):
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
         self._client = ""
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._waiting = 0
+        """Queries on this connection still being answered."""
+        self._reply_to: ReplyTo = self._reply_later  # bound once, not per query
         self._idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -200,30 +218,27 @@ class _TcpConnection(asyncio.Protocol):
         except ValueError:
             self.close()
             return
+        on_query = self._server.on_query
         for message in messages:
+            self._waiting += 1  # before the call: a pending reply may come before it returns
             try:
-                reply = self._server.fast(message, self._client, Transport.TCP)
+                reply = on_query(message, self._client, Transport.TCP, self._reply_to, ())
             except Exception:
+                self._waiting -= 1
                 self._server.counters.handler_errors += 1
-                log.exception("fast path failed for a TCP query from %s", self._client)
-                reply = None
-            if reply is not None:
-                if reply:
-                    assert self._transport is not None
-                    self._transport.write(frame(reply))
+                log.exception("handler failed for a TCP query from %s", self._client)
                 continue
-            task = asyncio.get_running_loop().create_task(self._answer(message))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            if reply is PENDING:
+                continue
+            self._waiting -= 1
+            if reply is not DROP and self._transport is not None:
+                self._transport.write(frame(reply))
         self._arm_idle_timer()
 
-    async def _answer(self, message: bytes) -> None:
-        try:
-            reply = await self._server.handler(message, self._client, Transport.TCP)
-        except Exception:
-            self._server.counters.handler_errors += 1
-            log.exception("handler failed for a TCP query from %s", self._client)
-            return
+    def _reply_later(self, address: Address, reply: bytes | None) -> None:
+        """The reply to a query that was pending (None: nothing to send)."""
+        del address  # one client per connection
+        self._waiting -= 1
         if reply is not None and self._transport is not None and not self._transport.is_closing():
             self._transport.write(frame(reply))
 
@@ -234,7 +249,7 @@ class _TcpConnection(asyncio.Protocol):
         self._idle = loop.call_later(self._server.limits.idle_timeout_s, self._on_idle)
 
     def _on_idle(self) -> None:
-        if self._tasks:  # queries still being answered: not idle (RFC 7766 §6.2.3)
+        if self._waiting:  # queries still being answered: not idle (RFC 7766 §6.2.3)
             self._arm_idle_timer()
             return
         self.close()
@@ -254,15 +269,12 @@ class _TcpConnection(asyncio.Protocol):
         if self in self._server.open:
             self._server.open.discard(self)
             self._server.connections -= 1
-        for task in self._tasks:
-            task.cancel()
-        self._transport = None
+        self._transport = None  # replies still being resolved are dropped when they come
 
 
 @dataclass(slots=True)
 class TcpServerState:
-    handler: Handler
-    fast: FastHandler
+    on_query: OnQuery
     limits: TcpLimits
     counters: ListenerCounters
     connections: int = 0
@@ -275,28 +287,37 @@ class Listeners:
 
     def __init__(
         self,
-        handler: Handler,
+        on_query: OnQuery,
         tcp_limits: TcpLimits | None = None,
-        fast: FastHandler = _no_fast_answer,
-        later: LaterHandler = _no_later_answer,
+        *,
+        counters: ListenerCounters | None = None,
     ) -> None:
-        self.handler = handler
-        self.fast = fast
-        self.later = later
-        self.counters = ListenerCounters()
-        self.tcp = TcpServerState(handler, fast, tcp_limits or TcpLimits(), self.counters)
-        self._udp: list[tuple[asyncio.DatagramTransport, _UdpProtocol]] = []
+        self.on_query = on_query
+        self.counters = counters or ListenerCounters()
+        self.tcp = TcpServerState(on_query, tcp_limits or TcpLimits(), self.counters)
+        self._udp: list[asyncio.DatagramTransport] = []
         self._servers: list[asyncio.Server] = []
+        self._answerer: TaskAnswerer | None = None
         self.bound: list[tuple[str, int, Transport]] = []
+
+    @classmethod
+    def for_handler(cls, handler: Handler, tcp_limits: TcpLimits | None = None) -> Listeners:
+        """Listeners that answer each query with an async handler, in a task of its own."""
+        counters = ListenerCounters()
+        answerer = TaskAnswerer(handler, counters)
+        listeners = cls(answerer, tcp_limits, counters=counters)
+        listeners._answerer = answerer  # its tasks are cancelled on close
+        return listeners
 
     async def listen_udp(self, host: str, port: int, *, reuse_port: bool = False) -> int:
         """Listen for UDP on host:port; returns the port (useful with port 0)."""
         loop = asyncio.get_running_loop()
         sock = _socket(host, port, socket.SOCK_DGRAM, reuse_port)
         transport, protocol = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self.handler, self.fast, self.later, self.counters), sock=sock
+            lambda: _UdpProtocol(self.on_query, self.counters), sock=sock
         )
-        self._udp.append((transport, protocol))
+        del protocol
+        self._udp.append(transport)
         bound_port = int(sock.getsockname()[1])
         self.bound.append((host, bound_port, Transport.UDP))
         return bound_port
@@ -319,13 +340,14 @@ class Listeners:
             server.close()
         for connection in list(self.tcp.open):
             connection.stop_reading()
-        for transport, _protocol in self._udp:
+        for transport in self._udp:
             transport.set_protocol(_DroppingUdp())
 
     async def close(self) -> None:
-        for transport, protocol in self._udp:
+        for transport in self._udp:
             transport.close()
-            await protocol.cancel_pending()
+        if self._answerer is not None:
+            await self._answerer.cancel()
         for server in self._servers:
             server.close()
         for connection in list(self.tcp.open):

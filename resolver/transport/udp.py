@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from resolver.core.events import SendQuery
-from resolver.names import lowered_wire
+from resolver.names import name_key
 from resolver.transport.batch import EndOfTurn
 from resolver.wire import HEADER_LENGTH, reply_matches
 
@@ -41,7 +41,7 @@ Unbound's ``unwanted-reply-threshold`` acts on the same signal)."""
 
 def question_end_of(send: SendQuery) -> int:
     """Where the question of our query for ``send`` ends: header, name, type and class."""
-    return HEADER_LENGTH + len(lowered_wire(send.qname)) + 4
+    return HEADER_LENGTH + len(name_key(send.qname)) + 4
 
 
 GroupKey = tuple[str, bytes, int]

@@ -26,7 +26,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 
 import dns.asyncquery
 import dns.exception
@@ -35,8 +35,9 @@ import dns.message
 import dns.name
 
 from resolver.core.events import Failure, QueryFailed, ReplyReceived, SendQuery
-from resolver.names import lowered_wire
+from resolver.names import name_key
 from resolver.records import Reply, read_reply
+from resolver.stats import UpstreamCounters
 from resolver.transport.outbound import IPNetwork, is_allowed, is_local_address
 from resolver.transport.udp import GroupKey, QuestionTries, SocketWatch, UdpExchange
 from resolver.wire import FLAG_TC, build_query, randomize_case
@@ -61,7 +62,7 @@ OnOutcome = Callable[[ReplyReceived | QueryFailed], object]
 def query_wire(send: SendQuery, message_id: int, case_bits: int | None = None) -> bytes:
     """The iterative query for ``send`` in wire form: RD=0, EDNS0 unless the server is known
     to reject it (RFC 6891 §7), the name's letters cased by ``case_bits`` when given (0x20)."""
-    qname_wire: bytes = lowered_wire(send.qname)
+    qname_wire: bytes = name_key(send.qname)
     if case_bits is not None:
         qname_wire = randomize_case(qname_wire, case_bits)
     return build_query(message_id, qname_wire, send.qtype, EDNS_PAYLOAD if send.use_edns else None)
@@ -81,26 +82,6 @@ class RandomIds:
 
 
 _UINT16S = struct.Struct("!2048H")
-
-
-@dataclass(slots=True)
-class UpstreamCounters:
-    """Plain counters, read by the metrics collector at scrape time."""
-
-    sent_udp: int = 0
-    sent_tcp: int = 0
-    tcp_fallbacks: int = 0
-    timeouts: int = 0
-    network_errors: int = 0
-    prohibited: int = 0
-    local_skipped: int = 0
-    """Queries not sent to a local address the outbound allow-list does not name."""
-    mismatched: int = 0
-    """Datagrams on a query's socket that did not match its ID and question."""
-    forgery_tcp_switches: int = 0
-    """Questions moved to TCP after repeated mismatched replies."""
-    late_replies: int = 0
-    """Replies that came after their try had timed out, on its socket kept open."""
 
 
 class Upstream:
@@ -133,6 +114,10 @@ class Upstream:
         self._tcp_tasks: set[asyncio.Task[ReplyReceived | QueryFailed]] = set()
         self._questions: dict[Hashable, dict[GroupKey, QuestionTries]] = {}
         """Open UDP tries by resolution (``send``'s ``owner``), then question at a server."""
+
+    def stats(self) -> UpstreamCounters:
+        """A copy of the counters, for the metrics collector at scrape time."""
+        return replace(self.counters)
 
     def set_allow(self, allow: Sequence[IPNetwork]) -> None:
         """Use a new outbound allow-list (a reload)."""
@@ -184,7 +169,7 @@ class Upstream:
             sock.close()
             self._network_error(send, exc, lambda event: loop.call_soon(on_outcome, event))
             return
-        key = (send.server, lowered_wire(send.qname), int(send.qtype))
+        key = (send.server, name_key(send.qname), int(send.qtype))
         questions = self._questions.setdefault(owner, {})
         question = questions.get(key)
         if question is None:

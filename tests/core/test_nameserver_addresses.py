@@ -62,7 +62,7 @@ def test_aaaa_is_asked_when_every_ipv4_address_of_a_server_fails(tmp_path: Path)
     zone = (LAB_DIR / "nsh.lab.zone").read_text()
     zone = zone.replace("v6         AAAA   ::1", "v6 A 127.53.23.99\nv6 AAAA ::1")
     path = lab_zone(tmp_path, "nsh.lab.", zone)
-    lab = lab_responder(lab_with(replace={'"nsh.lab.zone"': f'"{path}"'}))
+    lab = lab_responder(lab_with().with_zone_file("nsh.lab.", path))
     walk = resolve("www.v6only.lab.", "A", lab)
     assert addresses(walk.result.answer) == ["192.0.2.84"]
     assert lookups(walk, "v6.nsh.lab.") == [A, AAAA]

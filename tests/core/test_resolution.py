@@ -124,13 +124,7 @@ def test_cname_loop_across_zones_is_servfail() -> None:
 
 
 def test_all_servers_timing_out_says_so() -> None:
-    dead = lab_responder(
-        lab_with(
-            replace={
-                'zones = ["deadns.lab."]\n\n': 'zones = ["deadns.lab."]\nfaults = { drop = 1.0 }\n\n'
-            }
-        )
-    )
+    dead = lab_responder(lab_with().with_faults("127.53.7.2", drop=1.0))
     walk = resolve("www.deadns.lab.", "A", dead)
     assert walk.result.rcode == dns.rcode.SERVFAIL
     assert walk.result.reason == "no server of deadns.lab. answered"
@@ -139,14 +133,7 @@ def test_all_servers_timing_out_says_so() -> None:
 
 
 def test_formerr_to_edns_retries_the_same_server_without_edns() -> None:
-    old = lab_responder(
-        lab_with(
-            replace={
-                'address = "127.53.3.1"\nzones = ["example.lab."]\n': 'address = "127.53.3.1"\nzones = ["example.lab."]\nfaults = { formerr_edns = true }\n',
-                'address = "127.53.3.2"\nzones = ["example.lab."]\n': 'address = "127.53.3.2"\nzones = ["example.lab."]\nfaults = { formerr_edns = true }\n',
-            }
-        )
-    )
+    old = lab_responder(lab_with().with_faults("127.53.3.1", "127.53.3.2", formerr_edns=True))
     walk = resolve("www.example.lab.", "A", old)
     assert addresses(walk.result.answer) == ["192.0.2.10"]
     last_two = walk.sent[-2:]

@@ -10,13 +10,12 @@ from resolver.config import Endpoint, Settings
 from resolver.paths import lab_root_hints
 from tests.helpers import lab_with
 from tests.integration.stack import Stack
+from tests.ports import free_port, lab_port
 
-# Every fixed port the tests listen on stays below 32768, where Linux's ephemeral range
-# (ip_local_port_range) starts: an upstream query's socket may hold any port in that range
-# for a moment, and a server started on it then cannot bind (seen: a `rootwalk serve` on
-# 35400 never answered).
-LAB_PORT = 20053
-RESOLVER_PORT = 25300
+# The session's lab and resolver; every other server a test starts takes its ports from
+# tests.ports too (see there why they stay below 32768).
+LAB_PORT = lab_port()
+RESOLVER_PORT = free_port()
 
 
 def lab_settings(port: int, **changes: object) -> Settings:

@@ -62,6 +62,11 @@ class Stack:
         self._loop.close()
 
     @property
+    def port(self) -> int:
+        """The resolver's port (its first listening endpoint's)."""
+        return self.settings.listen[0].port
+
+    @property
     def lab_server(self) -> Lab:
         assert self.lab is not None
         return self.lab

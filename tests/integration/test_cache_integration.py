@@ -12,21 +12,13 @@ import dns.query
 import dns.rcode
 import pytest
 
-from tests.integration.conftest import RESOLVER_PORT, lab_settings
+from tests.clock import FakeClock
+from tests.integration.conftest import lab_settings
 from tests.integration.stack import Stack
+from tests.ports import free_port
 
-PORT = RESOLVER_PORT + 10
+PORT = free_port()
 SERVER = "127.0.0.1"
-
-
-class FakeClock:
-    """Wall-clock seconds that tests move by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_900_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

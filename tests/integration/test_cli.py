@@ -10,17 +10,18 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import dns.exception
 import dns.message
 import dns.query
 import pytest
 
 from tests.helpers import run_rootwalk
-from tests.integration.conftest import RESOLVER_PORT
+from tests.integration.conftest import LAB_PORT, RESOLVER_PORT
 from tests.integration.stack import Stack
+from tests.ports import free_port, lab_port
+from tests.process import LAB_READY, RELOADED, RootwalkProcess
 
-CLI_LAB_PORT = 30053
-CLI_PORT = 27300
+CLI_LAB_PORT = lab_port()
+CLI_PORT = free_port()
 ENV = {
     **os.environ,
     "ROOTWALK_UPSTREAM_TIMEOUT_S": "0.3",
@@ -34,52 +35,24 @@ def rootwalk(*args: str) -> subprocess.CompletedProcess[str]:
     return run_rootwalk(*args, env=ENV)
 
 
-def serve_on_lab(port: int, env: dict[str, str]) -> subprocess.Popen[str]:
-    """``rootwalk serve`` as the README shows it, pointed at the session lab (port 20053), with
-    metrics and control ports of its own (a server still exiting from another test may hold
-    the defaults)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "resolver", "serve", "--listen", f"127.0.0.1:{port}", "--root-hints",
-         "zones/lab/root.hints", "--outbound-allow", "127.0.0.0/8", "--outbound-port", "20053",
-         "--metrics", f"127.0.0.1:{port + 1000}", "--control", f"127.0.0.1:{port + 2000}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=Path(__file__).parents[2],
-    )  # fmt: skip
-
-
-def wait_until_answering(port: int, process: subprocess.Popen[str]) -> None:
-    """Poll with real queries (each waits for its reply) until the server answers."""
-    for _ in range(100):
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        try:
-            dns.query.udp(
-                dns.message.make_query("localhost.", "A"), "127.0.0.1", port=port, timeout=0.1
-            )
-            return
-        except dns.exception.Timeout:
-            continue
-    raise AssertionError("the server never answered")
+def serve_on_lab(port: int, env: dict[str, str]) -> RootwalkProcess:
+    """``rootwalk serve`` as the README shows it, pointed at the session lab, with metrics
+    and control ports of its own; returned once it listens (its log says so)."""
+    return RootwalkProcess(
+        "serve", "--listen", f"127.0.0.1:{port}", "--root-hints", "zones/lab/root.hints",
+        "--outbound-allow", "127.0.0.0/8", "--outbound-port", str(LAB_PORT),
+        "--metrics", f"127.0.0.1:{free_port()}", "--control", f"127.0.0.1:{free_port()}",
+        env=env,
+    ).wait_listening(f"127.0.0.1:{port}")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def lab_process() -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "resolver",
-            "lab",
-            "--listen",
-            f"127.0.0.1:{CLI_PORT}",
-            "--lab-port",
-            str(CLI_LAB_PORT),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
+def lab_process() -> Iterator[RootwalkProcess]:
+    process = RootwalkProcess(
+        "lab", "--listen", f"127.0.0.1:{CLI_PORT}", "--lab-port", str(CLI_LAB_PORT), env=ENV
     )
     try:
-        wait_until_answering(CLI_PORT, process)
+        process.wait_for(LAB_READY, stream="stdout")
         yield process
     finally:
         if process.poll() is None:
@@ -88,7 +61,7 @@ def lab_process() -> Iterator[subprocess.Popen[str]]:
 
 
 def test_lab_command_answers_and_stops_cleanly_on_sigterm(
-    lab_process: subprocess.Popen[str],
+    lab_process: RootwalkProcess,
 ) -> None:
     reply = dns.query.udp(
         dns.message.make_query("www.glueless.lab.", "A"), "127.0.0.1", port=CLI_PORT, timeout=5
@@ -109,8 +82,7 @@ def test_lab_command_answers_and_stops_cleanly_on_sigterm(
         assert out.strip().splitlines()[-1] == "192.0.2.60"
     lab_process.send_signal(signal.SIGTERM)
     assert lab_process.wait(10) == 0
-    assert lab_process.stdout is not None
-    banner = lab_process.stdout.read()
+    banner = lab_process.output("stdout")
     assert f"dig @127.0.0.1 -p {CLI_PORT} www.example.lab A" in banner
 
 
@@ -210,11 +182,10 @@ def test_check_config_survives_a_closed_pipe() -> None:
 
 
 def test_serve_with_lab_hints_and_loopback_allow_list(stack: Stack, tmp_path: Path) -> None:
-    """``serve`` as the README shows it, pointed at the session lab (port 20053)."""
-    port = CLI_PORT + 1
+    """``serve`` as the README shows it, pointed at the session lab."""
+    port = free_port()
     process = serve_on_lab(port, ENV)
     try:
-        wait_until_answering(port, process)
         reply = dns.query.udp(
             dns.message.make_query("alias.example.lab.", "A"), "127.0.0.1", port=port, timeout=5
         )
@@ -235,7 +206,7 @@ def trace_on_lab(name: str) -> subprocess.CompletedProcess[str]:
         "--root-hints",
         hints,
         "--outbound-port",
-        "20053",
+        str(LAB_PORT),
         "--outbound-allow",
         "127.0.0.0/8",
     )
@@ -261,11 +232,10 @@ def test_trace_of_a_lame_zone_says_why(stack: Stack) -> None:
 def test_json_logs_and_the_query_log(stack: Stack) -> None:
     import json  # noqa: PLC0415
 
-    port = CLI_PORT + 2
+    port = free_port()
     env = {**ENV, "ROOTWALK_LOG_FORMAT": "json", "ROOTWALK_QUERY_LOG": "true"}
     process = serve_on_lab(port, env)
     try:
-        wait_until_answering(port, process)
         for _ in range(2):
             dns.query.udp(
                 dns.message.make_query("www.example.lab.", "A"), "127.0.0.1", port=port, timeout=5
@@ -276,8 +246,7 @@ def test_json_logs_and_the_query_log(stack: Stack) -> None:
         if process.poll() is None:
             process.kill()
             process.wait(5)
-    assert process.stderr is not None
-    entries = [json.loads(line) for line in process.stderr.read().splitlines()]
+    entries = [json.loads(line) for line in process.output().splitlines()]
     assert all({"time", "level", "logger", "message"} <= set(e) for e in entries)
     queries = [
         e for e in entries if e["logger"] == "rootwalk.query" and e["qname"] == "www.example.lab."
@@ -289,23 +258,21 @@ def test_json_logs_and_the_query_log(stack: Stack) -> None:
 
 
 def test_lab_survives_sighup(stack: Stack) -> None:
-    port = CLI_PORT + 3
-    process = subprocess.Popen(
-        [sys.executable, "-m", "resolver", "lab", "--listen", f"127.0.0.1:{port}", "--lab-port", str(CLI_LAB_PORT + 1)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-    )  # fmt: skip
+    port = free_port()
+    process = RootwalkProcess(
+        "lab", "--listen", f"127.0.0.1:{port}", "--lab-port", str(lab_port()), env=ENV
+    )
     try:
-        wait_until_answering(port, process)
+        process.wait_for(LAB_READY, stream="stdout")
         process.send_signal(signal.SIGHUP)
-        wait_until_answering(port, process)  # still there after the reload
+        process.wait_for(RELOADED)  # still there after the reload
         reply = dns.query.udp(
             dns.message.make_query("www.example.lab.", "A"), "127.0.0.1", port=port, timeout=5
         )
         assert reply.answer[0][0].to_text() == "192.0.2.10"
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
-        assert process.stderr is not None
-        assert "configuration reloaded; caches kept" in process.stderr.read()
+        assert RELOADED in process.output()
     finally:
         if process.poll() is None:
             process.kill()
@@ -322,7 +289,7 @@ def test_a_taken_port_names_the_setting_and_the_flag() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = run_rootwalk(
-            "serve", "--listen", f"127.0.0.1:{CLI_PORT + 12}", "--root-hints",
+            "serve", "--listen", f"127.0.0.1:{free_port()}", "--root-hints",
             "zones/lab/root.hints", "--metrics", "off", "--control", f"127.0.0.1:{port}",
             env={k: v for k, v in ENV.items() if k != "ROOTWALK_CONTROL"},
         )  # fmt: skip
@@ -361,11 +328,12 @@ def test_version_and_the_type_after_options(stack: Stack) -> None:
 
 def test_trace_lab_without_a_lab_says_to_start_one() -> None:
     """Issue 14, item 5: nothing answers on the lab's port: one line saying what to do, 2."""
-    result = rootwalk("trace", "www.example.lab", "--lab", "--lab-port", str(CLI_LAB_PORT + 9))
+    nothing = lab_port()
+    result = rootwalk("trace", "www.example.lab", "--lab", "--lab-port", str(nothing))
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"rootwalk trace: no lab answers on port {CLI_LAB_PORT + 9}; start it first with "
+        f"rootwalk trace: no lab answers on port {nothing}; start it first with "
         "`rootwalk lab` (in another terminal)"
     ]
 
@@ -384,7 +352,7 @@ def test_trace_and_query_exit_statuses_agree(
     stack: Stack, name: str, qtype: str, status: int
 ) -> None:
     """Issue 14, item 5: 0 for an answer, 1 for NXDOMAIN or NODATA, 2 for SERVFAIL."""
-    traced = rootwalk("trace", name, qtype, "--lab", "--lab-port", "20053")
+    traced = rootwalk("trace", name, qtype, "--lab", "--lab-port", str(LAB_PORT))
     asked = rootwalk("query", name, qtype, "--server", f"127.0.0.1:{RESOLVER_PORT}")
     assert (traced.returncode, asked.returncode) == (status, status), (traced, asked)
 

@@ -7,11 +7,9 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
@@ -20,9 +18,11 @@ import pytest
 from tests.helpers import run_rootwalk
 from tests.integration.conftest import LAB_PORT
 from tests.integration.stack import Stack
+from tests.ports import free_port
+from tests.process import RELOADED, RootwalkProcess
 
-PORT = 27400
-CONTROL_PORT = 27401
+PORT = free_port()
+CONTROL_PORT = free_port()
 REPO = Path(__file__).parents[2]
 ENV = {**os.environ, "ROOTWALK_METRICS": "off", "PYTHONUNBUFFERED": "1"}
 
@@ -44,38 +44,21 @@ def rootwalk(*args: str) -> subprocess.CompletedProcess[str]:
     return run_rootwalk(*args, env=ENV)
 
 
-def until(condition: object, attempts: int = 100) -> None:
-    """Ask again (each try waits for a reply) until ``condition()`` holds."""
-    for _ in range(attempts):
-        try:
-            if condition():  # type: ignore[operator]
-                return
-        except dns.exception.Timeout:
-            continue
-    raise AssertionError("the condition never held")
-
-
 @pytest.fixture
-def served(stack: Stack, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+def served(stack: Stack, tmp_path: Path) -> Iterator[tuple[RootwalkProcess, Path]]:
     config = tmp_path / "rootwalk.toml"
     config.write_text(CONFIG)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "resolver", "serve", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
+    process = RootwalkProcess("serve", "--config", str(config), env=ENV)
     try:
-        until(lambda: ask("localhost.").rcode() == dns.rcode.NOERROR)
+        process.wait_listening(f"127.0.0.1:{PORT}")
+        process.wait_for(f"control endpoint on 127.0.0.1:{CONTROL_PORT}")
         yield process, config
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(10)
+        process.stop()
 
 
 def test_sighup_applies_a_good_config_and_keeps_the_cache(
-    served: tuple[subprocess.Popen[str], Path], stack: Stack
+    served: tuple[RootwalkProcess, Path], stack: Stack
 ) -> None:
     process, config = served
     example = [stack.lab_server.authority(a) for a in ("127.53.3.1", "127.53.3.2")]
@@ -83,31 +66,30 @@ def test_sighup_applies_a_good_config_and_keeps_the_cache(
     asked = sum(a.queries_received for a in example)
     config.write_text(CONFIG + 'allow_clients = ["127.0.0.0/8 refuse"]\n')
     process.send_signal(signal.SIGHUP)
-    until(lambda: ask().rcode() == dns.rcode.REFUSED)
+    process.wait_for(RELOADED)
+    assert ask().rcode() == dns.rcode.REFUSED
     config.write_text(CONFIG)
     process.send_signal(signal.SIGHUP)
-    until(lambda: ask().rcode() == dns.rcode.NOERROR)
+    process.wait_for(RELOADED, count=2)
+    assert ask().rcode() == dns.rcode.NOERROR
     assert sum(a.queries_received for a in example) == asked  # answered from the kept cache
 
 
 def test_sighup_with_a_bad_config_keeps_the_old_one(
-    served: tuple[subprocess.Popen[str], Path],
+    served: tuple[RootwalkProcess, Path],
 ) -> None:
     process, config = served
     config.write_text(CONFIG + 'max_tcp_connections = "lots"\n')
     process.send_signal(signal.SIGHUP)
+    process.wait_for("reload failed, keeping the running configuration")
     assert ask().rcode() == dns.rcode.NOERROR
     process.send_signal(signal.SIGTERM)
     assert process.wait(10) == 0
-    assert process.stderr is not None
-    log = process.stderr.read()
-    assert "reload failed, keeping the running configuration" in log
+    log = process.output()
     assert f"{config}: line 8: key 'max_tcp_connections'" in log
 
 
-def test_cache_flush_and_stats_commands(
-    served: tuple[subprocess.Popen[str], Path], stack: Stack
-) -> None:
+def test_cache_flush_and_stats_commands(served: tuple[RootwalkProcess, Path], stack: Stack) -> None:
     ask()
     ask("alias.example.lab.")
     stats = rootwalk("cache", "stats", "--control", f"127.0.0.1:{CONTROL_PORT}")

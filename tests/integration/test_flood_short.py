@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port, lab_port
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "flood.py"
 
 
-@pytest.mark.parametrize(
-    ("mode", "port", "lab_port"), [("flood", 27710, 30163), ("soak", 27720, 30173)]
-)
-def test_short_run(mode: str, port: int, lab_port: int) -> None:
+@pytest.mark.parametrize("mode", ["flood", "soak"])
+def test_short_run(mode: str) -> None:
     result = subprocess.run(
         [
             sys.executable,
@@ -28,9 +28,9 @@ def test_short_run(mode: str, port: int, lab_port: int) -> None:
             "--rate",
             "1000",
             "--port",
-            str(port),
+            str(free_port()),
             "--lab-port",
-            str(lab_port),
+            str(lab_port()),
         ],
         capture_output=True,
         text=True,

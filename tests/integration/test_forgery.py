@@ -12,13 +12,11 @@ import dns.rdatatype
 
 from resolver.lab.server import FORGED_ADDRESS
 from tests.helpers import lab_with
-from tests.integration.conftest import LAB_PORT, RESOLVER_PORT, lab_settings
+from tests.integration.conftest import lab_settings
 from tests.integration.stack import Stack
+from tests.ports import free_port, lab_port
 
-SLOW = 'address = "127.53.9.1"\nzones = ["slow.lab."]\nfaults = { delay_s = 0.5 }\n'
-SPRAYING = (
-    'address = "127.53.9.1"\nzones = ["slow.lab."]\nfaults = { delay_s = 0.05, spray = 48 }\n'
-)
+SPRAYING = lab_with().with_faults("127.53.9.1", delay_s=0.05, spray=48)
 ROUNDS = 30
 WWW_SLOW = dns.name.from_text("www.slow.lab.")
 
@@ -30,9 +28,7 @@ def attack(port: int, lab_port: int, *, insecure: bool) -> tuple[int, int, int, 
     settings = lab_settings(
         port, outbound_port=lab_port, upstream_timeout_s=1.0, client_deadline_s=3.0
     )
-    running = Stack(
-        settings, lab_with(replace={SLOW: SPRAYING}), lab_port, insecure_upstream=insecure
-    ).start()
+    running = Stack(settings, SPRAYING, lab_port, insecure_upstream=insecure).start()
     poisoned = 0
     unanswered: list[str] = []
     try:
@@ -68,7 +64,7 @@ def attack(port: int, lab_port: int, *, insecure: bool) -> tuple[int, int, int, 
 
 
 def test_no_forged_answer_gets_through() -> None:
-    rounds, sent, poisoned, unanswered = attack(RESOLVER_PORT + 40, LAB_PORT + 5, insecure=False)
+    rounds, sent, poisoned, unanswered = attack(free_port(), lab_port(), insecure=False)
     assert sent >= rounds * 48
     assert poisoned == 0
     # Under attack the real answer must still come through; one round in 30 ending in
@@ -77,13 +73,13 @@ def test_no_forged_answer_gets_through() -> None:
 
 
 def test_the_control_resolver_is_poisoned() -> None:
-    _rounds, _sent, poisoned, unanswered = attack(RESOLVER_PORT + 41, LAB_PORT + 6, insecure=True)
+    _rounds, _sent, poisoned, unanswered = attack(free_port(), lab_port(), insecure=True)
     assert poisoned > 0
     assert len(unanswered) <= 1, unanswered
 
 
 def test_0x20_mixes_the_case_upstream_and_still_resolves(stack: Stack) -> None:
-    port = RESOLVER_PORT + 42
+    port = free_port()
     running = Stack(lab_settings(port, use_0x20=True)).start()
     try:
         reply = dns.query.udp(

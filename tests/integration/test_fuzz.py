@@ -14,10 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from resolver.transport.framing import frame
-from tests.integration.conftest import RESOLVER_PORT, lab_settings
+from tests.integration.conftest import lab_settings
 from tests.integration.stack import Stack
+from tests.ports import free_port
 
-PORT = RESOLVER_PORT + 60
+PORT = free_port()
 GOOD = dns.message.make_query("www.example.lab.", "A", use_edns=0).to_wire()
 
 

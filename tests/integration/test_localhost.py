@@ -14,11 +14,12 @@ import dns.rcode
 import pytest
 
 from resolver.config import Endpoint
-from tests.integration.conftest import RESOLVER_PORT, lab_settings
+from tests.integration.conftest import lab_settings
 from tests.integration.stack import Stack
 from tests.integration.test_metrics import sample, scrape
+from tests.ports import free_port
 
-PORT = RESOLVER_PORT + 122
+PORT = free_port()
 
 
 @pytest.fixture

@@ -13,10 +13,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from resolver.config import Endpoint
-from tests.integration.conftest import RESOLVER_PORT, lab_settings
+from tests.integration.conftest import lab_settings
 from tests.integration.stack import Stack
+from tests.ports import free_port
 
-PORT = RESOLVER_PORT + 30
+PORT = free_port()
 SERVER = "127.0.0.1"
 
 
@@ -125,7 +126,7 @@ def test_a_real_prometheus_scrapes_the_endpoint(measured: Stack, tmp_path: objec
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: rootwalk\n"
         f"    static_configs:\n      - targets: ['127.0.0.1:{metrics.port}']\n"
     )
-    web = "127.0.0.1:19090"
+    web = f"127.0.0.1:{free_port()}"
     prometheus = subprocess.Popen(
         [
             "prometheus",

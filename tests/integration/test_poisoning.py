@@ -17,21 +17,17 @@ import pytest
 
 from resolver.lab.server import FORGED_ADDRESS
 from tests.helpers import lab_with
-from tests.integration.conftest import LAB_PORT, RESOLVER_PORT, lab_settings
+from tests.integration.conftest import lab_settings
 from tests.integration.stack import Stack
+from tests.ports import free_port, lab_port
 
-PORT = RESOLVER_PORT + 50
-LYING = {
-    f'address = "127.53.3.{n}"\nzones = ["example.lab."]\n': f'address = "127.53.3.{n}"\nzones = ["example.lab."]\nfaults = {{ poison = true }}\n'
-    for n in (1, 2)
-}
+PORT, LYING_LAB_PORT = free_port(), lab_port()
+LYING = lab_with().with_faults("127.53.3.1", "127.53.3.2", poison=True)
 
 
 @pytest.fixture
 def lied_to() -> Iterator[Stack]:
-    running = Stack(
-        lab_settings(PORT, outbound_port=LAB_PORT + 7), lab_with(replace=LYING), LAB_PORT + 7
-    ).start()
+    running = Stack(lab_settings(PORT, outbound_port=LYING_LAB_PORT), LYING, LYING_LAB_PORT).start()
     yield running
     running.stop()
 
@@ -67,7 +63,7 @@ def test_nxns_delegation_costs_bounded_queries_at_the_lab_servers(stack: Stack) 
     example. TLD server that has to answer for them."""
     from resolver.limits import MAX_SUBQUERIES  # noqa: PLC0415
 
-    port = RESOLVER_PORT + 51
+    port = free_port()
     running = Stack(lab_settings(port)).start()
     victim = stack.lab_server.authority("127.53.2.1")
     before = victim.queries_received

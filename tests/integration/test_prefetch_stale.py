@@ -16,10 +16,11 @@ import dns.rdatatype
 import pytest
 
 from resolver.lab.description import Faults
+from tests.clock import FakeClock
 from tests.helpers import lab_with
-from tests.integration.conftest import LAB_PORT, RESOLVER_PORT, lab_settings
+from tests.integration.conftest import lab_settings
 from tests.integration.stack import Stack
-from tests.integration.test_cache_integration import FakeClock
+from tests.ports import free_port, lab_port
 
 SERVER = "127.0.0.1"
 
@@ -35,7 +36,7 @@ def example_queries(stack: Stack) -> int:
 
 def test_an_entry_asked_for_late_in_its_life_is_refreshed_in_the_background(stack: Stack) -> None:
     clock = FakeClock()
-    port = RESOLVER_PORT + 20
+    port = free_port()
     running = Stack(lab_settings(port), clock=clock).start()
     try:
         assert ask(port).answer[0].ttl == 300
@@ -62,23 +63,23 @@ def test_an_entry_asked_for_late_in_its_life_is_refreshed_in_the_background(stac
 def stale_stack() -> Iterator[tuple[Stack, FakeClock]]:
     """Its own lab (so it can go dead) and serve-stale on."""
     clock = FakeClock()
-    port = RESOLVER_PORT + 21
+    port, stale_lab_port = free_port(), lab_port()
     settings = lab_settings(
         port,
-        outbound_port=LAB_PORT + 2,
+        outbound_port=stale_lab_port,
         serve_stale=True,
         serve_stale_client_timeout_s=0.1,
         upstream_timeout_s=0.2,
         client_deadline_s=1.0,
     )
-    running = Stack(settings, lab_with(), LAB_PORT + 2, clock=clock).start()
+    running = Stack(settings, lab_with(), stale_lab_port, clock=clock).start()
     yield running, clock
     running.stop()
 
 
 def test_stale_answers_when_the_servers_are_gone(stale_stack: tuple[Stack, FakeClock]) -> None:
     running, clock = stale_stack
-    port = RESOLVER_PORT + 21
+    port = running.port
     fresh = ask(port, use_edns=0)
     assert fresh.answer[0][0].to_text() == "192.0.2.10"
     running.run(running.lab_server.close())  # every lab server goes dead
@@ -105,16 +106,16 @@ def test_a_slow_refresh_gives_the_stale_answer_when_the_wait_passes() -> None:
     (1.5 s); the stale answer goes out when ``serve_stale_client_timeout_s`` (0.1 s) passes,
     and the refresh goes on to its end (then the next refresh waits 30 s, §4)."""
     clock = FakeClock()
-    port = RESOLVER_PORT + 24
+    port, silent_lab_port = free_port(), lab_port()
     settings = lab_settings(
         port,
-        outbound_port=LAB_PORT + 3,
+        outbound_port=silent_lab_port,
         serve_stale=True,
         serve_stale_client_timeout_s=0.1,
         upstream_timeout_s=1.0,
         client_deadline_s=1.5,
     )
-    running = Stack(settings, lab_with(), LAB_PORT + 3, clock=clock).start()
+    running = Stack(settings, lab_with(), silent_lab_port, clock=clock).start()
     try:
         assert ask(port, use_edns=0).answer[0][0].to_text() == "192.0.2.10"
         for address in ("127.53.3.1", "127.53.3.2"):  # example.lab.'s servers go silent
@@ -142,7 +143,7 @@ def test_a_slow_refresh_gives_the_stale_answer_when_the_wait_passes() -> None:
 
 def test_stale_data_is_not_served_past_one_day(stale_stack: tuple[Stack, FakeClock]) -> None:
     running, clock = stale_stack
-    port = RESOLVER_PORT + 21
+    port = running.port
     ask(port)
     running.run(running.lab_server.close())
     clock.now += 300 + 86400 + 1
@@ -153,7 +154,7 @@ def test_caches_survive_a_restart_with_ttls_honoured(stack: Stack, tmp_path: obj
     from pathlib import Path  # noqa: PLC0415
 
     cache_file = Path(str(tmp_path)) / "cache.json"
-    port = RESOLVER_PORT + 22
+    port = free_port()
     clock = FakeClock()
     first = Stack(lab_settings(port, cache_file=cache_file), clock=clock).start()
     try:
@@ -201,7 +202,7 @@ def test_a_damaged_cache_file_is_a_clear_error(tmp_path: object) -> None:
             "resolver",
             "serve",
             "--listen",
-            f"127.0.0.1:{RESOLVER_PORT + 23}",
+            f"127.0.0.1:{free_port()}",
             "--root-hints",
             "zones/lab/root.hints",
         ],

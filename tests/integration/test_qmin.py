@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,9 +17,10 @@ import pytest
 
 from tests.integration.conftest import LAB_PORT, RESOLVER_PORT
 from tests.integration.stack import Stack
-from tests.integration.test_control_reload import until
+from tests.ports import free_port
+from tests.process import RELOADED, RootwalkProcess
 
-PORT = 27422
+PORT = free_port()
 REPO = Path(__file__).parents[2]
 CONFIG = f"""
 listen = ["127.0.0.1:{PORT}"]
@@ -123,16 +122,12 @@ def unminimised(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Itera
     config = tmp_path_factory.mktemp("qmin") / "rootwalk.toml"
     config.write_text(CONFIG)
     env = {**os.environ, "ROOTWALK_QNAME_MINIMISATION": "false"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "resolver", "serve", "--config", str(config)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-    )  # fmt: skip
+    process = RootwalkProcess("serve", "--config", str(config), env=env)
     try:
-        until(lambda: ask("localhost.", "A", PORT).rcode() == dns.rcode.NOERROR)
+        process.wait_listening(f"127.0.0.1:{PORT}")
         yield
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(10)
+        process.stop()
 
 
 @pytest.mark.parametrize(("qname", "qtype", "rcode", "answer", "asked"), CASES, ids=IDS)
@@ -152,26 +147,18 @@ def test_without_minimisation_every_server_is_asked_the_full_name(
 
 def test_sighup_turns_minimisation_on(stack: Stack, tmp_path: Path) -> None:
     config = tmp_path / "rootwalk.toml"
-    config.write_text(CONFIG.replace(str(PORT), str(PORT + 1)) + "qname_minimisation = false\n")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "resolver", "serve", "--config", str(config)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ),
-    )  # fmt: skip
+    port = free_port()
+    config.write_text(CONFIG.replace(str(PORT), str(port)) + "qname_minimisation = false\n")
+    process = RootwalkProcess("serve", "--config", str(config), env=dict(os.environ))
     try:
-        until(lambda: ask("localhost.", "A", PORT + 1).rcode() == dns.rcode.NOERROR)
+        process.wait_listening(f"127.0.0.1:{port}")
         fresh(stack)
-        assert values(ask("www.a.b.entnx.lab.", "A", PORT + 1), "A") == ["192.0.2.81"]
+        assert values(ask("www.a.b.entnx.lab.", "A", port), "A") == ["192.0.2.81"]
         assert seen(stack, "127.53.22.3") == ["www.a.b.entnx.lab. A"]
         config.write_text(config.read_text().replace("= false", "= true"))
         process.send_signal(signal.SIGHUP)
-        tries = iter(range(100))
-
-        def minimised() -> bool:  # a new name each try, until one is asked minimised
-            label = f"n{next(tries)}"
-            ask(f"www.{label}.refuse.lab.", "A", PORT + 1)
-            return f"{label}.refuse.lab. A" in seen(stack, "127.53.22.4")
-
-        until(minimised)
+        process.wait_for(RELOADED)
+        ask("www.n1.refuse.lab.", "A", port)  # a new name: asked minimised now
+        assert "n1.refuse.lab. A" in seen(stack, "127.53.22.4")
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(10)
+        process.stop()

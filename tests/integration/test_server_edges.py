@@ -16,8 +16,9 @@ import pytest
 
 from resolver.transport.framing import frame
 from tests.helpers import lab_with
-from tests.integration.conftest import LAB_PORT, RESOLVER_PORT, lab_settings
+from tests.integration.conftest import RESOLVER_PORT, lab_settings
 from tests.integration.stack import Stack
+from tests.ports import free_port, lab_port
 
 SERVER = "127.0.0.1"
 
@@ -116,14 +117,14 @@ def test_responses_are_dropped_not_answered(stack: Stack) -> None:
 
 @pytest.fixture
 def small_stack() -> Iterator[Stack]:
-    settings = lab_settings(RESOLVER_PORT + 1, max_tcp_connections=2, tcp_idle_timeout_s=0.2)
+    settings = lab_settings(free_port(), max_tcp_connections=2, tcp_idle_timeout_s=0.2)
     running = Stack(settings).start()  # shares the session lab's servers
     yield running
     running.stop()
 
 
 def test_tcp_connection_limit_and_idle_timeout(stack: Stack, small_stack: Stack) -> None:
-    port = RESOLVER_PORT + 1
+    port = small_stack.port
     first = socket.create_connection((SERVER, port), timeout=5)
     second = socket.create_connection((SERVER, port), timeout=5)
     third = socket.create_connection((SERVER, port), timeout=5)
@@ -144,8 +145,9 @@ def test_tcp_connection_limit_and_idle_timeout(stack: Stack, small_stack: Stack)
 def test_outbound_allow_list_refuses_without_sending(tmp_path: Path) -> None:
     hints = tmp_path / "hints"
     hints.write_text(". 3600 NS a.root.test.\na.root.test. 3600 A 192.0.2.1\n")
+    port = free_port()
     settings = lab_settings(
-        RESOLVER_PORT + 2, root_hints=hints, outbound_allow=(ipaddress.ip_network("127.0.0.0/8"),)
+        port, root_hints=hints, outbound_allow=(ipaddress.ip_network("127.0.0.0/8"),)
     )
     running = Stack(settings).start()
     try:
@@ -153,7 +155,7 @@ def test_outbound_allow_list_refuses_without_sending(tmp_path: Path) -> None:
             dns.message.make_query("www.example.lab.", "A", use_edns=0),
             SERVER,
             timeout=5,
-            port=RESOLVER_PORT + 2,
+            port=port,
         )
         assert reply.rcode() == dns.rcode.SERVFAIL
         upstream = running.service.upstream
@@ -168,14 +170,15 @@ def test_outbound_allow_list_refuses_without_sending(tmp_path: Path) -> None:
 def test_deadline_gives_servfail_while_the_zone_is_slow(tmp_path: Path) -> None:
     """slow.lab.'s only server answers 0.5 s late; with a 0.1 s try timeout and a 0.3 s
     deadline the client gets SERVFAIL that names the zone, not silence."""
-    settings = lab_settings(RESOLVER_PORT + 3, upstream_timeout_s=0.1, client_deadline_s=0.3)
+    port = free_port()
+    settings = lab_settings(port, upstream_timeout_s=0.1, client_deadline_s=0.3)
     running = Stack(settings).start()
     try:
         reply = dns.query.udp(
             dns.message.make_query("www.slow.lab.", "A", use_edns=0),
             SERVER,
             timeout=5,
-            port=RESOLVER_PORT + 3,
+            port=port,
         )
         assert reply.rcode() == dns.rcode.SERVFAIL
         text = reply.options[0].to_text()
@@ -185,26 +188,22 @@ def test_deadline_gives_servfail_while_the_zone_is_slow(tmp_path: Path) -> None:
 
 
 def test_edns_fallback_over_real_sockets() -> None:
-    faulty = lab_with(
-        replace={
-            'address = "127.53.3.1"\nzones = ["example.lab."]\n': 'address = "127.53.3.1"\nzones = ["example.lab."]\nfaults = { formerr_edns = true }\n',
-            'address = "127.53.3.2"\nzones = ["example.lab."]\n': 'address = "127.53.3.2"\nzones = ["example.lab."]\nfaults = { formerr_edns = true }\n',
-        }
-    )
+    faulty = lab_with().with_faults("127.53.3.1", "127.53.3.2", formerr_edns=True)
+    port, faulty_lab_port = free_port(), lab_port()
     running = Stack(
-        lab_settings(RESOLVER_PORT + 4, outbound_port=LAB_PORT + 1), faulty, LAB_PORT + 1
+        lab_settings(port, outbound_port=faulty_lab_port), faulty, faulty_lab_port
     ).start()
     try:
-        good_query_is_answered(RESOLVER_PORT + 4)
+        good_query_is_answered(port)
     finally:
         running.stop()
 
 
 def test_per_client_rate_limit_refuses_then_recovers() -> None:
-    from tests.integration.test_cache_integration import FakeClock  # noqa: PLC0415
+    from tests.clock import FakeClock  # noqa: PLC0415
 
     clock = FakeClock()
-    port = RESOLVER_PORT + 5
+    port = free_port()
     settings = lab_settings(
         port, client_rate_limit=5.0, client_rate_burst=5.0, rate_limit_action="refuse"
     )
@@ -232,7 +231,7 @@ def test_a_bug_while_answering_loses_that_answer_only() -> None:
     """A failure while rendering a resolved answer (forced here: rendering raises) costs
     that query its answer, is counted as a bug, leaves nothing counted in flight, and the
     server answers the next query."""
-    port = RESOLVER_PORT + 6
+    port = free_port()
     running = Stack(lab_settings(port)).start()
     frontend = running.service.frontend
     assert frontend is not None and running.service.driver is not None

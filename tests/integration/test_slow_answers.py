@@ -16,13 +16,15 @@ import dns.rdatatype
 import pytest
 
 from resolver.config import Endpoint
+from resolver.lab.description import LabDescription
 from resolver.lab.server import FORGED_ADDRESS
 from resolver.model import Transport
 from resolver.transport.upstream import Upstream
 from tests.helpers import lab_with
-from tests.integration.conftest import LAB_PORT, RESOLVER_PORT, lab_settings
+from tests.integration.conftest import lab_settings
 from tests.integration.stack import Stack
 from tests.integration.test_metrics import sample, scrape
+from tests.ports import free_port, lab_port
 
 NS1, NS2 = "127.53.20.1", "127.53.20.2"
 SLOW = {
@@ -31,14 +33,9 @@ SLOW = {
     "slowboth.perslow.lab.": "192.0.2.87",
 }
 WARM_TYPES = ("TXT", "MX", "AAAA", "SRV", "CAA", "HINFO", "NAPTR", "SSHFP", "URI", "RP")
-NS1_SPEC = (
-    'address = "127.53.20.1"\nzones = ["perslow.lab."]\nfaults = { delay_names = '
-    '{ "slow1.perslow.lab." = 0.35, "slowboth.perslow.lab." = 0.35 } }\n'
-)
-NS1_SPRAYING = NS1_SPEC.replace("} }\n", "}, spray = 48 }\n")
 
 
-def start(port: int, lab_port: int, extra: dict[str, str] | None = None) -> Stack:
+def start(port: int, lab_port: int, lab: LabDescription | None = None) -> Stack:
     """The issue's numbers: a 1 s upstream timeout and a 4 s client deadline."""
     settings = lab_settings(
         port,
@@ -47,7 +44,7 @@ def start(port: int, lab_port: int, extra: dict[str, str] | None = None) -> Stac
         client_deadline_s=4.0,
         metrics=Endpoint("127.0.0.1", 0),
     )
-    return Stack(settings, lab_with(replace=extra), lab_port).start()
+    return Stack(settings, lab or lab_with(), lab_port).start()
 
 
 def ask(port: int, qname: str, qtype: str = "A") -> dns.message.Message:
@@ -80,13 +77,13 @@ async def _open_tries_soon(upstream: Upstream) -> int:
 
 @pytest.fixture
 def perslow() -> Iterator[Stack]:
-    running = start(RESOLVER_PORT + 120, LAB_PORT + 120)
+    running = start(free_port(), lab_port())
     yield running
     running.stop()
 
 
 def test_slow_names_are_answered_within_the_clients_deadline(perslow: Stack) -> None:
-    port = RESOLVER_PORT + 120
+    port = perslow.port
     warm(port)
     infra = perslow.service.caches.infra
     assert infra.timeout_s(NS1, 1.0, time.time()) < 0.35
@@ -117,8 +114,8 @@ def test_slow_names_are_answered_within_the_clients_deadline(perslow: Stack) -> 
 
 
 def test_a_slow_server_under_forgeries_moves_to_tcp_and_is_not_poisoned() -> None:
-    port, lab_port = RESOLVER_PORT + 121, LAB_PORT + 121
-    running = start(port, lab_port, {NS1_SPEC: NS1_SPRAYING})
+    port, faulty_lab_port = free_port(), lab_port()
+    running = start(port, faulty_lab_port, lab_with().with_faults(NS1, spray=48))
     try:
         warm(port)
         # slowboth is slow at both servers: the earlier tries stay open, the forger's
@@ -134,21 +131,12 @@ def test_a_slow_server_under_forgeries_moves_to_tcp_and_is_not_poisoned() -> Non
         running.stop()
 
 
-NS2_SPEC = (
-    'address = "127.53.20.2"\nzones = ["perslow.lab."]\nfaults = { delay_names = '
-    '{ "slow2.perslow.lab." = 0.35, "slowboth.perslow.lab." = 0.35 } }\n'
-)
-
-
 def test_a_tcp_try_waits_the_whole_upstream_timeout() -> None:
     """Both servers truncate every UDP answer and answer slowboth 0.35 s late over TCP too:
     the TCP try after the (late) truncated reply must wait the upstream timeout, not the
     50 ms RTO of the UDP tries."""
-    port, lab_port = RESOLVER_PORT + 123, LAB_PORT + 123
-    truncating = {
-        spec: spec.replace("} }\n", "}, truncate = true }\n") for spec in (NS1_SPEC, NS2_SPEC)
-    }
-    running = start(port, lab_port, truncating)
+    port, faulty_lab_port = free_port(), lab_port()
+    running = start(port, faulty_lab_port, lab_with().with_faults(NS1, NS2, truncate=True))
     try:
         warm(port)
         reply = ask(port, "slowboth.perslow.lab.")

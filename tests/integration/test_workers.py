@@ -8,23 +8,21 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import dns.exception
 import dns.message
-import dns.query
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import run_rootwalk
 from tests.integration.conftest import LAB_PORT
 from tests.integration.stack import Stack
+from tests.ports import free_port
+from tests.process import RELOADED, RootwalkProcess
 
-PORT, METRICS, CONTROL = 27600, 27601, 27602
+PORT, METRICS, CONTROL = free_port(), free_port(), free_port()
 REPO = Path(__file__).parents[2]
 
 
@@ -65,56 +63,24 @@ def answered_by_many_sockets(count: int) -> int:
 
 
 @pytest.fixture
-def supervisor(stack: Stack) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "resolver",
-            "serve",
-            "--workers",
-            "2",
-            "--listen",
-            f"127.0.0.1:{PORT}",
-            "--metrics",
-            f"127.0.0.1:{METRICS}",
-            "--control",
-            f"127.0.0.1:{CONTROL}",
-            "--root-hints",
-            str(REPO / "zones/lab/root.hints"),
-            "--outbound-port",
-            str(LAB_PORT),
-            "--outbound-allow",
-            "127.0.0.0/8",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+def supervisor(stack: Stack) -> Iterator[RootwalkProcess]:
+    process = RootwalkProcess(
+        "serve", "--workers", "2", "--listen", f"127.0.0.1:{PORT}",
+        "--metrics", f"127.0.0.1:{METRICS}", "--control", f"127.0.0.1:{CONTROL}",
+        "--root-hints", str(REPO / "zones/lab/root.hints"), "--outbound-port", str(LAB_PORT),
+        "--outbound-allow", "127.0.0.0/8",
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    )  # fmt: skip
     try:
-        for _ in range(100):
-            try:
-                dns.query.udp(
-                    dns.message.make_query("localhost.", "AAAA"),
-                    "127.0.0.1",
-                    port=PORT,
-                    timeout=0.2,
-                )
-                break
-            except dns.exception.Timeout:
-                continue
-        for _ in range(100):  # the control endpoint comes up after the workers
-            if rootwalk("cache", "stats", "--control", f"127.0.0.1:{CONTROL}").returncode == 0:
-                break
+        # logged once every worker said it is ready and the control and metrics endpoints
+        # listen
+        process.wait_for("2 workers running")
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(15)
+        process.stop(timeout=15)
 
 
-def test_workers_share_the_port_and_the_metrics_add_up(supervisor: subprocess.Popen[str]) -> None:
+def test_workers_share_the_port_and_the_metrics_add_up(supervisor: RootwalkProcess) -> None:
     assert answered_by_many_sockets(24) == 24
     assert metric("rootwalk_workers") == 2
     assert (
@@ -130,7 +96,7 @@ def test_workers_share_the_port_and_the_metrics_add_up(supervisor: subprocess.Po
     assert all(w["answer_lookups"] > 0 for w in workers), workers
 
 
-def test_flush_reaches_every_worker(supervisor: subprocess.Popen[str]) -> None:
+def test_flush_reaches_every_worker(supervisor: RootwalkProcess) -> None:
     answered_by_many_sockets(16)
     flushed = rootwalk("cache", "flush", "--control", f"127.0.0.1:{CONTROL}")
     assert flushed.returncode == 0
@@ -138,32 +104,30 @@ def test_flush_reaches_every_worker(supervisor: subprocess.Popen[str]) -> None:
     assert isinstance(answer, dict) and answer["entries"] == 0
 
 
-def test_a_killed_worker_is_restarted(supervisor: subprocess.Popen[str]) -> None:
+def test_a_killed_worker_is_restarted(supervisor: RootwalkProcess) -> None:
     workers = stats()["workers"]
     assert isinstance(workers, list)
     victim = workers[0]["pid"]
     os.kill(victim, signal.SIGKILL)
-    for _ in range(200):
-        now = stats()
-        pids = {w["pid"] for w in now["workers"]}  # type: ignore[union-attr]
-        if now["worker_restarts"] == 1 and len(pids) == 2 and victim not in pids:
-            break
-    else:
-        raise AssertionError("the worker was not restarted")
+    supervisor.wait_for(f"(pid {victim}) exited with status")
+    supervisor.wait_for(" started (pid ", count=3)  # two at the start, then the new one
+    now = stats()
+    pids = {w["pid"] for w in now["workers"]}  # type: ignore[union-attr]
+    assert now["worker_restarts"] == 1 and len(pids) == 2 and victim not in pids
     assert answered_by_many_sockets(16) == 16
     assert metric("rootwalk_worker_restarts_total") == 1
 
 
 def test_sighup_reaches_every_worker_and_sigterm_stops_them(
-    supervisor: subprocess.Popen[str],
+    supervisor: RootwalkProcess,
 ) -> None:
     pids = [w["pid"] for w in stats()["workers"]]  # type: ignore[union-attr]
     supervisor.send_signal(signal.SIGHUP)
-    answered_by_many_sockets(8)  # still answering after the reload
+    supervisor.wait_for(RELOADED, count=2)  # each worker says so
+    assert answered_by_many_sockets(8) == 8  # still answering after the reload
     supervisor.send_signal(signal.SIGTERM)
     assert supervisor.wait(15) == 0
-    assert supervisor.stderr is not None
-    assert supervisor.stderr.read().count("configuration reloaded; caches kept") == 2
+    assert supervisor.output().count(RELOADED) == 2
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

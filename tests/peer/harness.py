@@ -66,6 +66,8 @@ CACHED_TIMEOUT_S = 1.5
 """The later askings come from the cache (or merge with a resolution still running)."""
 ZONES_AT_ONCE = 6
 """Lab zones asked at the same time (each zone's questions in order)."""
+READY_TIMEOUT_S = 30.0
+"""Only guards a hang while a server starts (see ``wait_for_line``)."""
 ASK_BUDGET_S = 75.0
 """The asking stops after this long (the test fails then), so the whole run stays under 2 min."""
 EDNS_PAYLOAD = 1232
@@ -200,17 +202,18 @@ def asked_json(asked: Asked) -> list[Any]:
     return [asked.name, asked.type, asked.transport, asked.qmin, asked.attempt]
 
 
-def wait_answering(address: str, port: int, process: subprocess.Popen[bytes], qname: str) -> None:
-    """Poll with real queries (each waits up to 0.2 s for its reply) until one is answered."""
-    for _ in range(150):
+def wait_for_line(log: Path, text: str, process: subprocess.Popen[bytes]) -> None:
+    """Until the log ``process`` writes holds ``text``, the line it prints once it listens
+    (``rootwalk lab``'s banner, ``listening on ...``, Unbound's ``start of service``). A log
+    file has no wake-up in the standard library, so it is read again every 10 ms; the 30 s
+    limit only guards a hang, and a process that exits first fails at once."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not (log.exists() and text in log.read_text(errors="replace")):
         if process.poll() is not None:
             raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
-        try:
-            dns.query.udp(dns.message.make_query(qname, "A"), address, port=port, timeout=0.2)
-            return
-        except (dns.exception.Timeout, OSError):
-            continue
-    raise RuntimeError(f"nothing answers on {address}:{port}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{process.args!r} never wrote {text!r} to {log}")
+        time.sleep(0.01)
 
 
 @contextmanager
@@ -238,7 +241,7 @@ def rootwalk_command(port: int) -> list[str]:
         "--root-hints", str(lab_root_hints()), "--outbound-allow", "127.0.0.0/8",
         "--outbound-allow", "::1/128",
         "--outbound-port", str(LAB_PORT), "--metrics", "off", "--control", "off",
-        "--log-level", "WARNING",
+        "--log-level", "INFO",  # its "listening on" line says it is ready
     ]  # fmt: skip
 
 
@@ -258,7 +261,7 @@ def inside(out: Path) -> int:
     ]  # fmt: skip
     started_at = time.monotonic()
     with started(lab_command, out / "lab.log") as lab:
-        wait_answering("127.53.0.1", LAB_PORT, lab, ".")
+        wait_for_line(out / "lab.log", "rootwalk lab: resolver on", lab)
         processes = []
         with (
             started(rootwalk_command(ROOTWALK_PORTS[True]), out / "rootwalk-qmin-on.log",
@@ -276,8 +279,16 @@ def inside(out: Path) -> int:
                 (UNBOUND_PORTS[True], ub_on),
                 (UNBOUND_PORTS[False], ub_off),
             ]
-            for port, process in processes:
-                wait_answering("127.0.0.1", port, process, "localhost.")
+            for log, text, (_, process) in zip(
+                [out / "rootwalk-qmin-on.log", out / "rootwalk-qmin-off.log",
+                 out / f"unbound-{UNBOUND_PORTS[True]}.log",
+                 out / f"unbound-{UNBOUND_PORTS[False]}.log"],
+                [f"listening on 127.0.0.1:{ROOTWALK_PORTS[True]} ",
+                 f"listening on 127.0.0.1:{ROOTWALK_PORTS[False]} ",
+                 "start of service", "start of service"],
+                processes, strict=True,
+            ):  # fmt: skip
+                wait_for_line(log, text, process)
             ready_at = time.monotonic()
 
             until = ready_at + ASK_BUDGET_S

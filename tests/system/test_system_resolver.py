@@ -18,18 +18,18 @@ SCRIPT = r"""
 set -eu
 ip link set lo up
 mount --bind "$RESOLV" /etc/resolv.conf
-ROOTWALK_METRICS=off ROOTWALK_CONTROL=off "$PYTHON" -m resolver lab --listen 127.0.0.1:53 --lab-port 10053 >/dev/null 2>&1 &
+banner="$(mktemp -u)"
+mkfifo "$banner"
+ROOTWALK_METRICS=off ROOTWALK_CONTROL=off "$PYTHON" -m resolver lab --listen 127.0.0.1:53 --lab-port 10053 >"$banner" 2>/dev/null &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
-"$PYTHON" - <<'WAIT'
-import dns.exception, dns.message, dns.query
-for _ in range(200):
-    try:
-        dns.query.udp(dns.message.make_query("localhost.", "A"), "127.0.0.1", port=53, timeout=0.1)
-        break
-    except (dns.exception.Timeout, OSError):
-        continue
-WAIT
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true; rm -f "$banner"' EXIT
+exec 3<"$banner"
+# ready when its banner says so; the 30 s only guards a hang
+line=""
+while IFS= read -r -t 30 line <&3; do
+    [[ $line == "rootwalk lab: resolver on"* ]] && break
+done
+[[ $line == "rootwalk lab: resolver on"* ]] || { echo "the lab never said it was ready" >&2; exit 1; }
 echo "hosts: $(getent hosts www)"
 "$PYTHON" -c 'import socket; print("getaddrinfo:", " ".join(sorted({a[4][0] for a in socket.getaddrinfo("www", 80, proto=socket.IPPROTO_TCP)})))'
 "$PYTHON" -c 'import socket; print("alias:", socket.gethostbyname("alias"))'

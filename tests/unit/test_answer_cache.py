@@ -8,16 +8,18 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resolver.cache.answer import PREFETCH_DIVISOR, AnswerCache, ReadyReply
+from resolver.cache import answer as answer_module
+from resolver.cache.answer import AnswerCache, PrefetchDue
 from resolver.core.compose import render_result
-from resolver.frontend import read_plain_query
 from resolver.lab.authority import authoritative_answer, load_zone
 from resolver.model import Result, Transport
 from resolver.records import Reply, WireRRset
-from resolver.wire import read_fast_query
+from resolver.screen import read_plain_query
+from resolver.wire import FastQuery, read_fast_query
 from tests.helpers import lab_with
 
 DESCRIPTION = lab_with()
@@ -25,8 +27,15 @@ ZONES = {z: load_zone(str(p), z) for z, p in DESCRIPTION.zone_files.items()}
 T0 = 1_000_000.0
 
 
-def UDP_HITS(cache: AnswerCache) -> list[int]:  # noqa: N802
-    return cache.hits_by_kind[Transport.UDP]
+UDP = Transport.UDP
+TCP = Transport.TCP
+
+
+def reply_of(outcome: bytes | PrefetchDue | FastQuery | None) -> bytes | None:
+    """The reply a hit gives (with or without a prefetch due), or None on a miss."""
+    if isinstance(outcome, PrefetchDue):
+        return outcome.reply
+    return outcome if isinstance(outcome, bytes) else None
 
 
 QUESTIONS = [
@@ -133,19 +142,13 @@ def test_a_hit_equals_the_slow_path_rendering(
     expected_full = render_result(
         read_plain_query(second_wire, second_fast), aged(result, age), 65535
     )
-    ready = cache.ready_by_transport[Transport.TCP]
-    hit = cache.lookup(second_fast, second_wire, T0 + age, 65535, UDP_HITS(cache), ready=ready)
+    hit = reply_of(cache.hit(second_wire, T0 + age, TCP))
     assert hit == expected_full
     repeat = bytes([second_wire[1], second_wire[0]]) + second_wire[2:]  # the same, another ID
-    ready_reply = cache.answer_ready(repeat, T0 + age, ready, UDP_HITS(cache))
-    smallest_ttl = min(r.ttl for r in result.answer + result.authority)
-    if (smallest_ttl - age) * PREFETCH_DIVISOR == smallest_ttl:
-        assert ready_reply is None  # the next hit decides whether to prefetch
-    else:
-        assert ready_reply == repeat[:2] + expected_full[2:]
+    assert reply_of(cache.hit(repeat, T0 + age, TCP)) == repeat[:2] + expected_full[2:]
 
     limit = second_fast.udp_limit
-    small = cache.lookup(second_fast, second_wire, T0 + age, limit, UDP_HITS(cache))
+    small = reply_of(cache.hit(second_wire, T0 + age, UDP))
     assert small is not None
     reply = dns.message.from_wire(small)
     assert reply.id == second_id
@@ -178,12 +181,10 @@ def store_one(
 def test_ttls_count_down_and_the_entry_expires_with_its_smallest_ttl() -> None:
     cache = AnswerCache(1 << 20)
     wire, _ = store_one(cache, "nx.example.lab.")  # SOA with negative TTL 60
-    fast = read_fast_query(wire)
-    assert fast is not None
-    at_10 = dns.message.from_wire(cache.lookup(fast, wire, T0 + 10.9, 512, UDP_HITS(cache)) or b"")
+    at_10 = dns.message.from_wire(reply_of(cache.hit(wire, T0 + 10.9, UDP)) or b"")
     assert at_10.authority[0].ttl == 50
-    assert cache.lookup(fast, wire, T0 + 59.5, 512, UDP_HITS(cache)) is not None
-    assert cache.lookup(fast, wire, T0 + 60, 512, UDP_HITS(cache)) is None
+    assert reply_of(cache.hit(wire, T0 + 59.5, UDP)) is not None
+    assert isinstance(cache.hit(wire, T0 + 60, UDP), FastQuery)  # a miss hands on the query
     assert cache.counters.expired == 1
     assert len(cache) == 0
 
@@ -192,9 +193,7 @@ def test_different_flags_are_different_entries() -> None:
     cache = AnswerCache(1 << 20)
     store_one(cache)
     with_edns = dns.message.make_query("www.example.lab.", "A", use_edns=0).to_wire()
-    fast = read_fast_query(with_edns)
-    assert fast is not None
-    assert cache.lookup(fast, with_edns, T0, 512, UDP_HITS(cache)) is None
+    assert reply_of(cache.hit(with_edns, T0, UDP)) is None
 
 
 def test_type_65_is_not_lowered_into_type_97() -> None:
@@ -230,10 +229,8 @@ def test_eviction_under_a_small_size_limit_keeps_the_newest() -> None:
     assert cache.bytes_used <= 4000
     last = dns.message.make_query(names[-1], "A").to_wire()
     first = dns.message.make_query(names[0], "A").to_wire()
-    last_fast, first_fast = read_fast_query(last), read_fast_query(first)
-    assert last_fast is not None and first_fast is not None
-    assert cache.lookup(last_fast, last, T0, 512, UDP_HITS(cache)) is not None
-    assert cache.lookup(first_fast, first, T0, 512, UDP_HITS(cache)) is None
+    assert reply_of(cache.hit(last, T0, UDP)) is not None
+    assert reply_of(cache.hit(first, T0, UDP)) is None
 
 
 def test_flush_one_name_a_subtree_or_all() -> None:
@@ -248,54 +245,96 @@ def test_flush_one_name_a_subtree_or_all() -> None:
     assert len(cache) == 0
 
 
-def test_a_repeated_query_is_answered_ready_until_its_ttls_change() -> None:
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The queries the answer cache reads (a repeat answered ready reads none)."""
+    read: list[bytes] = []
+
+    def counting(wire: bytes) -> FastQuery | None:
+        read.append(wire)
+        return read_fast_query(wire)
+
+    monkeypatch.setattr(answer_module, "read_fast_query", counting)
+    return read
+
+
+def test_a_repeated_query_is_answered_ready_until_its_ttls_change(reads: list[bytes]) -> None:
     cache = AnswerCache(1 << 20)
     wire, _ = store_one(cache, "nx.example.lab.")  # SOA with negative TTL 60
-    fast = read_fast_query(wire)
-    assert fast is not None
-    ready: dict[bytes, ReadyReply] = {}
-    first = cache.lookup(fast, wire, T0 + 10.2, 512, UDP_HITS(cache), ready=ready)
-    assert first is not None
+    first = reply_of(cache.hit(wire, T0 + 10.2, UDP))
+    assert first is not None and len(reads) == 1
     again = b"\x12\x34" + wire[2:]
-    assert cache.answer_ready(again, T0 + 10.9, ready, UDP_HITS(cache)) == b"\x12\x34" + first[2:]
-    assert cache.counters.hits == 2 and sum(UDP_HITS(cache)) == 2
-    assert cache.answer_ready(again, T0 + 11.0, ready, UDP_HITS(cache)) is None  # TTLs age
-    later = cache.lookup(fast, again, T0 + 11.0, 512, UDP_HITS(cache), ready=ready)
-    assert later is not None
+    assert cache.hit(again, T0 + 10.9, UDP) == b"\x12\x34" + first[2:]
+    assert len(reads) == 1  # answered ready: not read again
+    assert cache.counters.hits == 2
+    later = reply_of(cache.hit(again, T0 + 11.0, UDP))  # the TTLs age: patched again
+    assert later is not None and len(reads) == 2
     assert dns.message.from_wire(later).authority[0].ttl == 49
     other_case = dns.message.make_query("NX.example.lab.", "A").to_wire()
-    assert cache.answer_ready(other_case, T0 + 11.0, ready, UDP_HITS(cache)) is None
+    assert reply_of(cache.hit(other_case, T0 + 11.0, UDP)) is not None
+    assert len(reads) == 3  # other letters: other bytes, read
 
 
-def test_a_ready_reply_goes_with_its_entry() -> None:
+def test_a_ready_reply_goes_with_its_entry(reads: list[bytes]) -> None:
     cache = AnswerCache(1 << 20)
     wire, question_end = store_one(cache)
     fast = read_fast_query(wire)
     assert fast is not None
-    ready: dict[bytes, ReadyReply] = {}
-    assert cache.lookup(fast, wire, T0, 512, UDP_HITS(cache), ready=ready) is not None
-    assert cache.answer_ready(wire, T0, ready, UDP_HITS(cache)) is not None
+    assert reply_of(cache.hit(wire, T0, UDP)) is not None
+    assert reply_of(cache.hit(wire, T0, UDP)) is not None and len(reads) == 1
     replaced = render_result(
         read_plain_query(wire, fast), aged(lab_result("www.example.lab.", "A"), 100), 65535
     )
     assert cache.store(fast.key, replaced, question_end, T0)  # a refresh: the old one is gone
-    assert cache.answer_ready(wire, T0, ready, UDP_HITS(cache)) is None
-    assert cache.lookup(fast, wire, T0, 512, UDP_HITS(cache), ready=ready) is not None
+    assert reply_of(cache.hit(wire, T0, UDP)) == replaced  # not the old ready reply
+    assert len(reads) == 2
     assert cache.flush() == 1
-    assert cache.answer_ready(wire, T0, ready, UDP_HITS(cache)) is None
+    assert isinstance(cache.hit(wire, T0, UDP), FastQuery)
+    assert len(reads) == 3
 
 
-def test_prefetch_is_decided_even_when_repeats_are_answered_ready() -> None:
-    prefetched: list[bytes] = []
-    cache = AnswerCache(1 << 20, on_prefetch=prefetched.append)
+def test_prefetch_is_due_once_even_when_repeats_are_answered_ready() -> None:
+    cache = AnswerCache(1 << 20)
     wire, _ = store_one(cache, "nx.example.lab.")  # TTL 60: prefetch from 54 s
     fast = read_fast_query(wire)
     assert fast is not None
-    ready: dict[bytes, ReadyReply] = {}
-    assert cache.lookup(fast, wire, T0 + 53.5, 512, UDP_HITS(cache), ready=ready) is not None
-    assert cache.answer_ready(wire, T0 + 53.99, ready, UDP_HITS(cache)) is not None
-    assert prefetched == []
-    assert cache.answer_ready(wire, T0 + 54.0, ready, UDP_HITS(cache)) is None
-    assert cache.lookup(fast, wire, T0 + 54.01, 512, UDP_HITS(cache), ready=ready) is not None
-    assert prefetched == [fast.key]
-    assert cache.answer_ready(wire, T0 + 59.9, ready, UDP_HITS(cache)) is None  # expired at 60
+    assert type(cache.hit(wire, T0 + 53.5, UDP)) is bytes
+    assert type(cache.hit(wire, T0 + 53.99, UDP)) is bytes
+    due = cache.hit(wire, T0 + 54.01, UDP)
+    assert isinstance(due, PrefetchDue) and due.key == fast.key
+    assert dns.message.from_wire(due.reply).id == dns.message.from_wire(wire).id
+    assert type(cache.hit(wire, T0 + 54.5, UDP)) is bytes  # due once per entry
+    assert type(cache.hit(wire, T0 + 55.5, TCP)) is bytes
+    assert cache.counters.prefetches == 1
+    assert isinstance(cache.hit(wire, T0 + 60, UDP), FastQuery)  # expired at 60
+
+
+def test_hits_are_counted_by_transport_and_kind() -> None:
+    cache = AnswerCache(1 << 20)
+    wire, _ = store_one(cache)  # NOERROR A
+    nx_wire, _ = store_one(cache, "nx.example.lab.")  # NXDOMAIN A
+    for _ in range(3):
+        cache.hit(wire, T0, UDP)
+    cache.hit(wire, T0, TCP)
+    cache.hit(nx_wire, T0, TCP)
+    cache.hit(dns.message.make_query("missing.example.lab.", "A").to_wire(), T0, UDP)
+    stats = cache.stats()
+    a = b"\x00\x01"
+    assert stats.hits == {
+        ("udp", a, dns.rcode.NOERROR): 3,
+        ("udp", a, dns.rcode.NXDOMAIN): 0,
+        ("tcp", a, dns.rcode.NOERROR): 1,
+        ("tcp", a, dns.rcode.NXDOMAIN): 1,
+    }
+    assert stats.counters.hits == 5 and stats.counters.misses == 1
+    assert stats.size.entries == 2 == len(cache)
+    assert stats.size.bytes_used == cache.bytes_used
+
+
+def test_a_query_that_is_not_plain_is_not_looked_up() -> None:
+    cache = AnswerCache(1 << 20)
+    wire, _ = store_one(cache)
+    no_rd = bytearray(wire)
+    no_rd[2] &= ~0x01
+    assert cache.hit(bytes(no_rd), T0, UDP) is None
+    assert cache.counters.misses == 0 and cache.counters.hits == 0

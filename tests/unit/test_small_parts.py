@@ -17,9 +17,9 @@ import pytest
 from resolver.core.compose import client_udp_limit, render_result
 from resolver.core.hints import HintsError, root_cut_from_hints
 from resolver.core.local import local_answer
-from resolver.frontend import read_plain_query
 from resolver.model import ClientQuery, ExtendedError, Question, Result, join_reasons, servfail
 from resolver.records import WireRRset
+from resolver.screen import read_plain_query
 from resolver.transport.batch import EndOfTurn
 from resolver.transport.framing import frame, split_frames
 from resolver.transport.upstream import is_allowed

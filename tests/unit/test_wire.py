@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from resolver.access import LOOPBACK_RULES, AccessList
-from resolver.frontend import screen_query
 from resolver.model import ClientQuery
+from resolver.screen import screen_query
 from resolver.wire import (
     FLAG_QR,
     FLAG_RD,
@@ -129,5 +129,5 @@ def test_names_the_fast_reader_cuts_short_are_never_cached(name_wire: bytes) -> 
     fast = read_fast_query(wire)
     if fast is not None:
         assert not is_cacheable_question(wire, fast)
-    outcome = screen_query(wire, "127.0.0.1", AccessList(LOOPBACK_RULES))
+    outcome = screen_query(wire, AccessList(LOOPBACK_RULES).decide("127.0.0.1"), fast)
     assert not isinstance(outcome, ClientQuery) or outcome.cache_key is None

@@ -1,0 +1,65 @@
+"""What each part of a running resolver reports to the metrics collector at scrape time.
+
+A narrow protocol between the parts and :mod:`resolver.metrics`: each part (frontend, driver,
+mesh, upstream) hands out one of these plain values through its ``stats()`` (the caches report
+:class:`~resolver.cache.answer.AnswerCacheStats` and :class:`~resolver.cache.lru.CacheSize`),
+so the collector imports none of the parts themselves (``tests/unit/test_architecture.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from resolver.histogram import HistogramView
+
+
+@dataclass(frozen=True, slots=True)
+class DriverStats:
+    """What the driver has measured, read at scrape time (:meth:`Driver.stats`)."""
+
+    upstream_rtt: HistogramView
+    bugs: int
+
+
+@dataclass(frozen=True, slots=True)
+class FrontendStats:
+    """What the frontend has answered, read at scrape time (:meth:`Frontend.stats`)."""
+
+    answered: dict[tuple[str, bytes, int], int]
+    """Slow-path replies by (transport, QTYPE in wire form, RCODE; -1: dropped)."""
+    rejected: dict[str, int]
+    """Queries not resolved, by reason (refused, denied, malformed, ratelimited...)."""
+    latency: HistogramView
+    """Seconds from arrival to reply of slow-path queries (hits are not timed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MeshStats:
+    """What the mesh has done, read at scrape time (:meth:`Mesh.stats`)."""
+
+    in_flight: int
+    """Resolutions in flight, sub-resolutions included."""
+    merged: int
+    """Questions that joined a resolution in flight instead of starting one."""
+    upstream: dict[str, int]
+    """Upstream outcomes: reply kinds (answer, referral, nxdomain...) and failures."""
+
+
+@dataclass(slots=True)
+class UpstreamCounters:
+    """Plain counters, read by the metrics collector at scrape time."""
+
+    sent_udp: int = 0
+    sent_tcp: int = 0
+    tcp_fallbacks: int = 0
+    timeouts: int = 0
+    network_errors: int = 0
+    prohibited: int = 0
+    local_skipped: int = 0
+    """Queries not sent to a local address the outbound allow-list does not name."""
+    mismatched: int = 0
+    """Datagrams on a query's socket that did not match its ID and question."""
+    forgery_tcp_switches: int = 0
+    """Questions moved to TCP after repeated mismatched replies."""
+    late_replies: int = 0
+    """Replies that came after their try had timed out, on its socket kept open."""
