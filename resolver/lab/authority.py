@@ -21,6 +21,7 @@ import dns.rrset
 import dns.zone
 
 from resolver.lab.description import Faults
+from resolver.lab.dnssec import SignedIndex, add_dnssec, take_nsec3, wants_dnssec, without_meta
 from resolver.limits import MAX_CNAME_IN_ZONE
 
 _WILDCARD = dns.name.Name([b"*"])
@@ -32,11 +33,14 @@ class ServedZone:
 
     zone: dns.zone.Zone
     names: set[dns.name.Name] = field(default_factory=set)
+    signed: SignedIndex | None = None
+    """Set for a signed zone: its denial records (:mod:`resolver.lab.dnssec`)."""
 
     @classmethod
     def from_zone(cls, zone: dns.zone.Zone) -> ServedZone:
         origin = zone.origin
         assert origin is not None
+        signed = take_nsec3(zone)  # NSEC3 owners are not names of the zone (RFC 5155 §7.2.8)
         names: set[dns.name.Name] = set()
         for name in zone.nodes:
             absolute = name.derelativize(origin)
@@ -45,7 +49,7 @@ class ServedZone:
                 if absolute == origin:
                     break
                 absolute = absolute.parent()
-        return cls(zone, names)
+        return cls(zone, names, signed)
 
     @property
     def origin(self) -> dns.name.Name:
@@ -194,7 +198,25 @@ def authoritative_answer(
     faults: Faults | None = None,
 ) -> dns.message.Message:
     """The response an authoritative server for ``zones`` gives to ``query`` (with the
-    DNAME faults of ``faults``, if any)."""
+    DNAME faults of ``faults``, if any). In a signed zone, a query with DO=1 gets the
+    DNSSEC records too (RFC 4035 §3.1); without DO, an ANY answer leaves them out."""
+    response = _answer(zones, query, faults)
+    served = closest_zone(zones, query.question[0].name) if len(query.question) == 1 else None
+    if served is None or served.signed is None:
+        return response
+    if wants_dnssec(query):
+        add_dnssec(served, response)
+    elif query.question[0].rdtype == dns.rdatatype.ANY:
+        response.answer = without_meta(response.answer)
+    return response
+
+
+def _answer(
+    zones: Mapping[dns.name.Name, ServedZone],
+    query: dns.message.Message,
+    faults: Faults | None = None,
+) -> dns.message.Message:
+    """The answer without DNSSEC's additions (RFC 1034 §4.3.2)."""
     response = dns.message.make_response(query)
     response.flags &= ~dns.flags.RA
     if len(query.question) != 1:
@@ -272,6 +294,21 @@ def add_poison(response: dns.message.Message) -> None:
     )
 
 
+def forge(response: dns.message.Message, faults: Faults) -> None:
+    """The ``forge`` fault: the answer to a forged name and type is the forged record alone,
+    unsigned (a lying server in a signed zone: a validator must call it bogus)."""
+    question = response.question[0]
+    for name, record in faults.forge:
+        rdtype, rdata = record.split(None, 1)
+        if name == question.name and question.rdtype in (
+            dns.rdatatype.from_text(rdtype),
+            dns.rdatatype.ANY,
+        ):
+            response.set_rcode(dns.rcode.NOERROR)
+            response.answer = [dns.rrset.from_text(name, 300, "IN", rdtype, rdata)]
+            response.authority = []
+
+
 def name_delay_s(faults: Faults, query: dns.message.Message) -> float:
     """How late a server with the ``delay_names`` fault answers ``query``: the delay given
     for its question's name (compared case-insensitively, as DNS names are), else 0."""
@@ -326,8 +363,10 @@ def lab_response(
             return _error_response(query, dns.rcode.from_text(faults.on_nodata))
         if is_empty_non_terminal(zones, query.question[0].name):
             response.set_rcode(dns.rcode.NXDOMAIN)
+    if faults.forge:
+        forge(response, faults)
     if query.edns >= 0:
-        response.use_edns(0, payload=LAB_EDNS_PAYLOAD)
+        response.use_edns(0, query.ednsflags & dns.flags.DO, payload=LAB_EDNS_PAYLOAD)
     if faults.poison:
         add_poison(response)
     return response

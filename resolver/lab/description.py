@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dns.exception
 import dns.name
 import dns.rcode
+import dns.rdata
 
 from resolver.names import InvalidNameError, parse_name
 
@@ -53,6 +55,10 @@ class Faults:
     follow the IDs seen before) carrying a wrong address, from the server's own socket, to
     the resolver's recently seen ports and random ports. The forgery test uses it."""
     delay_names: tuple[tuple[dns.name.Name, float], ...] = ()
+    forge: tuple[tuple[dns.name.Name, str], ...] = ()
+    """Lie in a signed zone: answer these names (for the record's type, or ANY) with this
+    record (``"A 192.0.2.66"``), unsigned, in place of the zone's answer; a validator must
+    find it bogus (issue 12)."""
     """Answer these names (exactly, any type) this many seconds late, the rest at once: a
     server fast for most names and slow for some (a backend lookup, an on-line signer)."""
 
@@ -69,6 +75,13 @@ class ServerSpec:
 class LabDescription:
     zone_files: dict[dns.name.Name, Path]
     servers: tuple[ServerSpec, ...]
+    signed_files: dict[dns.name.Name, Path] = field(default_factory=dict)
+    """The signed file of each signed zone (``[signed]``; python -m resolver.lab.sign writes
+    them from ``zone_files``, the unsigned sources): the servers serve these."""
+
+    def serving_files(self) -> dict[dns.name.Name, Path]:
+        """The file each zone is served from: the signed one where there is one."""
+        return {zone: self.signed_files.get(zone, path) for zone, path in self.zone_files.items()}
 
     def server(self, address: str) -> ServerSpec:
         """The server listening on ``address``."""
@@ -113,6 +126,8 @@ def _faults(raw: dict[str, Any], where: str) -> Faults:
             values["rcode"] = dns.rcode.from_text(str(values["rcode"]))
         except dns.rcode.UnknownRcode as exc:
             raise LabDescriptionError(f"{where}.faults.rcode: unknown rcode") from exc
+    if "forge" in values:
+        values["forge"] = _forge(values["forge"], where)
     if "delay_names" in values:
         values["delay_names"] = _delay_names(values["delay_names"], where)
     on_nodata = values.get("on_nodata", "")
@@ -139,6 +154,21 @@ def _delay_names(raw: object, where: str) -> tuple[tuple[dns.name.Name, float], 
     return tuple(delays)
 
 
+def _forge(raw: object, where: str) -> tuple[tuple[dns.name.Name, str], ...]:
+    """``{ "www.forge.lab." = "A 192.0.2.66" }``: absolute names to a type and its rdata."""
+    if not isinstance(raw, dict):
+        raise LabDescriptionError(f'{where}.faults.forge: a table of name = "TYPE rdata"')
+    forged = []
+    for name_text, record in raw.items():
+        try:
+            rdtype, rdata = str(record).split(None, 1)
+            dns.rdata.from_text("IN", rdtype, rdata)
+        except (ValueError, dns.exception.DNSException) as exc:
+            raise LabDescriptionError(f"{where}.faults.forge.{name_text}: {exc}") from exc
+        forged.append((parse_name(name_text), str(record)))
+    return tuple(forged)
+
+
 def parse_lab_description(text: str, base: Path, source: str = "lab.toml") -> LabDescription:
     """Parse the description; zone file names are relative to ``base``."""
     try:
@@ -147,6 +177,10 @@ def parse_lab_description(text: str, base: Path, source: str = "lab.toml") -> La
         raise LabDescriptionError(f"{source}: {exc}") from exc
     try:
         zone_files = {parse_name(zone): base / file for zone, file in data.get("zones", {}).items()}
+        signed_files = {parse_name(z): base / f for z, f in data.get("signed", {}).items()}
+        for zone in signed_files:
+            if zone not in zone_files:
+                raise LabDescriptionError(f"{source}: signed.{zone}: no zone file for {zone}")
         servers = []
         for name_text, raw in data.get("servers", {}).items():
             where = f"{source}: servers.{name_text!r}"
@@ -161,7 +195,7 @@ def parse_lab_description(text: str, base: Path, source: str = "lab.toml") -> La
         if isinstance(exc, LabDescriptionError):
             raise
         raise LabDescriptionError(f"{source}: {exc}") from exc
-    return LabDescription(zone_files, tuple(servers))
+    return LabDescription(zone_files, tuple(servers), signed_files)
 
 
 def load_lab_description(path: Path) -> LabDescription:

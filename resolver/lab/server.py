@@ -42,6 +42,19 @@ def render_reply(response: dns.message.Message, limit: int) -> bytes:
     return response.to_wire(max_size=limit, prefer_truncation=True)
 
 
+_PARSED: dict[tuple[Path, int, dns.name.Name], ServedZone] = {}
+
+
+def loaded_zone(path: Path, origin: dns.name.Name) -> ServedZone:
+    """The zone in ``path``, parsed once per process while the file is unchanged: the test
+    suite starts labs many times, and the signed zones cost about 3x as much to parse as
+    their sources (0.29 s for the whole lab against 0.10 s). Servers never change a zone."""
+    key = (path, path.stat().st_mtime_ns, origin)
+    if key not in _PARSED:
+        _PARSED[key] = load_zone(str(path), origin)
+    return _PARSED[key]
+
+
 RECENT_QUESTIONS = 64
 """Questions each lab server remembers for tests."""
 
@@ -172,7 +185,9 @@ class Lab:
         self.description = description
         self.port = port
         self._rng = random.Random(seed)
-        loaded = {zone: load_zone(str(path), zone) for zone, path in description.zone_files.items()}
+        loaded = {
+            zone: loaded_zone(path, zone) for zone, path in description.serving_files().items()
+        }
         self.authorities = [
             LabAuthority(spec, {z: loaded[z] for z in spec.zones}, self._rng)
             for spec in description.servers

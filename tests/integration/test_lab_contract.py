@@ -65,6 +65,18 @@ CONTRACT = [
     ("www.a.b.entnx.lab.", "A", "NOERROR", ["192.0.2.81"], 0),
     ("www.a.b.refuse.lab.", "A", "NOERROR", ["192.0.2.82"], 0),
     ("www.a.b.dropmin.lab.", "A", "NOERROR", ["192.0.2.83"], 0),
+    # The signed lab (issue 12): rows whose answer stays the same once the resolver validates.
+    ("www.secure.lab.", "A", "NOERROR", ["192.0.2.100"], 0),
+    ("anything.wild.secure.lab.", "A", "NOERROR", ["192.0.2.99"], 0),
+    ("nx.secure.lab.", "A", "NXDOMAIN", [], 0),
+    ("www.secure.lab.", "MX", "NOERROR", [], 0),
+    ("www.nsec3.lab.", "A", "NOERROR", ["192.0.2.101"], 0),
+    ("nx.nsec3.lab.", "A", "NXDOMAIN", [], 0),
+    ("www.insecure.optout.lab.", "A", "NOERROR", ["192.0.2.103"], 0),
+    ("www.alg8.lab.", "A", "NOERROR", ["192.0.2.108"], 0),
+    ("www.alg16.lab.", "A", "NOERROR", ["192.0.2.116"], 0),
+    ("www.unsupported.lab.", "A", "NOERROR", ["192.0.2.127"], 0),
+    ("www.nsec3iter.lab.", "A", "NOERROR", ["192.0.2.128"], 0),
 ]
 
 

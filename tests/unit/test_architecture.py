@@ -44,6 +44,8 @@ SANS_IO = [
     PACKAGE / "ratelimit.py",
     PACKAGE / "histogram.py",
     PACKAGE / "lab" / "authority.py",
+    PACKAGE / "lab" / "dnssec.py",
+    PACKAGE / "lab" / "chains.py",
 ]
 FORBIDDEN_MODULES = {
     "asyncio",

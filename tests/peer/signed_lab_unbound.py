@@ -1,0 +1,171 @@
+"""Unbound 1.17, validating with the lab's trust anchor, on the signed lab (issue 12 item 7).
+
+    .venv/bin/python -m tests.peer.signed_lab_unbound --out DIR     (as root)
+
+re-runs itself under ``unshare --net`` with ``lo`` up, starts the lab's servers on port 53
+(``rootwalk lab --lab-port 53``) and Debian's ``unbound`` with ``module-config: "validator
+iterator"``, ``trust-anchor-file: zones/lab/trust-anchor.ds`` and ``ede: yes``, asks each
+question of :data:`EXPECTED` with DO over TCP and writes (rcode, AD, EDE code) per question
+to ``DIR/validated.json``. :mod:`tests.peer.test_unbound_validates` compares them with
+:data:`EXPECTED`: a mature validator sees each signed lab zone as the lab means it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+
+from resolver.paths import lab_description, lab_root_hints
+from tests.peer.harness import REPO, unbound_path
+
+UNBOUND_PORT = 5321
+LAB_RESOLVER_PORT = 5398
+
+EXPECTED: dict[tuple[str, str], tuple[str, bool, int | None]] = {
+    # (name, type): (rcode, AD, EDE info code or None), as Unbound 1.17 gives them.
+    ("www.secure.lab.", "A"): ("NOERROR", True, None),
+    ("anything.wild.secure.lab.", "A"): ("NOERROR", True, None),
+    ("nx.secure.lab.", "A"): ("NXDOMAIN", True, None),
+    ("www.secure.lab.", "MX"): ("NOERROR", True, None),
+    ("ent.secure.lab.", "A"): ("NOERROR", True, None),
+    ("www.nsec3.lab.", "A"): ("NOERROR", True, None),
+    ("anything.wild.nsec3.lab.", "A"): ("NOERROR", True, None),
+    ("nx.nsec3.lab.", "A"): ("NXDOMAIN", True, None),
+    ("www.nsec3.lab.", "MX"): ("NOERROR", True, None),
+    ("ent.nsec3.lab.", "A"): ("NOERROR", True, None),
+    ("www.optout.lab.", "A"): ("NOERROR", True, None),
+    # RFC 5155 §9.2: an NXDOMAIN whose next closer name an opt-out NSEC3 covers is insecure
+    ("nx.optout.lab.", "A"): ("NXDOMAIN", False, None),
+    ("www.insecure.optout.lab.", "A"): ("NOERROR", False, None),
+    ("www.alg8.lab.", "A"): ("NOERROR", True, None),
+    ("www.alg10.lab.", "A"): ("NOERROR", True, None),
+    ("www.alg13.lab.", "A"): ("NOERROR", True, None),
+    ("www.alg14.lab.", "A"): ("NOERROR", True, None),
+    ("www.alg15.lab.", "A"): ("NOERROR", True, None),
+    ("www.alg16.lab.", "A"): ("NOERROR", True, None),
+    ("www.example.lab.", "A"): ("NOERROR", False, None),
+    ("nx.example.lab.", "A"): ("NXDOMAIN", False, None),
+    ("nx.lab.", "A"): ("NXDOMAIN", True, None),
+    ("nx.", "A"): ("NXDOMAIN", True, None),
+    ("www.badsig.lab.", "A"): ("SERVFAIL", False, 6),
+    ("www.expired.lab.", "A"): ("SERVFAIL", False, 7),
+    ("www.future.lab.", "A"): ("SERVFAIL", False, 8),
+    ("www.nosig.lab.", "A"): ("SERVFAIL", False, 10),
+    ("www.dsmismatch.lab.", "A"): ("SERVFAIL", False, 9),
+    ("www.nodnskey.lab.", "A"): ("SERVFAIL", False, 9),
+    ("www.unsupported.lab.", "A"): ("NOERROR", False, None),
+    ("www.nsec3iter.lab.", "A"): ("NOERROR", True, None),
+    ("nx.nsec3iter.lab.", "A"): ("NXDOMAIN", False, None),
+    ("www.forge.lab.", "A"): ("SERVFAIL", False, 10),
+    ("www.keytrap.lab.", "A"): ("SERVFAIL", False, 6),
+}
+
+
+def unbound_config(folder: Path) -> Path:
+    path = folder / "unbound-validating.conf"
+    anchor = lab_description().parent / "trust-anchor.ds"
+    path.write_text(
+        "server:\n"
+        f"  interface: 127.0.0.1@{UNBOUND_PORT}\n"
+        '  module-config: "validator iterator"\n'
+        f"  trust-anchor-file: {anchor}\n"
+        f"  root-hints: {lab_root_hints()}\n"
+        "  do-not-query-localhost: no\n  access-control: 127.0.0.0/8 allow\n"
+        '  username: ""\n  chroot: ""\n  pidfile: ""\n'
+        f"  directory: {folder}\n  logfile: {folder}/unbound-validating.log\n"
+        "  use-syslog: no\n  verbosity: 1\n  val-log-level: 2\n  ede: yes\n"
+        "  num-threads: 1\n  so-reuseport: no\n"
+        "remote-control:\n  control-enable: no\n"
+    )
+    return path
+
+
+def ask(name: str, rdtype: str) -> list[object]:
+    query = dns.message.make_query(name, rdtype, use_edns=0, want_dnssec=True, payload=1232)
+    try:
+        reply = dns.query.tcp(query, "127.0.0.1", port=UNBOUND_PORT, timeout=8)
+    except (dns.exception.DNSException, OSError) as exc:
+        return ["NO REPLY", False, None, repr(exc)]
+    edes = [o for o in reply.options if isinstance(o, dns.edns.EDEOption)]
+    return [
+        dns.rcode.to_text(reply.rcode()),
+        bool(reply.flags & dns.flags.AD),
+        int(edes[0].code) if edes else None,
+        edes[0].text if edes else "",
+    ]
+
+
+def wait_for(port: int, deadline_s: float = 10.0) -> None:
+    query = dns.message.make_query("lab.", "SOA")
+    until = time.monotonic() + deadline_s
+    while True:
+        try:
+            dns.query.udp(query, "127.0.0.1", port=port, timeout=0.5)
+            return
+        except (dns.exception.DNSException, OSError):
+            if time.monotonic() > until:
+                raise
+
+
+def inside(out: Path) -> int:
+    unbound = unbound_path()
+    assert unbound is not None
+    lab = subprocess.Popen(
+        [sys.executable, "-m", "resolver", "lab", "--lab-port", "53",
+         "--listen", f"127.0.0.1:{LAB_RESOLVER_PORT}", "--metrics", "off", "--control", "off"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
+    )  # fmt: skip
+    validator = subprocess.Popen(
+        [unbound, "-d", "-c", str(unbound_config(out))],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(LAB_RESOLVER_PORT)
+        wait_for(UNBOUND_PORT)
+        results = [[name, rdtype, *ask(name, rdtype)] for name, rdtype in EXPECTED]
+    finally:
+        for process in (validator, lab):
+            process.send_signal(signal.SIGTERM)
+            process.wait(10)
+    (out / "validated.json").write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def run_in_namespace(out: Path, timeout_s: float = 60.0) -> tuple[int, str]:
+    """:func:`inside` under ``unshare --net`` (only loopback: nothing can leave)."""
+    command = f"ip link set lo up && exec {sys.executable} -m tests.peer.signed_lab_unbound"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.run(
+        ["unshare", "--net", "sh", "-c", f"{command} --inside --out {out}"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout_s, check=False,
+    )  # fmt: skip
+    return process.returncode, process.stdout + process.stderr
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--inside", action="store_true")
+    args = parser.parse_args()
+    if args.inside:
+        return inside(args.out)
+    returncode, output = run_in_namespace(args.out)
+    print(output or (args.out / "validated.json").read_text())
+    return returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
