@@ -6,7 +6,7 @@ close to what Unbound and Knot Resolver chose, rounded to what our lab and tests
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MAX_REFERRALS = 30
 """Referrals followed for one client query. Unbound's MAX_REFERRAL_COUNT is 130, Knot's
@@ -69,6 +69,8 @@ class Budget:
     limits: Limits
     upstream_queries: int = 0
     subqueries: int = 0
+    work: ValidationWork = field(default_factory=lambda: ValidationWork())  # noqa: PLW0108 (defined below)
+    """The DNSSEC work of this client query, shared as the rest (KeyTrap)."""
 
     def spend_upstream_query(self) -> bool:
         """Count one upstream query; False when the budget is already spent."""

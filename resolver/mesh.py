@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from resolver.cache.view import Caches
+from resolver.core.dnssec.keys import Validator
 from resolver.core.events import (
     Action,
     Event,
@@ -117,8 +118,11 @@ class Mesh:
         qname_minimisation: bool = True,
         client_deadline_s: float = 4.0,
         serve_stale_client_timeout_s: float = 1.8,
+        validator: Validator | None = None,
     ) -> None:
         self.root = root
+        self.validator = validator
+        """DNSSEC validation shared by every resolution (its key cache); None: off."""
         self.harden_glue = harden_glue
         self.qname_minimisation = qname_minimisation
         """RFC 9156; read when a resolution starts, so a reload applies to the next ones."""
@@ -315,6 +319,7 @@ class Mesh:
             harden_glue=self.harden_glue,
             ancestry=ancestry,
             qname_minimisation=self.qname_minimisation,
+            validator=self.validator,
         )
         self._jobs[job_id] = _Job(question, resolution, budget, ancestry, depth)
         self._inflight[question] = job_id

@@ -36,6 +36,11 @@ class Question:
     qname_key: NameKey = field(default=NameKey(b""), kw_only=True, repr=False)
     """``qname`` lower-cased in wire form; left out, it is made from ``qname`` (so a
     ``dataclasses.replace`` that changes ``qname`` must pass the new key too)."""
+    checking_disabled: bool = field(default=False, kw_only=True)
+    """Resolve without validating (RFC 4035 §3.2.2, the CD bit): name server address
+    lookups, and the DNSKEY and DS fetches a validating resolution verifies itself. A
+    question with it set is another question, so the mesh never hands an unvalidated
+    result to a client that wants a validated one."""
 
     def __post_init__(self) -> None:
         if not self.qname_key:
@@ -48,10 +53,11 @@ class Question:
             self.qname_key == other.qname_key
             and self.qtype == other.qtype
             and self.qclass == other.qclass
+            and self.checking_disabled == other.checking_disabled
         )
 
     def __hash__(self) -> int:
-        return hash((self.qname_key, self.qtype, self.qclass))
+        return hash((self.qname_key, self.qtype, self.qclass, self.checking_disabled))
 
     def __str__(self) -> str:
         return f"{self.qname} {dns.rdatatype.to_text(self.qtype)}"
@@ -72,6 +78,17 @@ class ClientQuery(NamedTuple):
     cache_key: bytes | None = None
     """The answer cache's key for a plain query (``wire.read_fast_query``); None when the
     answer is not to be kept."""
+
+
+class Security(enum.Enum):
+    """RFC 4035 §4.3's four states of validated data (the validator's verdicts carry one;
+    :mod:`resolver.core.dnssec.security`). Kept here, below every layer, because a
+    :class:`Result` carries its answer's state."""
+
+    SECURE = "secure"
+    INSECURE = "insecure"
+    BOGUS = "bogus"
+    INDETERMINATE = "indeterminate"
 
 
 class Transport(enum.Enum):
@@ -119,6 +136,16 @@ class Result:
     """On a failure that a dependency cycle caused: the name server whose address was needed
     to resolve itself (Unbound's ``causes_cycle``). Such a failure is not cached as the
     name's answer: the name may resolve through another path."""
+    security: Security | None = field(default=None, compare=False)
+    """The answer's DNSSEC state (RFC 4035 §4.3); None when it was not validated
+    (validation off, or a question with ``checking_disabled``)."""
+    proof: tuple[WireRRset, ...] = field(default=(), compare=False)
+    """The DNSSEC records behind the answer: the RRSIGs of the answer's RRsets, and the
+    NSEC/NSEC3 records of a negative answer with their RRSIGs (RFC 4035 §3.1.1-3.1.3).
+    A validator verifies them; a client that set DO gets them (RFC 4035 §3.2.1)."""
+    zone: dns.name.Name | None = field(default=None, compare=False)
+    """The zone whose servers gave the final reply (where a validator looks for keys when
+    the records carry no RRSIG naming their signer)."""
 
     @property
     def is_failure(self) -> bool:

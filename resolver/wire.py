@@ -274,15 +274,24 @@ def _find_opt(wire: bytes, offset: int, header: Header) -> bytes:
     return b""
 
 
-def build_query(message_id: int, qname_wire: bytes, qtype: int, edns_payload: int | None) -> bytes:
+def build_query(
+    message_id: int,
+    qname_wire: bytes,
+    qtype: int,
+    edns_payload: int | None,
+    *,
+    dnssec_ok: bool = False,
+) -> bytes:
     """An iterative query (RD=0, RFC 1034 §5.3.1) with an OPT record when ``edns_payload``
-    is given (RFC 6891 §6.1.2: root owner, type 41, class = payload, TTL 0, no options)."""
+    is given (RFC 6891 §6.1.2: root owner, type 41, class = payload, TTL 0, no options),
+    its DO bit set with ``dnssec_ok`` (RFC 3225 §3)."""
     arcount = 1 if edns_payload is not None else 0
     header = _HEADER.pack(message_id, 0, 1, 0, 0, arcount)
     question = qname_wire + struct.pack("!HH", qtype, 1)
     if edns_payload is None:
         return header + question
-    return header + question + b"\x00" + RR_FIXED.pack(TYPE_OPT, edns_payload, 0, 0)
+    flags = 0x8000 if dnssec_ok else 0
+    return header + question + b"\x00" + RR_FIXED.pack(TYPE_OPT, edns_payload, flags, 0)
 
 
 def reply_matches(

@@ -93,6 +93,8 @@ class SendQuery:
     """``qname`` lower-cased in wire form: what the transport sends and matches replies by."""
     zone_key: NameKey = field(kw_only=True)
     """``zone`` lower-cased in wire form."""
+    dnssec_ok: bool = field(default=False, kw_only=True)
+    """Set the DO bit (RFC 3225 §3): ask for RRSIG, NSEC and NSEC3 records to validate."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ from resolver.core.state import (
     Init,
     QueryTargets,
     ReplyArrived,
+    WaitingKeys,
     WaitingReply,
     WaitingSubquery,
 )
@@ -58,6 +59,9 @@ PARENT_SIDE_TYPES = frozenset({dns.rdatatype.DS})
 """Types whose authoritative data lives on the parent side of a zone cut: DS (RFC 4035
 §3.1.4.1, RFC 4034 §5). Of the types RFC 4035 names, only DS is parent-only; NSEC and RRSIG
 exist on both sides and follow the question's other types."""
+
+
+_SIGNED_FETCHES = frozenset({dns.rdatatype.DNSKEY, dns.rdatatype.DS})
 
 
 def parent_side_name(
@@ -108,6 +112,8 @@ class Resolution(ResponseHandling):
             case SubqueryDone():
                 if isinstance(state, WaitingSubquery) and event.ref == state.ref:
                     return self._on_subquery_done(state, event)
+                if isinstance(state, WaitingKeys) and event.ref == state.ref:
+                    return self._on_keys_fetched(state, event.result)
                 return []
             case _:
                 typing.assert_never(event)
@@ -124,7 +130,7 @@ class Resolution(ResponseHandling):
                     return self._query_targets()
                 case ReplyArrived():
                     return self._query_response(state)
-                case WaitingReply() | WaitingSubquery():
+                case WaitingReply() | WaitingSubquery() | WaitingKeys():
                     return []
                 case Done():
                     return [Finished(state.result)]
@@ -137,6 +143,10 @@ class Resolution(ResponseHandling):
         now = self._now
         caches = self._caches
         qtype = self.question.qtype
+        if self._validator is not None and (self._validating or qtype in _SIGNED_FETCHES):
+            # The caches keep no RRSIGs: a validated answer and a DNSKEY or DS fetch are
+            # asked of the servers (the key cache spares the fetches for known zones).
+            self._skip_cache_once = True
         while not self._skip_cache_once:
             key = self.qname_key
             failure = caches.failures.get(self.qname, qtype, now, key=key)
@@ -234,7 +244,10 @@ class Resolution(ResponseHandling):
             ref = self._new_ref()
             self.state = WaitingSubquery(ref, ns_key, qtype)
             question = Question(
-                name_from_wire(ns_key), dns.rdatatype.RdataType(qtype), qname_key=ns_key
+                name_from_wire(ns_key),
+                dns.rdatatype.RdataType(qtype),
+                qname_key=ns_key,
+                checking_disabled=self._validator is not None,  # as Unbound's target queries
             )
             return [StartSubquery(ref, question)]
         return None
@@ -268,6 +281,7 @@ class Resolution(ResponseHandling):
             use_edns=infra.supports_edns(server, self._now),
             zone=self._cut.zone,
             zone_key=self._cut.zone_key,
+            dnssec_ok=self._validator is not None,
             timeout_s=wait_s,
             # A minimised question that times out falls back (RFC 9156 §2.3): no late reply.
             listen_s=wait_s if minimised else self._default_timeout_s,

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dns.name
 import dns.rcode
 import dns.rdatatype
 
 from resolver.cache.view import Caches
+from resolver.core.dnssec.keys import Validator
 from resolver.core.events import Action, Finished, SendQuery
 from resolver.core.qmin import MINIMISED_QTYPE, Minimiser
 from resolver.core.state import INIT, QUERY_TARGETS, Done, State
@@ -24,7 +26,10 @@ from resolver.core.targets import TargetLookups
 from resolver.limits import Budget
 from resolver.model import Question, Result, ZoneCut, servfail
 from resolver.names import NameKey, suffix_key
-from resolver.records import WireRRset
+from resolver.records import Reply, WireRRset
+
+if TYPE_CHECKING:
+    from resolver.core.validating import Segment
 
 SILENCE_SLACK_S = 1e-6
 """Rounding allowance when comparing a server's silence with the upstream timeout."""
@@ -56,6 +61,7 @@ class Progress:
         harden_glue: bool = True,
         ancestry: frozenset[Question] = frozenset(),
         qname_minimisation: bool = False,
+        validator: Validator | None = None,
     ) -> None:
         self.question = question
         self.state: State = INIT
@@ -105,6 +111,19 @@ class Progress:
         self._timed_out: set[str] = set()
         """Servers that timed out and are asked again (after the others) until a full
         ``default_timeout_s`` of silence gives them up."""
+        self._validator = validator
+        """DNSSEC validation (None: off); the DO bit is sent whenever it is set."""
+        self._segments: list[Segment] = []
+        """What each reply added to the answer, to validate (:mod:`.validating`)."""
+        self._proof: list[WireRRset] = []
+        """The DNSSEC records of the answer, for the result (DO clients get them)."""
+        self._pending: Result | None = None
+        self._need: list[dns.name.Name] = []
+        """Zones whose key verdicts are being established, the innermost last."""
+        self._last_reply: Reply | None = None
+        """The reply being handled (its DNSSEC records are read from it)."""
+        self._fetched: dict[tuple[dns.name.Name, int], Result] = {}
+        """DNSKEY and DS fetches done for this answer's validation."""
 
     @property
     def zone(self) -> dns.name.Name:
@@ -240,6 +259,9 @@ class Progress:
             result.error_code,
             upstream_queries=self._budget.upstream_queries,
             cycle_via=result.cycle_via,
+            security=result.security,
+            proof=result.proof,
+            zone=self._cut.zone,
         )
         self.state = Done(final)
         self._listening = {}

@@ -18,15 +18,15 @@ from resolver.cache.rrset import Rank
 from resolver.core.classify import ClassifiedReply, ReplyKind, classify_reply
 from resolver.core.dname import cacheable, synthesised_cname
 from resolver.core.events import Action, SendQuery
-from resolver.core.progress import Progress
 from resolver.core.qmin import MinimisedStep, after_minimised
 from resolver.core.state import INIT, QUERY_TARGETS, ReplyArrived
+from resolver.core.validating import Validating
 from resolver.model import Result, servfail
 from resolver.names import name_wire
 from resolver.records import WireRRset
 
 
-class ResponseHandling(Progress):
+class ResponseHandling(Validating):
     """The QUERY_RESP state's handler and the ways on from a classified reply."""
 
     def _query_response(self, state: ReplyArrived) -> list[Action]:
@@ -49,6 +49,7 @@ class ResponseHandling(Progress):
             outcome = f"rcode {reply.detail}"  # e.g. "rcode REFUSED": a bounded set of names
         self._count_upstream(outcome)
         self._remember(query, reply)
+        self._last_reply = event.reply
         if self._qmin_name is not None:
             return self._on_minimised_reply(query, reply)
         return self._on_classified(query, reply)
@@ -70,19 +71,37 @@ class ResponseHandling(Progress):
                 reply.next_qname, query.qtype, rcode, reply.soa, now, key=reply.next_key
             )
 
+    def _note(self, query: SendQuery, reply: ClassifiedReply, rcode: int, negative: bool) -> None:
+        """Keep this reply's part of the answer and its DNSSEC records (DO was sent)."""
+        if self._validator is not None and self._last_reply is not None:
+            qname = reply.next_qname if reply.next_qname is not None else query.qname
+            self._note_segment(
+                self._last_reply,
+                query.zone,
+                query.zone_key,
+                reply.chain,
+                qname,
+                rcode=rcode,
+                negative=negative,
+            )
+
     def _on_classified(self, query: SendQuery, reply: ClassifiedReply) -> list[Action]:
         match reply.kind:
             case ReplyKind.ANSWER:
+                self._note(query, reply, dns.rcode.NOERROR, False)
                 self.chain.extend(reply.chain)
-                return self._finish(Result(dns.rcode.NOERROR, tuple(self.chain)))
+                return self._validate_and_finish(Result(dns.rcode.NOERROR, tuple(self.chain)))
             case ReplyKind.NXDOMAIN | ReplyKind.NODATA:
-                self.chain.extend(reply.chain)
                 rcode = (
                     dns.rcode.NXDOMAIN if reply.kind is ReplyKind.NXDOMAIN else dns.rcode.NOERROR
                 )
+                self._note(query, reply, rcode, True)
+                self.chain.extend(reply.chain)
                 authority = (reply.soa,) if reply.soa is not None else ()
-                return self._finish(Result(rcode, tuple(self.chain), authority))
+                return self._validate_and_finish(Result(rcode, tuple(self.chain), authority))
             case ReplyKind.CNAME | ReplyKind.CNAME_LOOP:
+                if reply.kind is ReplyKind.CNAME and reply.chain:
+                    self._note(query, reply, dns.rcode.NOERROR, False)
                 return self._follow_cname(reply)
             case ReplyKind.REFERRAL:
                 return self._follow_referral(reply)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import dns.name
+
 from resolver.core.events import ReplyReceived, SendQuery
 from resolver.model import Result
 from resolver.names import NameKey
@@ -47,6 +49,16 @@ class WaitingSubquery:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitingKeys:
+    """VALIDATING: waiting for the fetch ``ref`` of ``zone``'s DNSKEY or DS RRset
+    (``qtype``), which the answer's validation needs (:mod:`resolver.core.validating`)."""
+
+    ref: int
+    zone: dns.name.Name
+    qtype: int
+
+
+@dataclass(frozen=True, slots=True)
 class ReplyArrived:
     """QUERY_RESP: ``reply`` answered ``query``; its handler classifies and follows it."""
 
@@ -64,4 +76,4 @@ class Done:
 INIT = Init()
 QUERY_TARGETS = QueryTargets()
 
-State = Init | QueryTargets | WaitingReply | WaitingSubquery | ReplyArrived | Done
+State = Init | QueryTargets | WaitingReply | WaitingSubquery | WaitingKeys | ReplyArrived | Done

@@ -60,11 +60,17 @@ OnOutcome = Callable[[ReplyReceived | QueryFailed], object]
 
 def query_wire(send: SendQuery, message_id: int, case_bits: int | None = None) -> bytes:
     """The iterative query for ``send`` in wire form: RD=0, EDNS0 unless the server is known
-    to reject it (RFC 6891 §7), the name's letters cased by ``case_bits`` when given (0x20)."""
+    to reject it (RFC 6891 §7) with DO when the resolution validates (RFC 3225), the name's letters cased by ``case_bits`` when given (0x20)."""
     qname_wire: bytes = send.qname_key
     if case_bits is not None:
         qname_wire = randomize_case(qname_wire, case_bits)
-    return build_query(message_id, qname_wire, send.qtype, EDNS_PAYLOAD if send.use_edns else None)
+    return build_query(
+        message_id,
+        qname_wire,
+        send.qtype,
+        EDNS_PAYLOAD if send.use_edns else None,
+        dnssec_ok=send.dnssec_ok,
+    )
 
 
 class RandomIds:

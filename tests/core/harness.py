@@ -19,6 +19,7 @@ import dns.rcode
 import dns.rdatatype
 
 from resolver.cache.view import Caches
+from resolver.core.dnssec.keys import Validator
 from resolver.core.events import Failure, QueryFailed, ReplyReceived, SendQuery
 from resolver.files import load_root_hints
 from resolver.lab.authority import lab_response, load_zone
@@ -34,9 +35,11 @@ Responder = Callable[[str, dns.message.Message], dns.message.Message | Failure]
 """(server address, query) -> the server's reply, or a failure."""
 
 
-def lab_responder(description: LabDescription, seed: int = 0) -> Responder:
-    """Answer as the lab's servers would, faults included (delays do not exist here)."""
-    loaded = {zone: load_zone(str(path), zone) for zone, path in description.zone_files.items()}
+def lab_responder(description: LabDescription, seed: int = 0, *, signed: bool = False) -> Responder:
+    """Answer as the lab's servers would, faults included (delays do not exist here);
+    ``signed``: serve the signed zones where there are some, as the real lab does."""
+    files = description.serving_files() if signed else description.zone_files
+    loaded = {zone: load_zone(str(path), zone) for zone, path in files.items()}
     servers = {spec.address: spec for spec in description.servers}
     rng = random.Random(seed)
 
@@ -83,6 +86,8 @@ def resolve(
     rtt_s: float = 0.001,
     harden_glue: bool = True,
     qname_minimisation: bool = True,
+    validator: Validator | None = None,
+    checking_disabled: bool = False,
 ) -> Walk:
     """Run one client question to its end; time is virtual (a timeout costs the query's
     timeout). Pass the same ``caches`` to several calls to see what the cache remembers."""
@@ -93,8 +98,13 @@ def resolve(
         rng=random.Random(seed),
         harden_glue=harden_glue,
         qname_minimisation=qname_minimisation,
+        validator=validator,
     )
-    question = Question(dns.name.from_text(qname), dns.rdatatype.from_text(qtype))
+    question = Question(
+        dns.name.from_text(qname),
+        dns.rdatatype.from_text(qtype),
+        checking_disabled=checking_disabled,
+    )
     walk = Walk(result=Result(dns.rcode.SERVFAIL))
     waiter, effects = mesh.start(question, now, now)  # no timers fire here: see VirtualDriver
     queue = deque(effects)
@@ -118,7 +128,7 @@ def resolve(
         else:
             walk.elapsed_s += rtt_s
             now += rtt_s
-            event = ReplyReceived(send.ref, read_reply(reply.to_wire()), rtt_s)
+            event = ReplyReceived(send.ref, read_reply(reply.to_wire(max_size=65535)), rtt_s)
         queue.extend(mesh.handle(effect.job_id, event, now))
     raise AssertionError("the resolution stopped without finishing")
 
@@ -267,7 +277,7 @@ class VirtualDriver:
             entry = (at + send.timeout_s, next(self._order), effect.job_id, failed, try_id)
             heapq.heappush(timeline, entry)
         if seconds is not None and seconds <= listen_s and not isinstance(reply, Failure):
-            received = ReplyReceived(send.ref, read_reply(reply.to_wire()), seconds)
+            received = ReplyReceived(send.ref, read_reply(reply.to_wire(max_size=65535)), seconds)
             heapq.heappush(
                 timeline, (at + seconds, next(self._order), effect.job_id, received, try_id)
             )

@@ -11,21 +11,13 @@ record that failed, as Unbound's ``val-log-level: 2`` reasons do.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 import dns.name
 
-from resolver.model import ExtendedError
+from resolver.model import ExtendedError, Security
 
-
-class Security(enum.Enum):
-    """RFC 4035 §4.3's four states."""
-
-    SECURE = "secure"
-    INSECURE = "insecure"
-    BOGUS = "bogus"
-    INDETERMINATE = "indeterminate"
+__all__ = ["INDETERMINATE", "SECURE", "Security", "Verdict", "bogus", "insecure", "out_of_work"]
 
 
 @dataclass(frozen=True, slots=True)
