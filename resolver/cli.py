@@ -29,7 +29,7 @@ from resolver.config import (
 )
 from resolver.core.hints import HintsError
 from resolver.lab.description import LabDescriptionError
-from resolver.paths import lab_description, lab_root_hints
+from resolver.paths import lab_description, lab_root_hints, lab_trust_anchor
 from resolver.stub import EXIT_FAILED, StubError, exit_status, run_query
 
 LAB_LISTEN_PORT = 5300
@@ -72,6 +72,7 @@ def _lab_base(lab_port: int) -> Settings:
     return Settings(
         listen=(Endpoint("127.0.0.1", LAB_LISTEN_PORT), Endpoint("::1", LAB_LISTEN_PORT)),
         root_hints=lab_root_hints(),
+        trust_anchors=(lab_trust_anchor(),),
         outbound_allow=(ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")),
         outbound_port=lab_port,
     )

@@ -1,4 +1,5 @@
-"""The files Rootwalk reads and writes at its edge: the root hints and the cache file.
+"""The files Rootwalk reads and writes at its edge: the root hints, the trust anchors and
+the cache file.
 
 The core and the caches are sans-IO (ARCHITECTURE.md, principle 1): they parse text handed to
 them (:func:`resolver.core.hints.root_cut_from_hints`, :func:`resolver.cache.persist.restore_caches`)
@@ -10,11 +11,15 @@ lab checks), where an ``OSError`` becomes the error message the user sees.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+
+import dns.name
 
 from resolver.cache.answer import AnswerCache
 from resolver.cache.persist import CacheFileError, dump_caches, restore_caches
 from resolver.cache.rrset import RRsetCache
+from resolver.core.dnssec.anchor import AnchorError, TrustAnchor, parse_anchors
 from resolver.core.hints import HintsError, root_cut_from_hints
 from resolver.model import ZoneCut
 
@@ -27,6 +32,24 @@ def load_root_hints(path: Path) -> ZoneCut:
     except OSError as exc:
         raise HintsError(f"{path}: {exc.strerror}") from exc
     return root_cut_from_hints(text, str(path))
+
+
+def load_trust_anchors(paths: Sequence[Path]) -> dict[dns.name.Name, TrustAnchor]:
+    """Read and parse the trust anchor files (DS or DNSKEY records, RFC 4033 §3.4); an
+    unreadable or malformed file is an :class:`AnchorError` naming it. Anchors of one zone
+    from several files are merged."""
+    anchors: dict[dns.name.Name, TrustAnchor] = {}
+    for path in paths:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise AnchorError(f"{path}: {exc.strerror}") from exc
+        for zone, found in parse_anchors(text, str(path)).items():
+            known = anchors.get(zone)
+            if known is not None:
+                found = TrustAnchor(zone, known.ds + found.ds, known.dnskeys + found.dnskeys)  # noqa: PLW2901
+            anchors[zone] = found
+    return anchors
 
 
 def load_caches(path: Path, answers: AnswerCache, rrsets: RRsetCache, now: float) -> int:

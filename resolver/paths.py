@@ -21,6 +21,16 @@ def real_root_hints() -> Path:
     return zones_dir() / "root.hints"
 
 
+def real_root_anchors() -> Path:
+    """The IANA root trust anchors (the DS records of the root KSKs)."""
+    return zones_dir() / "root-anchors.ds"
+
+
+def lab_trust_anchor() -> Path:
+    """The lab root's trust anchor (``python -m resolver.lab.sign`` writes it)."""
+    return zones_dir() / "lab" / "trust-anchor.ds"
+
+
 def lab_root_hints() -> Path:
     return zones_dir() / "lab" / "root.hints"
 

@@ -25,6 +25,7 @@ from resolver.names import NameKey
 from resolver.records import name_from_wire
 from resolver.wire import (
     HEADER_LENGTH,
+    KEY_CD,
     KEY_DO,
     KEY_EDNS,
     FastQuery,
@@ -66,7 +67,9 @@ def read_plain_query(wire: bytes, fast: FastQuery) -> ClientQuery:
     qname_key = NameKey(fast.key[:-5])  # the cache key starts with the name, lower-cased
     key_flags = fast.key[-1]
     edns_do = None if not key_flags & KEY_EDNS else bool(key_flags & KEY_DO)
-    question = Question(qname, qtype, qname_key=qname_key)
+    question = Question(
+        qname, qtype, qname_key=qname_key, checking_disabled=bool(key_flags & KEY_CD)
+    )
     return ClientQuery(wire, question, end, edns_do, fast.udp_limit, fast.key)
 
 
@@ -131,5 +134,9 @@ def _screen_unusual(wire: bytes, access: Access) -> ClientQuery | Rejected:
         return Rejected(render(error_response(query, dns.rcode.Rcode(rcode)), 512), why)
     edns_do = None if query.edns < 0 else bool(query.ednsflags & dns.flags.DO)
     return ClientQuery(
-        wire, Question(rrset.name, rrset.rdtype), end_of_question, edns_do, client_udp_limit(query)
+        wire,
+        Question(rrset.name, rrset.rdtype, checking_disabled=bool(query.flags & dns.flags.CD)),
+        end_of_question,
+        edns_do,
+        client_udp_limit(query),
     )

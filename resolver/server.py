@@ -21,8 +21,9 @@ from resolver.cache.rrset import TtlBounds
 from resolver.cache.view import Caches
 from resolver.config import Endpoint, Settings
 from resolver.control import ControlServer
+from resolver.core.dnssec.keys import Validator
 from resolver.driver import Driver
-from resolver.files import load_caches, load_root_hints, save_caches
+from resolver.files import load_caches, load_root_hints, load_trust_anchors, save_caches
 from resolver.frontend import Frontend
 from resolver.lab.server import Lab
 from resolver.limits import Limits
@@ -112,6 +113,15 @@ class ResolverService:
     async def start(self) -> None:
         settings = self.settings
         self.root = load_root_hints(settings.root_hints)
+        self.validator = (
+            Validator(
+                load_trust_anchors(settings.trust_anchors),
+                bogus_ttl_s=settings.val_bogus_ttl_s,
+                negative_anchors=frozenset(settings.negative_trust_anchors),
+            )
+            if settings.dnssec
+            else None
+        )
         if settings.cache_file is not None:
             loaded = load_caches(
                 settings.cache_file, self.answers, self.caches.rrsets, self.clock()
@@ -133,6 +143,7 @@ class ResolverService:
             qname_minimisation=settings.qname_minimisation,
             client_deadline_s=settings.client_deadline_s,
             serve_stale_client_timeout_s=settings.serve_stale_client_timeout_s,
+            validator=self.validator,
         )
         self.driver = Driver(self.mesh, self.upstream, clock=self.clock)
         access = AccessList([*LOOPBACK_RULES, *settings.allow_clients])

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dns.name
+
 from resolver.access import AccessRule, parse_network
+from resolver.names import InvalidNameError, parse_name
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -90,6 +93,20 @@ def path(raw: Any) -> Path:
     if not isinstance(raw, str) or not raw:
         raise ValueError("expected a file name")
     return Path(raw)
+
+
+def paths(raw: Any) -> tuple[Path, ...]:
+    """File names, a list in TOML or comma-separated elsewhere."""
+    return tuple(path(item) for item in split_list(raw))
+
+
+def domain_names(raw: Any) -> tuple[dns.name.Name, ...]:
+    """Domain names; each absolute whether or not it ends in a dot (relative to the root,
+    :func:`resolver.names.parse_name`), as every name a setting holds."""
+    try:
+        return tuple(parse_name(item) for item in split_list(raw))
+    except InvalidNameError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def port(raw: Any) -> int:

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dns.name
+
 from resolver.access import AccessRule
 from resolver.config import converter as convert
 from resolver.config.converter import Endpoint, IPNetwork
-from resolver.paths import real_root_hints
+from resolver.paths import real_root_anchors, real_root_hints
 
 
 def _default_listen(port: int) -> tuple[Endpoint, ...]:
@@ -93,6 +95,17 @@ class Settings:
     """Ask each zone's servers only for the next label below their zone, with QTYPE A (RFC
     9156), falling back to the full name when a server mishandles that (Unbound's
     qname-minimisation: yes, qname-minimisation-strict: no)."""
+    dnssec: bool = False
+    """Validate DNSSEC (RFC 4033-4035): DO upstream, AD on secure answers, SERVFAIL with an
+    Extended DNS Error on bogus ones."""
+    trust_anchors: tuple[Path, ...] = field(default_factory=lambda: (real_root_anchors(),))
+    """Files of DS or DNSKEY records in presentation format (Unbound's trust-anchor-file);
+    the IANA root anchors by default."""
+    negative_trust_anchors: tuple[dns.name.Name, ...] = ()
+    """Zones not validated, with everything below them (RFC 7646)."""
+    val_bogus_ttl_s: float = 60.0
+    """How long a bogus verdict is kept before the zone is tried again (Unbound's
+    val-bogus-ttl)."""
     shutdown_grace_s: float = 2.0
     """On SIGTERM or SIGINT: stop taking queries, then give those in flight this long to be
     answered before exiting (0: exit at once)."""
@@ -129,6 +142,10 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "max_negative_ttl": convert.ttl,
     "harden_glue": convert.boolean,
     "qname_minimisation": convert.boolean,
+    "dnssec": convert.boolean,
+    "trust_anchors": convert.paths,
+    "negative_trust_anchors": convert.domain_names,
+    "val_bogus_ttl_s": convert.seconds,
     "shutdown_grace_s": convert.grace_seconds,
 }
 assert set(CONVERTERS) == {f.name for f in dataclasses.fields(Settings)}
@@ -164,6 +181,10 @@ README_ORDER: tuple[str, ...] = (
     "max_negative_ttl",
     "harden_glue",
     "qname_minimisation",
+    "dnssec",
+    "trust_anchors",
+    "negative_trust_anchors",
+    "val_bogus_ttl_s",
     "shutdown_grace_s",
 )
 """The rows of the README's configuration table, in order (a test keeps the two in step);

@@ -9,7 +9,7 @@ import dns.flags
 import dns.message
 import dns.rcode
 
-from resolver.model import EDE_TEXT_LIMIT, ClientQuery, Result
+from resolver.model import EDE_TEXT_LIMIT, ClientQuery, Result, Security
 from resolver.records import WireRRset
 from resolver.wire import FLAG_QR, FLAG_RD, MAX_UDP_REPLY, RR_FIXED, truncated_reply
 
@@ -43,7 +43,9 @@ def render(response: dns.message.Message, limit: int) -> bytes:
 
 
 _FLAG_RA = 0x0080
+_FLAG_AD = 0x0020
 _FLAG_CD = 0x0010
+_RRSIG = 46
 _FLAGS_COPIED = FLAG_RD | _FLAG_CD  # RD (RFC 1035 §4.1.1) and CD (RFC 4035 §3.1.6)
 _COUNTS = struct.Struct("!HHHH")
 _OPT_HEAD = b"\x00\x00\x29" + SERVER_EDNS_PAYLOAD.to_bytes(2, "big")
@@ -110,6 +112,16 @@ def _opt_record(query: ClientQuery, result: Result) -> bytes:
     return _OPT_HEAD + flags + len(options).to_bytes(2, "big") + options
 
 
+def with_proof(result: Result) -> tuple[tuple[WireRRset, ...], tuple[WireRRset, ...]]:
+    """The answer and authority sections for a client that set DO (RFC 4035 §3.2.1): the
+    RRSIGs of the answer's owners after the answer, the NSEC/NSEC3 records and their RRSIGs
+    (and the SOA's) after the authority."""
+    owners = {rrset.owner_key for rrset in result.answer}
+    in_answer = tuple(r for r in result.proof if r.rdtype == _RRSIG and r.owner_key in owners)
+    rest = tuple(r for r in result.proof if not (r.rdtype == _RRSIG and r.owner_key in owners))
+    return result.answer + in_answer, result.authority + rest
+
+
 def render_result(query: ClientQuery, result: Result, limit: int) -> bytes:
     """The response to ``query`` in wire form, built from the result's records without
     dnspython: the question as asked (letter case kept), RA set, RD and CD copied, the
@@ -125,14 +137,19 @@ def render_result(query: ClientQuery, result: Result, limit: int) -> bytes:
         | (int.from_bytes(wire[2:4], "big") & _FLAGS_COPIED)
         | (int(result.rcode) & 0xF)
     )
+    answer, authority = result.answer, result.authority
+    if result.security is Security.SECURE and (query.edns_do or wire[3] & _FLAG_AD):
+        flags |= _FLAG_AD  # RFC 6840 §5.7-5.8: only to clients that asked for it
+    if query.edns_do and result.proof:
+        answer, authority = with_proof(result)
     out = bytearray(wire[0:2])
     out += flags.to_bytes(2, "big")
     out += bytes(8)  # the counts, filled in below
     out += wire[12:end]
     table: dict[bytes, int] = {}
     _remember_suffixes(table, wire[12 : end - 4].lower(), 12)
-    answers = _put_rrsets(out, result.answer, table)
-    authorities = _put_rrsets(out, result.authority, table)
+    answers = _put_rrsets(out, answer, table)
+    authorities = _put_rrsets(out, authority, table)
     additional = 0
     if query.edns_do is not None:
         out += _opt_record(query, result)
