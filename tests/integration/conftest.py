@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from resolver.config import Endpoint, Settings
-from resolver.paths import lab_root_hints
+from resolver.paths import lab_root_hints, lab_trust_anchor
 from tests.helpers import lab_with
 from tests.integration.stack import Stack
 from tests.ports import free_port, lab_port
@@ -23,6 +23,7 @@ def lab_settings(port: int, **changes: object) -> Settings:
     settings = Settings(
         listen=(Endpoint("127.0.0.1", port), Endpoint("::1", port)),
         root_hints=lab_root_hints(),
+        trust_anchors=(lab_trust_anchor(),),
         outbound_allow=(ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")),
         outbound_port=LAB_PORT,
         upstream_timeout_s=0.3,
