@@ -63,8 +63,8 @@ STALE_REFRESH_INTERVAL_S = 30.0
 class SlowQuery:
     """One client query on the slow path, from its screening to its reply."""
 
-    __slots__ = ("address", "client", "done", "frontend", "limit", "query", "reply_to", "started",
-                 "transport")  # fmt: skip
+    __slots__ = ("address", "client", "done", "frontend", "limit", "query", "reply_to",
+                 "security", "started", "transport")  # fmt: skip
 
     def __init__(
         self,
@@ -89,10 +89,14 @@ class SlowQuery:
         self.started = started
         """When the query arrived (the monotonic clock), for its latency."""
         self.done = False
+        self.security: str | None = None
+        """The answer's DNSSEC state, for the query log (None: not validated)."""
 
     def resolved(self, result: Result) -> None:
         """The resolution's result: render the reply and finish (None after a bug, which is
         raised on for the driver to count)."""
+        if result.security is not None:
+            self.security = result.security.value
         try:
             reply = self.frontend._reply_for(self.query, result, self.limit, self.client)
         except Exception:
@@ -110,7 +114,9 @@ class SlowQuery:
         frontend.pending -= 1
         if not frontend.pending and frontend._idle is not None and not frontend._idle.done():
             frontend._idle.set_result(None)
-        frontend._record(self.query.wire, self.client, self.transport, self.started, reply)
+        frontend._record(
+            self.query.wire, self.client, self.transport, self.started, reply, dnssec=self.security
+        )
         self.reply_to(self.address, reply)
 
 
@@ -293,7 +299,14 @@ class Frontend:
         return error_reply(wire, dns.rcode.REFUSED)
 
     def _record(
-        self, wire: bytes, client: str, transport: Transport, started: float, reply: bytes | None
+        self,
+        wire: bytes,
+        client: str,
+        transport: Transport,
+        started: float,
+        reply: bytes | None,
+        *,
+        dnssec: str | None = None,
     ) -> None:
         """A slow-path query is done: counted, timed and logged."""
         elapsed = time.monotonic() - started
@@ -303,7 +316,7 @@ class Frontend:
         counted = (transport.value, qtype, reply[3] & 0xF if reply and len(reply) > 3 else -1)
         self.answered[counted] = self.answered.get(counted, 0) + 1
         if self.query_log:
-            log_query(client, wire, transport, reply, cached=False, seconds=elapsed)
+            log_query(client, wire, transport, reply, cached=False, seconds=elapsed, dnssec=dnssec)
 
     def _reply_for(self, query: ClientQuery, result: Result, limit: int, client: str) -> bytes:
         """The reply for a resolved query (kept for the hot path when it may be cached),

@@ -150,7 +150,14 @@ class Mesh:
 
     def stats(self) -> MeshStats:
         """A read-only view of the counters, for the metrics collector at scrape time."""
-        return MeshStats(len(self._jobs), self.counters.merged, dict(self.counters.upstream))
+        validator = self.validator
+        return MeshStats(
+            len(self._jobs),
+            self.counters.merged,
+            dict(self.counters.upstream),
+            dict(validator.verdicts) if validator is not None else {},
+            dict(validator.bogus_reasons) if validator is not None else {},
+        )
 
     def start(
         self,

@@ -240,6 +240,26 @@ def _upstream_metrics(
         "Questions that joined a resolution already in flight instead of starting one.",
         value=mesh.merged,
     )
+    yield from _dnssec_metrics(mesh)
+
+
+def _dnssec_metrics(mesh: MeshStats) -> Iterator[Metric]:
+    states = CounterMetricFamily(
+        "rootwalk_dnssec_answers",
+        "Validated answers (before the answer cache) by DNSSEC state: secure, insecure, bogus.",
+        labels=["state"],
+    )
+    for state in ("secure", "insecure", "bogus"):
+        states.add_metric([state], mesh.dnssec_states.get(state, 0))
+    yield states
+    reasons = CounterMetricFamily(
+        "rootwalk_dnssec_bogus",
+        "Bogus answers by reason: the Extended DNS Error they carried (RFC 8914).",
+        labels=["reason"],
+    )
+    for reason, count in sorted(mesh.dnssec_bogus.items()):
+        reasons.add_metric([reason.lower()], count)
+    yield reasons
 
 
 class MetricsExporter:

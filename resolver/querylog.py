@@ -23,9 +23,11 @@ def log_query(
     *,
     cached: bool,
     seconds: float,
+    dnssec: str | None = None,
 ) -> None:
     """One line in the query log: name, type, RCODE (DROPPED for no reply), transport,
-    client, and whether the answer cache answered; ``extra`` fields for JSON lines."""
+    client, whether the answer cache answered and, for a validated answer, its DNSSEC
+    state (secure, insecure, bogus); ``extra`` fields for JSON lines."""
     end = question_end(wire)
     qname = qtype = "?"
     if end is not None:
@@ -42,8 +44,10 @@ def log_query(
         else "DROPPED"
     )
     query_log.info(
-        "%s %s %s %s from %s%s",
+        "%s %s %s %s from %s%s%s",
         qname, qtype, rcode, transport.value, client, " (cached)" if cached else "",
+        f" dnssec={dnssec}" if dnssec else "",
         extra={"client": client, "qname": qname, "qtype": qtype, "rcode": rcode,
-               "transport": transport.value, "cached": cached, "seconds": round(seconds, 6)},
+               "transport": transport.value, "cached": cached, "seconds": round(seconds, 6),
+               "dnssec": dnssec},
     )  # fmt: skip

@@ -8,7 +8,7 @@ so the collector imports none of the parts themselves (``tests/unit/test_archite
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from resolver.histogram import HistogramView
 
@@ -43,6 +43,10 @@ class MeshStats:
     """Questions that joined a resolution in flight instead of starting one."""
     upstream: dict[str, int]
     """Upstream outcomes: reply kinds (answer, referral, nxdomain...) and failures."""
+    dnssec_states: dict[str, int] = field(default_factory=dict)
+    """Validated answers by DNSSEC state (secure, insecure, bogus)."""
+    dnssec_bogus: dict[str, int] = field(default_factory=dict)
+    """Bogus answers by Extended DNS Error name."""
 
 
 @dataclass(slots=True)

@@ -147,6 +147,12 @@ class Resolution(ResponseHandling):
             # The caches keep no RRSIGs: a validated answer and a DNSKEY or DS fetch are
             # asked of the servers (the key cache spares the fetches for known zones).
             self._skip_cache_once = True
+            if self._validating:
+                bogus = self._validator.bogus_answer(self.qname_key, qtype, now)
+                if bogus is not None:  # kept val_bogus_ttl_s: not fetched nor verified again
+                    self._validator.count(bogus)
+                    self._finish_bogus(bogus)
+                    return
         while not self._skip_cache_once:
             key = self.qname_key
             failure = caches.failures.get(self.qname, qtype, now, key=key)

@@ -372,15 +372,20 @@ class Validating(Progress):
             if verdict.is_secure:
                 verdict = self._check_segment(segment, entry)
             if verdict.is_bogus:
-                validator.count("bogus")
-                failed = servfail(verdict.text, verdict.code or ExtendedError.DNSSEC_BOGUS)
-                return self._finish(
-                    replace(failed, security=Security.BOGUS, proof=tuple(self._proof))
+                validator.count(verdict)
+                validator.remember_bogus(
+                    self.question.qname_key, self.question.qtype, verdict, self._now
                 )
+                return self._finish_bogus(verdict)
             if not verdict.is_secure:
                 state = Security.INSECURE
-        validator.count(state.value)
+        validator.count(SECURE if state is Security.SECURE else insecure())
         return self._finish(replace(pending, security=state, proof=tuple(self._proof)))
+
+    def _finish_bogus(self, verdict: Verdict) -> list[Action]:
+        """SERVFAIL with the verdict's Extended DNS Error and text (RFC 8914)."""
+        failed = servfail(verdict.text, verdict.code or ExtendedError.DNSSEC_BOGUS)
+        return self._finish(replace(failed, security=Security.BOGUS, proof=tuple(self._proof)))
 
 
 def _rrset_of(result: Result, owner: dns.name.Name, rdtype: int) -> WireRRset | None:

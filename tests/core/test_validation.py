@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import datetime
 
+import dns.message
+import dns.name
 import dns.rcode
+import dns.rdatatype
 import pytest
 
 from resolver.cache.view import Caches
 from resolver.core.dnssec.anchor import parse_anchors
 from resolver.core.dnssec.keys import Validator
+from resolver.core.events import Failure
 from resolver.model import ExtendedError, Security
 from resolver.paths import lab_description
-from tests.core.harness import lab_responder, resolve
+from tests.core.harness import Responder, lab_responder, resolve
 from tests.helpers import lab_with
 from tests.peer.signed_lab_unbound import EXPECTED
 
@@ -112,3 +116,56 @@ def test_unvalidated_zones_without_an_anchor_are_indeterminate_not_bogus() -> No
     result = resolve("www.secure.lab.", "A", SIGNED, validator=empty, now=NOW).result
     assert result.rcode == dns.rcode.NOERROR
     assert result.security is Security.INSECURE
+
+
+def without_denial(responder: Responder) -> Responder:
+    """The signed lab with NSEC and NSEC3 records (and their RRSIGs) left out of every
+    reply's authority section: a stripped negative answer."""
+
+    def respond(address: str, query: dns.message.Message) -> dns.message.Message | Failure:
+        reply = responder(address, query)
+        if isinstance(reply, Failure):
+            return reply
+        reply.authority = [
+            r
+            for r in reply.authority
+            if r.rdtype not in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)
+            and r.covers not in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)
+        ]
+        return reply
+
+    return respond
+
+
+def test_a_negative_answer_without_its_proof_is_bogus_nsec_missing() -> None:
+    walk = resolve("nx.secure.lab.", "A", without_denial(SIGNED), validator=validator(), now=NOW)
+    assert walk.result.security is Security.BOGUS
+    assert walk.result.error_code is ExtendedError.NSEC_MISSING
+    nodata = resolve(
+        "www.secure.lab.", "MX", without_denial(SIGNED), validator=validator(), now=NOW
+    )
+    assert nodata.result.error_code is ExtendedError.NSEC_MISSING
+
+
+def test_a_negative_trust_anchor_turns_validation_off_below_it() -> None:
+    """RFC 7646: a bogus zone under a negative trust anchor is answered, insecure."""
+    nta = Validator(ANCHORS, negative_anchors=frozenset({dns.name.from_text("badsig.lab.")}))
+    result = resolve("www.badsig.lab.", "A", SIGNED, validator=nta, now=NOW).result
+    assert result.rcode == dns.rcode.NOERROR
+    assert result.security is Security.INSECURE
+    other = resolve("www.expired.lab.", "A", SIGNED, validator=nta, now=NOW).result
+    assert other.security is Security.BOGUS
+
+
+def test_a_bogus_answer_is_kept_val_bogus_ttl_seconds() -> None:
+    shared, caches = Validator(ANCHORS, bogus_ttl_s=60), Caches()
+    first = resolve("www.badsig.lab.", "A", SIGNED, validator=shared, caches=caches, now=NOW)
+    assert first.result.error_code is ExtendedError.DNSSEC_BOGUS
+    again = resolve("www.badsig.lab.", "A", SIGNED, validator=shared, caches=caches, now=NOW + 30)
+    assert again.result.error_code is ExtendedError.DNSSEC_BOGUS
+    assert again.sent == []
+    later = resolve("www.badsig.lab.", "A", SIGNED, validator=shared, caches=caches, now=NOW + 61)
+    assert later.result.error_code is ExtendedError.DNSSEC_BOGUS
+    assert later.sent
+    assert shared.verdicts["bogus"] == 3
+    assert shared.bogus_reasons == {"DNSSEC_BOGUS": 3}

@@ -6,6 +6,7 @@ clients only (RFC 4035 §3.2.1); CD=1 gets bogus data unvalidated (RFC 4035 §3.
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Iterator
 
 import dns.edns
@@ -97,3 +98,28 @@ def test_insecure_answers_to_plain_clients_do_not_change(validating: Stack) -> N
     assert reply.rcode() == dns.rcode.NOERROR
     assert not reply.flags & dns.flags.AD
     assert [r.rdtype for r in reply.answer] == [dns.rdatatype.A]
+
+
+def test_the_mesh_counts_answers_per_state_and_bogus_reasons(validating: Stack) -> None:
+    ask("www2.secure.lab.", "A")
+    ask("www.future.lab.", "A", do=False)
+    mesh = validating.service.mesh
+    assert mesh is not None
+    stats = mesh.stats()
+    assert stats.dnssec_states.get("secure", 0) >= 1
+    assert stats.dnssec_bogus.get("SIGNATURE_NOT_YET_VALID", 0) >= 1
+
+
+def test_the_query_log_says_the_state(validating: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    frontend = validating.service.frontend
+    assert frontend is not None
+    frontend.query_log = True
+    try:
+        with caplog.at_level(logging.INFO, logger="rootwalk.query"):
+            ask("www3.secure.lab.", "A")
+            ask("www.nosig.lab.", "A")
+    finally:
+        frontend.query_log = False
+    lines = [r.getMessage() for r in caplog.records if r.name == "rootwalk.query"]
+    assert any("www3.secure.lab." in line and "dnssec=secure" in line for line in lines), lines
+    assert any("www.nosig.lab." in line and "dnssec=bogus" in line for line in lines), lines

@@ -58,7 +58,15 @@ def sources(started: bool = True) -> Sources:
     return Sources(
         View(frontend) if started else None,
         View(DriverStats(Histogram().view(), 0)),
-        View(MeshStats(in_flight=1, merged=6, upstream={"answer": 9, "rcode SERVFAIL": 1})),
+        View(
+            MeshStats(
+                in_flight=1,
+                merged=6,
+                upstream={"answer": 9, "rcode SERVFAIL": 1},
+                dnssec_states={"secure": 4, "bogus": 2},
+                dnssec_bogus={"SIGNATURE_EXPIRED": 2},
+            )
+        ),
         View(UpstreamCounters(tcp_fallbacks=2, late_replies=1)),
         View(answers),
     )
@@ -91,6 +99,9 @@ def test_the_collector_reads_the_stats_views_alone() -> None:
     assert got["rootwalk_upstream_late_replies_total", ()] == 1
     assert got["rootwalk_inflight_resolutions", ()] == 1
     assert got["rootwalk_merged_queries_total", ()] == 6
+    assert got["rootwalk_dnssec_answers_total", (("state", "secure"),)] == 4
+    assert got["rootwalk_dnssec_answers_total", (("state", "insecure"),)] == 0
+    assert got["rootwalk_dnssec_bogus_total", (("reason", "signature_expired"),)] == 2
 
 
 def test_nothing_is_collected_before_the_resolver_starts() -> None:

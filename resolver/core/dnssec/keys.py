@@ -53,8 +53,15 @@ class Validator:
     """Zones below which nothing is validated (RFC 7646 negative trust anchors)."""
     max_entries: int = KEY_CACHE_ENTRIES
     _keys: OrderedDict[dns.name.Name, KeyEntry] = field(default_factory=OrderedDict)
+    _bogus: OrderedDict[tuple[bytes, int], tuple[Verdict, float]] = field(
+        default_factory=OrderedDict
+    )
+    """Bogus answers by (name key, type), kept ``bogus_ttl_s`` (Unbound's val-bogus-ttl):
+    a client asking again gets SERVFAIL at once instead of a new fetch and verification."""
     verdicts: dict[str, int] = field(default_factory=dict)
     """Answers per validation state (``secure``, ``bogus``...), counted as resolutions end."""
+    bogus_reasons: dict[str, int] = field(default_factory=dict)
+    """Bogus answers by Extended DNS Error (``DNSSEC_BOGUS``, ``SIGNATURE_EXPIRED``...)."""
 
     def keys_of(self, zone: dns.name.Name, now: float) -> KeyEntry | None:
         """The live entry of ``zone``, or None."""
@@ -96,11 +103,35 @@ class Validator:
             return False
         return any(name.is_subdomain(zone) for zone in self.anchors)
 
-    def count(self, state: str) -> None:
+    def count(self, verdict: Verdict) -> None:
+        """Count one validated answer by state, and a bogus one by its reason."""
+        state = verdict.state.value
         self.verdicts[state] = self.verdicts.get(state, 0) + 1
+        if verdict.is_bogus:
+            reason = verdict.code.name if verdict.code is not None else "DNSSEC_BOGUS"
+            self.bogus_reasons[reason] = self.bogus_reasons.get(reason, 0) + 1
+
+    def remember_bogus(self, key: bytes, qtype: int, verdict: Verdict, now: float) -> None:
+        """Keep a bogus answer's verdict ``bogus_ttl_s`` seconds."""
+        self._bogus[(key, qtype)] = (verdict, now + self.bogus_ttl_s)
+        while len(self._bogus) > self.max_entries:
+            self._bogus.popitem(last=False)
+
+    def bogus_answer(self, key: bytes, qtype: int, now: float) -> Verdict | None:
+        """The verdict of a bogus answer still kept for this question, or None."""
+        if not self._bogus:
+            return None
+        found = self._bogus.get((key, qtype))
+        if found is None:
+            return None
+        if found[1] <= now:
+            del self._bogus[(key, qtype)]
+            return None
+        return found[0]
 
     def flush(self) -> None:
         self._keys.clear()
+        self._bogus.clear()
 
     def __len__(self) -> int:
         return len(self._keys)
