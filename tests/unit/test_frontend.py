@@ -163,7 +163,7 @@ async def test_a_hit_late_in_its_ttl_starts_one_prefetch() -> None:
 
     def counting_resolve_then(
         question: Question, on_result: Callable[[Result], None], **options: Any
-    ) -> tuple[int, int]:
+    ) -> int:
         if options.get("refresh"):
             refreshes.append(question)
         return resolve_then(question, on_result, **options)
