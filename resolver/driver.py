@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from resolver.core.events import QueryFailed, ReplyReceived
+from resolver.core.events import Failure, QueryFailed, ReplyReceived
 from resolver.histogram import Histogram
 from resolver.mesh import Completed, Effect, Mesh, Transmit
 from resolver.model import Question, Result, servfail
@@ -151,9 +151,7 @@ class Driver:
     def _dispatch(self, effects: list[Effect]) -> None:
         for effect in effects:
             if isinstance(effect, Transmit):
-                self.upstream.send(
-                    effect.query, functools.partial(self._on_outcome, effect), effect.job_id
-                )
+                self._transmit(effect)
             elif isinstance(effect, Completed):
                 for waiter_id in effect.waiters:
                     waiter = self._waiters.pop(waiter_id, None)
@@ -164,6 +162,20 @@ class Driver:
                 found = self._waiters.get(effect.waiter)
                 if found is not None and found.on_stale is not None:
                     self._call(found.on_stale)
+
+    def _transmit(self, effect: Transmit) -> None:
+        """Send one query upstream. A send that raises (a bug, or an error the transport did
+        not type, such as no file descriptor left) is counted and logged, and its try fails
+        as a network error (on the next turn, as any outcome): the resolution moves on, and
+        the effects after this one, a client's result among them, are not lost."""
+        on_outcome = functools.partial(self._on_outcome, effect)
+        try:
+            self.upstream.send(effect.query, on_outcome, effect.job_id)
+        except Exception:
+            self.bugs += 1
+            log.exception("sending %s failed", effect.query)
+            failed = QueryFailed(effect.query.ref, Failure.NETWORK_ERROR)
+            self._running_loop().call_soon(on_outcome, failed)
 
     def _on_outcome(self, effect: Transmit, event: ReplyReceived | QueryFailed) -> None:
         if isinstance(event, ReplyReceived):
