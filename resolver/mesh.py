@@ -395,10 +395,10 @@ class Mesh:
             return []
         self.counters.cycles += job.resolution.cycles_met
         effects: list[Effect] = []
-        if job.waiters:
-            for waiter in job.waiters:
-                self._waiters.pop(waiter)
-            effects.append(Completed(job_id, result, tuple(sorted(job.waiters))))
         for parent_id, ref in job.parents.items():
             effects.extend(self.handle(parent_id, SubqueryDone(ref, result), now))
+        if job.waiters:  # after the parents: if one raises (a bug), they keep their deadline
+            for waiter in job.waiters:
+                self._waiters.pop(waiter)
+            effects.insert(0, Completed(job_id, result, tuple(sorted(job.waiters))))
         return effects
