@@ -153,7 +153,9 @@ class Frontend:
 
     def stats(self) -> FrontendStats:
         """A read-only view of the counters, for the metrics collector at scrape time."""
-        return FrontendStats(dict(self.answered), dict(self.rejected), self.latency.view())
+        return FrontendStats(
+            dict(self.answered), dict(self.rejected), self.latency.view(), bugs=self.bugs
+        )
 
     def on_query(
         self, wire: bytes, client: str, transport: Transport, reply_to: ReplyTo, address: Address

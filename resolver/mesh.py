@@ -146,7 +146,15 @@ class Mesh:
 
     def stats(self) -> MeshStats:
         """A read-only view of the counters, for the metrics collector at scrape time."""
-        return MeshStats(len(self._jobs), self.counters.merged, dict(self.counters.upstream))
+        counters = self.counters
+        return MeshStats(
+            len(self._jobs),
+            counters.merged,
+            dict(counters.upstream),
+            started=counters.started,
+            subqueries=counters.subqueries,
+            cycles=counters.cycles,
+        )
 
     def start(
         self,
