@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from resolver.core.events import QueryFailed, ReplyReceived
+from resolver.core.events import Failure, QueryFailed, ReplyReceived
 from resolver.histogram import Histogram
 from resolver.mesh import Completed, Effect, Mesh, Transmit
 from resolver.model import Question, Result, servfail
@@ -39,7 +39,8 @@ class _Waiter:
 
 
 class Driver:
-    """Resolves client questions; at most ``deadline_s`` per question."""
+    """Resolves client questions; at most the mesh's ``client_deadline_s`` per question
+    (``deadline_s``, when given, sets it: ``rootwalk trace``)."""
 
     def __init__(
         self,
@@ -66,15 +67,6 @@ class Driver:
         self._idle: asyncio.Future[None] | None = None
         """Set by :meth:`settle`; done when no waiter is left."""
 
-    @property
-    def deadline_s(self) -> float:
-        """The client deadline (the mesh's policy; kept here for older callers)."""
-        return self.mesh.client_deadline_s
-
-    @deadline_s.setter
-    def deadline_s(self, value: float) -> None:
-        self.mesh.client_deadline_s = value
-
     async def resolve(self, question: Question, *, refresh: bool = False) -> Result:
         """Walk from the root for ``question``; SERVFAIL when the deadline passes. A
         ``refresh`` asks the servers even when the answer is cached."""
@@ -85,7 +77,7 @@ class Driver:
             if not future.done():
                 future.set_result(result)
 
-        _job_id, waiter = self.resolve_then(question, settle, refresh=refresh)
+        waiter = self.resolve_then(question, settle, refresh=refresh)
         try:
             return await future
         finally:
@@ -102,20 +94,19 @@ class Driver:
         *,
         refresh: bool = False,
         on_stale: Callable[[], None] | None = None,
-    ) -> tuple[int, int]:
+    ) -> int:
         """As :meth:`resolve`, without a task: ``on_result`` is called once with the result
         (at once when the mesh has it already). With ``on_stale``, it is called once if the
         serve-stale wait passes first (RFC 8767 §5); ``on_result`` still follows. Returns
-        the job and the waiter's id."""
+        the waiter's id."""
         loop = self._running_loop()
         waiter, effects = self.mesh.start(
             question, self.clock(), loop.time(), refresh=refresh, stale_wait=on_stale is not None
         )
         self._waiters[waiter] = _Waiter(on_result, on_stale)
-        job_id = self.mesh.job_of(waiter) or 0  # 0: answered at once
         self._dispatch(effects)
         self._arm()
-        return job_id, waiter
+        return waiter
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         loop = self._loop
@@ -160,9 +151,7 @@ class Driver:
     def _dispatch(self, effects: list[Effect]) -> None:
         for effect in effects:
             if isinstance(effect, Transmit):
-                self.upstream.send(
-                    effect.query, functools.partial(self._on_outcome, effect), effect.job_id
-                )
+                self._transmit(effect)
             elif isinstance(effect, Completed):
                 for waiter_id in effect.waiters:
                     waiter = self._waiters.pop(waiter_id, None)
@@ -174,6 +163,20 @@ class Driver:
                 if found is not None and found.on_stale is not None:
                     self._call(found.on_stale)
 
+    def _transmit(self, effect: Transmit) -> None:
+        """Send one query upstream. A send that raises (a bug, or an error the transport did
+        not type, such as no file descriptor left) is counted and logged, and its try fails
+        as a network error (on the next turn, as any outcome): the resolution moves on, and
+        the effects after this one, a client's result among them, are not lost."""
+        on_outcome = functools.partial(self._on_outcome, effect)
+        try:
+            self.upstream.send(effect.query, on_outcome, effect.job_id)
+        except Exception:
+            self.bugs += 1
+            log.exception("sending %s failed", effect.query)
+            failed = QueryFailed(effect.query.ref, Failure.NETWORK_ERROR)
+            self._running_loop().call_soon(on_outcome, failed)
+
     def _on_outcome(self, effect: Transmit, event: ReplyReceived | QueryFailed) -> None:
         if isinstance(event, ReplyReceived):
             self.upstream_rtt.observe(event.rtt_s)
@@ -183,12 +186,16 @@ class Driver:
         try:
             effects = self.mesh.handle(effect.job_id, event, now)
         except Exception:
-            # A bug, not an upstream fault: log it, count it, SERVFAIL its clients at once.
+            # A bug, not an upstream fault: log it, count it, SERVFAIL its clients at once,
+            # and end the job that raised too: left in the mesh, a sub-resolution with no
+            # parent would keep its question in flight, and the next asker would merge into
+            # it and wait out its whole deadline.
             self.bugs += 1
             log.exception("resolution failed on %s", effect.query)
             effects = []
-            for job_id in self.mesh.client_jobs_of(effect.job_id):
-                effects.extend(self.mesh.fail(job_id, servfail("internal error"), now))
+            failure = servfail("internal error")
+            for job_id in (*self.mesh.client_jobs_of(effect.job_id), effect.job_id):
+                effects.extend(self.mesh.fail(job_id, failure, now))
         self._dispatch(effects)
         self._arm()
 

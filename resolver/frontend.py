@@ -16,14 +16,11 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar, cast
+from typing import cast
 
 import dns.edns
-import dns.exception
 import dns.message
-import dns.name
 import dns.rcode
-import dns.rdatatype
 
 from resolver.access import Access, AccessList
 from resolver.cache.answer import AnswerCache, AnswerEntry, PrefetchDue
@@ -50,7 +47,6 @@ from resolver.wire import (
 
 log = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
 _RECURSION_ALLOWED = (Access.ALLOW, Access.ALLOW_SNOOP)
 _CACHEABLE_RCODES = (dns.rcode.NOERROR, dns.rcode.NXDOMAIN, dns.rcode.YXDOMAIN)
 """YXDOMAIN is a DNAME's answer (RFC 6672 §2.2), kept as long as the DNAME's TTL."""
@@ -163,7 +159,9 @@ class Frontend:
 
     def stats(self) -> FrontendStats:
         """A read-only view of the counters, for the metrics collector at scrape time."""
-        return FrontendStats(dict(self.answered), dict(self.rejected), self.latency.view())
+        return FrontendStats(
+            dict(self.answered), dict(self.rejected), self.latency.view(), bugs=self.bugs
+        )
 
     def on_query(
         self, wire: bytes, client: str, transport: Transport, reply_to: ReplyTo, address: Address

@@ -5,9 +5,9 @@ Sans-IO like the core: the driver calls :meth:`Mesh.start`, :meth:`Mesh.handle`,
 keeps one timer armed to :meth:`Mesh.get_timer` (as aioquic's ``get_timer``/``handle_timer``).
 The mesh owns the policy of waiting, as Unbound's mesh does: each client's deadline and
 serve-stale wait (:mod:`resolver.waiters`), and refreshes (prefetch) are jobs like any other.
-Jobs know their parents and their children, so finding or dropping one scans nothing. Identical questions in flight are
-merged (Unbound ``services/mesh.c``): many clients asking the same uncached question cause
-one walk. A sub-resolution (the address of a glueless name server) is a job of its own whose
+Jobs know their parents and their children, so finding or dropping one scans nothing.
+Identical questions in flight are merged (Unbound ``services/mesh.c``): many clients asking
+the same uncached question cause one walk. A sub-resolution (the address of a glueless name server) is a job of its own whose
 result is fed back to every job waiting on it; a sub-question that would wait on itself,
 directly or through merged jobs, is a cycle and fails at once. Sub-resolutions share the
 client query's :class:`Budget`.
@@ -150,13 +150,17 @@ class Mesh:
 
     def stats(self) -> MeshStats:
         """A read-only view of the counters, for the metrics collector at scrape time."""
+        counters = self.counters
         validator = self.validator
         return MeshStats(
             len(self._jobs),
-            self.counters.merged,
-            dict(self.counters.upstream),
-            dict(validator.verdicts) if validator is not None else {},
-            dict(validator.bogus_reasons) if validator is not None else {},
+            counters.merged,
+            dict(counters.upstream),
+            started=counters.started,
+            subqueries=counters.subqueries,
+            cycles=counters.cycles,
+            dnssec_states=dict(validator.verdicts) if validator is not None else {},
+            dnssec_bogus=dict(validator.bogus_reasons) if validator is not None else {},
         )
 
     def start(
@@ -181,7 +185,12 @@ class Mesh:
         job_id = self._new_job(question, Budget(self.limits), frozenset(), 0, refresh=refresh)
         waiter = self._add_waiter(job_id, deadline_at, stale_at)
         self.counters.started += 1
-        return waiter, self._run(job_id, self._jobs[job_id].resolution.start(now), now)
+        try:
+            actions = self._jobs[job_id].resolution.start(now)
+        except Exception:
+            self.release(waiter)  # a bug: leave no job in flight for the next asker to join
+            raise
+        return waiter, self._run(job_id, actions, now)
 
     def job_of(self, waiter: int) -> int | None:
         """The job ``waiter`` waits on; None once it has its result or stopped waiting."""
@@ -389,7 +398,12 @@ class Mesh:
             return []
         child_id = self._new_job(action.question, job.budget, job.ancestry, job.depth + 1)
         self._link(job_id, child_id, action.ref)
-        return self._run(child_id, self._jobs[child_id].resolution.start(now), now)
+        try:
+            actions = self._jobs[child_id].resolution.start(now)
+        except Exception:
+            self._end(child_id)  # a bug: leave no job in flight for the next asker to join
+            raise
+        return self._run(child_id, actions, now)
 
     def _finish(self, job_id: int, result: Result, now: float) -> list[Effect]:
         job = self._end(job_id)
@@ -397,10 +411,10 @@ class Mesh:
             return []
         self.counters.cycles += job.resolution.cycles_met
         effects: list[Effect] = []
-        if job.waiters:
-            for waiter in job.waiters:
-                self._waiters.pop(waiter)
-            effects.append(Completed(job_id, result, tuple(sorted(job.waiters))))
         for parent_id, ref in job.parents.items():
             effects.extend(self.handle(parent_id, SubqueryDone(ref, result), now))
+        if job.waiters:  # after the parents: if one raises (a bug), they keep their deadline
+            for waiter in job.waiters:
+                self._waiters.pop(waiter)
+            effects.insert(0, Completed(job_id, result, tuple(sorted(job.waiters))))
         return effects

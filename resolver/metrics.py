@@ -111,10 +111,23 @@ class RootwalkCollector(Collector):
         mesh, upstream = service.mesh, service.upstream
         if frontend is None or driver is None or mesh is None or upstream is None:
             return  # not started yet
-        answers = service.answers.stats()
-        yield from _client_metrics(frontend.stats(), answers)
+        answers, frontend_stats, driver_stats = (
+            service.answers.stats(),
+            frontend.stats(),
+            driver.stats(),
+        )
+        yield from _client_metrics(frontend_stats, answers)
         yield from _cache_metrics(answers, service.caches)
-        yield from _upstream_metrics(driver.stats(), mesh.stats(), upstream.stats())
+        yield from _upstream_metrics(driver_stats, mesh.stats(), upstream.stats())
+        errors = CounterMetricFamily(
+            "rootwalk_internal_errors",
+            "Client queries or resolutions that Rootwalk's own code failed on (a bug: logged "
+            "with a traceback, answered SERVFAIL or dropped), by the part that caught it.",
+            labels=["part"],
+        )
+        errors.add_metric(["frontend"], frontend_stats.bugs)
+        errors.add_metric(["driver"], driver_stats.bugs)
+        yield errors
 
 
 def _client_metrics(frontend: FrontendStats, answers: AnswerCacheStats) -> Iterator[Metric]:
@@ -239,6 +252,23 @@ def _upstream_metrics(
         "rootwalk_merged_queries",
         "Questions that joined a resolution already in flight instead of starting one.",
         value=mesh.merged,
+    )
+    yield CounterMetricFamily(
+        "rootwalk_resolutions_started",
+        "Resolutions started for client questions (merged ones and sub-questions are "
+        "counted apart).",
+        value=mesh.started,
+    )
+    yield CounterMetricFamily(
+        "rootwalk_subqueries",
+        "Sub-questions asked: addresses of name servers without glue.",
+        value=mesh.subqueries,
+    )
+    yield CounterMetricFamily(
+        "rootwalk_dependency_cycles",
+        "Sub-questions that would have waited on themselves (a name server needed to resolve "
+        "its own address), failed at once.",
+        value=mesh.cycles,
     )
     yield from _dnssec_metrics(mesh)
 

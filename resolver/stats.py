@@ -31,6 +31,8 @@ class FrontendStats:
     """Queries not resolved, by reason (refused, denied, malformed, ratelimited...)."""
     latency: HistogramView
     """Seconds from arrival to reply of slow-path queries (hits are not timed)."""
+    bugs: int = 0
+    """Client queries our own code failed on (logged with a traceback)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,12 @@ class MeshStats:
     """Questions that joined a resolution in flight instead of starting one."""
     upstream: dict[str, int]
     """Upstream outcomes: reply kinds (answer, referral, nxdomain...) and failures."""
+    started: int = 0
+    """Resolutions started for client questions (not merged into one in flight)."""
+    subqueries: int = 0
+    """Sub-questions asked (addresses of glueless name servers), merged ones included."""
+    cycles: int = 0
+    """Sub-questions that would have waited on themselves: dependency cycles."""
     dnssec_states: dict[str, int] = field(default_factory=dict)
     """Validated answers by DNSSEC state (secure, insecure, bogus)."""
     dnssec_bogus: dict[str, int] = field(default_factory=dict)

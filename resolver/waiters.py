@@ -40,9 +40,6 @@ class Waiters:
         self._ids = itertools.count(1)
         self._heap: list[tuple[float, int, Timer]] = []
 
-    def __len__(self) -> int:
-        return len(self._waiters)
-
     def add(self, job_id: int, deadline_at: float, stale_at: float | None) -> int:
         """A new waiter on ``job_id``; returns its id."""
         waiter_id = next(self._ids)
@@ -80,8 +77,8 @@ class Waiters:
             yield waiter_id, waiter, timer
 
     def is_empty(self) -> bool:
-        """No waiter and no timer entry left (after :meth:`next_due` skipped the dead)."""
-        return not self._waiters and self.next_due() is None and not self._heap
+        """No waiter and no timer entry left (:meth:`next_due` drops the dead entries)."""
+        return not self._waiters and self.next_due() is None
 
     def _stands(self, due_at: float, waiter_id: int, timer: Timer) -> bool:
         waiter = self._waiters.get(waiter_id)

@@ -11,9 +11,19 @@ import dns.message
 import dns.name
 import dns.rcode
 import dns.rdatatype
+import pytest
 
 from resolver.cache.view import Caches
-from resolver.core.events import Failure, QueryFailed, ReplyReceived, SendQuery
+from resolver.core.events import (
+    Action,
+    Event,
+    Failure,
+    QueryFailed,
+    ReplyReceived,
+    SendQuery,
+    SubqueryDone,
+)
+from resolver.core.machine import Resolution
 from resolver.limits import Limits
 from resolver.mesh import Completed, Mesh, StaleDue, Transmit
 from resolver.model import ExtendedError, Question, servfail
@@ -197,3 +207,79 @@ def test_the_mesh_counts_upstream_outcomes_from_events_the_machines_take() -> No
     assert dict(silent_driver.mesh.counters.upstream) == before  # a stale ref: ignored
     silent_driver.run()
     assert silent_driver.mesh.counters.upstream["timeout"] >= 1
+
+
+def test_a_resolution_that_fails_to_start_leaves_no_job_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bug in a resolution's start (planted: it raises for nsg.other.example.) reaches the
+    caller, and the job is gone: left in the table, the next client asking the same question
+    (or needing it as a name server's address) would join a job that never runs and wait out
+    its deadline."""
+    start = Resolution.start
+
+    def broken(self: Resolution, now: float) -> list[Action]:
+        if self.question.qname == dns.name.from_text("nsg.other.example."):
+            raise RuntimeError("a planted bug")
+        return start(self, now)
+
+    monkeypatch.setattr(Resolution, "start", broken)
+    mesh = Mesh(root=lab_root(), caches=Caches(), limits=Limits(), rng=random.Random(1))
+    ns_question = Question(dns.name.from_text("nsg.other.example."), dns.rdatatype.A)
+    with pytest.raises(RuntimeError):
+        mesh.start(ns_question, T0, 0.0)
+    assert_empty(mesh)  # as a client's question
+
+    client_question = Question(dns.name.from_text("www.glueless.lab."), dns.rdatatype.A)
+    waiter, effects = mesh.start(client_question, T0, 0.0)
+    queue = deque(effects)
+    with pytest.raises(RuntimeError):  # as a sub-question, once the referral names nsg.
+        while queue:
+            effect = queue.popleft()
+            assert isinstance(effect, Transmit)
+            reply = LAB(effect.query.server, dns.message.from_wire(query_wire(effect.query, 0)))
+            assert not isinstance(reply, Failure)
+            event = ReplyReceived(effect.query.ref, read_reply(reply.to_wire()), 0.001)
+            queue.extend(mesh.handle(effect.job_id, event, T0))
+    assert ns_question not in mesh._inflight and len(mesh) == 1  # the client's job only
+    mesh.release(waiter)
+    assert_empty(mesh)
+
+
+def test_clients_of_a_job_whose_parent_raises_still_get_one_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client asks nsg.other.example. A itself while www.glueless.lab. needs it as its
+    name server's address; when that job finishes, the parent's handling of the result
+    raises (a planted bug). The exception reaches the caller with the effects of that step,
+    so the mesh must not have forgotten the client meanwhile: it is answered (SERVFAIL,
+    EDE 22) at its deadline. Before, its waiter was dropped with the lost ``Completed`` and
+    the client was never answered (a pending query the frontend waited on at shutdown)."""
+    handle = Resolution.handle
+
+    def broken(self: Resolution, event: Event, now: float) -> list[Action]:
+        if isinstance(event, SubqueryDone):
+            raise RuntimeError("a planted bug in the parent")
+        return handle(self, event, now)
+
+    monkeypatch.setattr(Resolution, "handle", broken)
+    mesh = Mesh(root=lab_root(), caches=Caches(), limits=Limits(), rng=random.Random(1))
+    parent = Question(dns.name.from_text("www.glueless.lab."), dns.rdatatype.A)
+    child = Question(dns.name.from_text("nsg.other.example."), dns.rdatatype.A)
+    _, effects = mesh.start(parent, T0, 0.0)
+    queue = deque(effects)
+    client = None
+    with pytest.raises(RuntimeError):
+        while queue:
+            effect = queue.popleft()
+            assert isinstance(effect, Transmit)
+            if client is None and child in mesh._inflight:
+                client, more = mesh.start(child, T0, 0.0)  # merges into the sub-resolution
+                assert more == []
+            reply = LAB(effect.query.server, dns.message.from_wire(query_wire(effect.query, 0)))
+            assert not isinstance(reply, Failure)
+            event = ReplyReceived(effect.query.ref, read_reply(reply.to_wire()), 0.001)
+            queue.extend(mesh.handle(effect.job_id, event, T0))
+    assert client is not None
+    answered = [e for e in mesh.handle_timer(4.0) if isinstance(e, Completed)]
+    assert [e.waiters for e in answered if client in e.waiters] == [(client,)]

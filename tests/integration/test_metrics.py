@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import dns.message
 import dns.query
+import dns.rcode
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -171,6 +172,28 @@ def test_error_rcodes_upstream_are_counted_by_name(measured: Stack) -> None:
         before, "rootwalk_upstream_queries_total", outcome="rcode_REFUSED"
     )
     assert rise == 2  # both of lame.lab.'s servers
+
+
+def test_sub_questions_and_dependency_cycles_are_counted(measured: Stack) -> None:
+    before = scrape(measured)
+    measured.service.flush()
+    glueless = dns.query.udp(
+        dns.message.make_query("www.glueless.lab.", "A"), SERVER, timeout=5, port=PORT
+    )
+    assert glueless.answer  # its server's address was a sub-question
+    cycle = dns.query.udp(
+        dns.message.make_query("www.cyca.lab.", "A"), SERVER, timeout=5, port=PORT
+    )
+    assert cycle.rcode() == dns.rcode.SERVFAIL
+    after = scrape(measured)
+
+    def rise(name: str) -> float:
+        return sample(after, name) - sample(before, name)
+
+    assert rise("rootwalk_subqueries_total") >= 1
+    assert rise("rootwalk_dependency_cycles_total") >= 1
+    assert rise("rootwalk_resolutions_started_total") == 2  # the two client questions
+    assert rise("rootwalk_internal_errors_total") == 0
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])

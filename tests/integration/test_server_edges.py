@@ -14,6 +14,9 @@ import dns.query
 import dns.rcode
 import pytest
 
+from resolver.core.events import Action, Event
+from resolver.core.machine import Resolution
+from resolver.model import Question
 from resolver.transport.framing import frame
 from tests.helpers import lab_with
 from tests.integration.conftest import RESOLVER_PORT, lab_settings
@@ -167,7 +170,7 @@ def test_outbound_allow_list_refuses_without_sending(tmp_path: Path) -> None:
         running.stop()
 
 
-def test_deadline_gives_servfail_while_the_zone_is_slow(tmp_path: Path) -> None:
+def test_deadline_gives_servfail_while_the_zone_is_slow(stack: Stack, tmp_path: Path) -> None:
     """slow.lab.'s only server answers 0.5 s late; with a 0.1 s try timeout and a 0.3 s
     deadline the client gets SERVFAIL that names the zone, not silence."""
     port = free_port()
@@ -227,7 +230,7 @@ def test_per_client_rate_limit_refuses_then_recovers() -> None:
         running.stop()
 
 
-def test_a_bug_while_answering_loses_that_answer_only() -> None:
+def test_a_bug_while_answering_loses_that_answer_only(stack: Stack) -> None:
     """A failure while rendering a resolved answer (forced here: rendering raises) costs
     that query its answer, is counted as a bug, leaves nothing counted in flight, and the
     server answers the next query."""
@@ -251,5 +254,36 @@ def test_a_bug_while_answering_loses_that_answer_only() -> None:
         frontend._render_and_store = render_and_store  # type: ignore[method-assign]
         good_query_is_answered(port)
         assert frontend.pending == 0
+    finally:
+        running.stop()
+
+
+def test_a_bug_in_a_sub_resolution_leaves_no_job_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug while resolving a name server's address (planted: the sub-resolution of
+    nsg.other.example. raises once) SERVFAILs the client at once, is counted, and ends the
+    sub-resolution too: left in the mesh without a parent, it kept its question in flight,
+    and the next client asking for www.glueless.lab. merged into it and waited out its whole
+    deadline (3 s) for a SERVFAIL."""
+    port, own_lab_port = free_port(), lab_port()
+    running = Stack(lab_settings(port, outbound_port=own_lab_port), lab_with(), own_lab_port)
+    running.start()
+    handle = Resolution.handle
+    raised: list[Question] = []
+
+    def broken_once(self: Resolution, event: Event, now: float) -> list[Action]:
+        if self.question.qname.to_text().startswith("nsg.") and not raised:
+            raised.append(self.question)
+            raise RuntimeError("a planted bug in a sub-resolution")
+        return handle(self, event, now)
+
+    monkeypatch.setattr(Resolution, "handle", broken_once)
+    query = dns.message.make_query("www.glueless.lab.", "A")
+    try:
+        failed = dns.query.udp(query, SERVER, timeout=5, port=port)
+        assert failed.rcode() == dns.rcode.SERVFAIL and raised
+        assert running.service.driver is not None and running.service.driver.bugs == 1
+        assert running.service.mesh is not None and len(running.service.mesh) == 0
+        answered = dns.query.udp(query, SERVER, timeout=1, port=port)  # no 3 s merged wait
+        assert answered.rcode() == dns.rcode.NOERROR and answered.answer
     finally:
         running.stop()

@@ -7,7 +7,7 @@ Two contracts, each read from the AST of every module under ``resolver/``:
    global random number generator: callers pass ``now`` and a seeded ``random.Random``.
 2. **Import direction.** Every module sits in one layer of :data:`LAYERS` and imports only
    modules of its own layer and of the layers its row allows, so dependencies point one way:
-   ``cli -> server -> {frontend, driver} -> {mesh, transport} -> core -> cache -> model``.
+   ``cli -> server -> frontend -> {screen, driver -> {mesh, transport}} -> core -> cache -> model``.
 
 The AST check was chosen over import-linter: it needs no new dependency, it already held the
 sans-IO contract, it sees imports inside functions and ``if TYPE_CHECKING:`` blocks (a

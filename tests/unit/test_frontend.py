@@ -163,7 +163,7 @@ async def test_a_hit_late_in_its_ttl_starts_one_prefetch() -> None:
 
     def counting_resolve_then(
         question: Question, on_result: Callable[[Result], None], **options: Any
-    ) -> tuple[int, int]:
+    ) -> int:
         if options.get("refresh"):
             refreshes.append(question)
         return resolve_then(question, on_result, **options)
@@ -176,3 +176,28 @@ async def test_a_hit_late_in_its_ttl_starts_one_prefetch() -> None:
     assert refreshes == []  # started after this turn's replies, never inside the hit
     await asyncio.sleep(0)
     assert [str(q.qname) for q in refreshes] == ["www.example.lab."]  # one refresh, a mesh job
+
+
+async def test_a_send_that_raises_fails_that_try_and_the_client_still_gets_its_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first upstream send raises (as ``socket.socket()`` does with no file descriptor
+    left): the driver counts it, fails that try as a network error, and the resolution goes
+    on (here to SERVFAIL: the upstream may send nowhere), instead of the exception ending
+    the client's query with no reply and leaving its job in the mesh."""
+    send = Upstream.send
+    raised: list[str] = []
+
+    def send_failing_once(self: Upstream, *args: Any, **kwargs: Any) -> None:
+        if not raised:
+            raised.append("EMFILE")
+            raise OSError(24, "Too many open files")
+        send(self, *args, **kwargs)
+
+    monkeypatch.setattr(Upstream, "send", send_failing_once)
+    frontend = make_frontend(Caches())
+    reply = await frontend.handle(query_wire(), CLIENT, UDP)
+    assert raised and reply is not None
+    assert dns.message.from_wire(reply).rcode() == dns.rcode.SERVFAIL
+    assert frontend.driver.bugs == 1 and frontend.bugs == 0
+    assert frontend.pending == 0 and len(frontend.driver.mesh) == 0

@@ -57,12 +57,15 @@ def sources(started: bool = True) -> Sources:
     )
     return Sources(
         View(frontend) if started else None,
-        View(DriverStats(Histogram().view(), 0)),
+        View(DriverStats(Histogram().view(), 3)),
         View(
             MeshStats(
                 in_flight=1,
                 merged=6,
                 upstream={"answer": 9, "rcode SERVFAIL": 1},
+                started=11,
+                subqueries=4,
+                cycles=2,
                 dnssec_states={"secure": 4, "bogus": 2},
                 dnssec_bogus={"SIGNATURE_EXPIRED": 2},
             )
@@ -99,6 +102,11 @@ def test_the_collector_reads_the_stats_views_alone() -> None:
     assert got["rootwalk_upstream_late_replies_total", ()] == 1
     assert got["rootwalk_inflight_resolutions", ()] == 1
     assert got["rootwalk_merged_queries_total", ()] == 6
+    assert got["rootwalk_resolutions_started_total", ()] == 11
+    assert got["rootwalk_subqueries_total", ()] == 4
+    assert got["rootwalk_dependency_cycles_total", ()] == 2
+    assert got["rootwalk_internal_errors_total", (("part", "driver"),)] == 3
+    assert got["rootwalk_internal_errors_total", (("part", "frontend"),)] == 0
     assert got["rootwalk_dnssec_answers_total", (("state", "secure"),)] == 4
     assert got["rootwalk_dnssec_answers_total", (("state", "insecure"),)] == 0
     assert got["rootwalk_dnssec_bogus_total", (("reason", "signature_expired"),)] == 2
