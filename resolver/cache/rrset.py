@@ -17,7 +17,7 @@ import dns.name
 import dns.rdatatype
 
 from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
-from resolver.model import ZoneCut, addresses_of
+from resolver.model import Security, ZoneCut, addresses_of
 from resolver.names import NameKey, key_of_wire, name_key, parent_key
 from resolver.records import WireRRset, name_from_wire
 
@@ -59,6 +59,14 @@ _RAISED = 0x80
 """Set in the rank byte when ``min_ttl`` raised the TTL: the authority's own TTL follows the
 head, and a client never sees more than it."""
 _RANK_BYTE = _HEAD.size - 1
+_RANK_BITS = 0x0F
+_VALIDATED_BITS = 0x30
+"""Set in the rank byte once a validating resolution has judged the RRset (RFC 4035
+§4.3): 0x10 secure, 0x20 insecure; clear for data no validator has looked at (glue,
+referrals, unvalidated lookups). Any new ``put`` clears them."""
+_SECURITY_BITS = {Security.SECURE: 0x10, Security.INSECURE: 0x20}
+_SECURITY_OF = {0x10: Security.SECURE, 0x20: Security.INSECURE}
+_RRSIG_TYPE = int(dns.rdatatype.RRSIG).to_bytes(2, "big")
 
 
 def pack_entry(
@@ -82,7 +90,7 @@ def pack_entry(
 def entry_head(entry: bytes) -> tuple[float, int, int]:
     """(stored_at, ttl, rank) of a packed entry."""
     stored_at, ttl, rank = _HEAD.unpack_from(entry)
-    return stored_at, ttl, rank & ~_RAISED
+    return stored_at, ttl, rank & _RANK_BITS
 
 
 def shown_ttl(entry: bytes, ttl: int, age_s: float) -> int:
@@ -235,16 +243,55 @@ class RRsetCache(BoundedCache):
         if rank < min_rank:
             return None
         remaining = shown_ttl(entry, ttl, now - stored_at)  # as the answer cache ages TTLs
-        owner_key = NameKey(key[:-2])
+        owner_key = NameKey(key[:-2] if rdtype != dns.rdatatype.RRSIG else key[:-4])
         rdatas = tuple(entry_rdatas(entry))
         if name is None:
             return WireRRset(None, rdtype, remaining, rdatas, owner_key, owner=owner_key)
         return WireRRset(name, rdtype, remaining, rdatas, owner_key)
 
+    def mark_validated(
+        self, rrset: WireRRset, security: Security, rrsigs: tuple[bytes, ...], now: float
+    ) -> None:
+        """Note that a validating resolution judged the cached copy of ``rrset`` secure or
+        insecure, and keep the RRSIGs that cover it (for clients that set DO) for as long
+        as the RRset. Nothing happens when the cached copy holds other data."""
+        bits = _SECURITY_BITS.get(security)
+        key = key_of(rrset.owner_key, rrset.rdtype)
+        entry = self._entries.peek(key)
+        if bits is None or entry is None or sorted(entry_rdatas(entry)) != sorted(rrset.rdatas):
+            return
+        flags = (entry[_RANK_BYTE] & ~_VALIDATED_BITS) | bits
+        marked = entry[:_RANK_BYTE] + bytes((flags,)) + entry[_RANK_BYTE + 1 :]
+        self._entries.put(key, marked)
+        if rrsigs:
+            stored_at, ttl, rank = entry_head(entry)
+            sigs_key = key_of(rrset.owner_key, dns.rdatatype.RRSIG) + key[-2:]
+            self._entries.put(sigs_key, pack_entry(rrsigs, stored_at, ttl, Rank(rank)))
+
+    def get_validated(
+        self, name: dns.name.Name, rdtype: int, now: float, *, key: NameKey
+    ) -> tuple[WireRRset, Security, WireRRset | None] | None:
+        """A live answer RRset that a validating resolution judged secure or insecure, its
+        state, and the RRSIGs kept with it; None for anything else, which a validating
+        resolution asks the servers again (RFC 4035 §4.5: cached data keeps its state)."""
+        rrset_key = key_of(key, rdtype)
+        entry = self._entries.peek(rrset_key)
+        if entry is None or not entry[_RANK_BYTE] & _VALIDATED_BITS:
+            return None
+        security = _SECURITY_OF.get(entry[_RANK_BYTE] & _VALIDATED_BITS)
+        rrset = self._get_by_key(rrset_key, name, rdtype, now, Rank.ANSWER)
+        if rrset is None or security is None:
+            return None
+        sigs_key = key_of(key, dns.rdatatype.RRSIG) + rrset_key[-2:]
+        sigs = self._get_by_key(sigs_key, name, dns.rdatatype.RRSIG, now)
+        return rrset, security, sigs
+
     def export(self, now: float) -> list[tuple[bytes, tuple[bytes, ...], float, int, int]]:
         """Live entries as (key, rdatas, stored_at, ttl, rank), for saving across a restart."""
         rows = []
         for key, entry in self._entries.data.items():
+            if key[-3]:  # the RRSIGs kept beside a validated RRset (not the root label)
+                continue
             stored_at, ttl, rank = entry_head(entry)
             if stored_at + ttl > now:
                 rows.append((key, tuple(entry_rdatas(entry)), stored_at, ttl, rank))

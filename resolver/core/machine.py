@@ -125,7 +125,9 @@ class Resolution(ResponseHandling):
             state = self.state
             match state:
                 case Init():
-                    self._init()
+                    actions = self._init()
+                    if actions:
+                        return actions
                 case QueryTargets():
                     return self._query_targets()
                 case ReplyArrived():
@@ -137,38 +139,47 @@ class Resolution(ResponseHandling):
                 case _:
                     typing.assert_never(state)
 
-    def _init(self) -> None:
+    def _init(self) -> list[Action] | None:
         """INIT: answer from the cache if it can (RFC 1034 §5.3.3 step 1), following cached
         CNAMEs, else start at the closest cached zone cut (step 2), else at the root hints."""
         now = self._now
         caches = self._caches
         qtype = self.question.qtype
-        if self._validator is not None and (self._validating or qtype in _SIGNED_FETCHES):
-            # The caches keep no RRSIGs: a validated answer and a DNSKEY or DS fetch are
-            # asked of the servers (the key cache spares the fetches for known zones).
+        if self._validator is not None and self._validating:
+            bogus = self._validator.bogus_answer(self.qname_key, qtype, now)
+            if bogus is not None:  # kept val_bogus_ttl_s: not fetched nor verified again
+                self._validator.count(bogus)
+                return self._finish_bogus(bogus)
+        elif self._validator is not None and qtype in _SIGNED_FETCHES:
+            # A DNSKEY or DS fetch needs the RRSIGs, which the RRset cache does not keep
+            # for unvalidated data: asked of the servers (the key cache spares the fetches
+            # for known zones).
             self._skip_cache_once = True
-            if self._validating:
-                bogus = self._validator.bogus_answer(self.qname_key, qtype, now)
-                if bogus is not None:  # kept val_bogus_ttl_s: not fetched nor verified again
-                    self._validator.count(bogus)
-                    self._finish_bogus(bogus)
-                    return
         while not self._skip_cache_once:
+            if self._validating and qtype != dns.rdatatype.ANY:
+                # Only what a validation judged answers a validated question (RFC 4035
+                # §4.5); anything else is asked again, with DO.
+                taken = self._from_validated_cache()
+                if taken is None:
+                    break
+                if taken:
+                    return taken
+                continue
             key = self.qname_key
             failure = caches.failures.get(self.qname, qtype, now, key=key)
             if failure is not None:
                 self._finish(servfail(f"{failure} (cached failure)", self._failure_code))
-                return
+                return None
             if qtype != dns.rdatatype.ANY:  # ANY is relayed, never assembled from the cache
                 if self._follow_cached_dname():
                     if isinstance(self.state, Done):
-                        return
+                        return None
                     continue
                 cached = caches.rrsets.get(self.qname, qtype, now, Rank.ANSWER, key=key)
                 if cached is not None:
                     self.chain.append(cached)
                     self._finish(Result(dns.rcode.NOERROR, tuple(self.chain)))
-                    return
+                    return None
                 cname = (
                     caches.rrsets.get(self.qname, dns.rdatatype.CNAME, now, Rank.ANSWER, key=key)
                     if qtype != dns.rdatatype.CNAME
@@ -176,12 +187,12 @@ class Resolution(ResponseHandling):
                 )
                 if cname is not None:
                     if not self._restart_at(cname.target(), cname.target_key(), (cname,)):
-                        return
+                        return None
                     continue
             negative = caches.negative.get(self.qname, qtype, now, key=key)
             if negative is not None:
                 self._finish(Result(negative.rcode, tuple(self.chain), (negative.soa,)))
-                return
+                return None
             break
         self._skip_cache_once = False
         self._qmin = Minimiser(self.qname) if self._minimise else None
@@ -190,6 +201,7 @@ class Resolution(ResponseHandling):
         self._set_cut(cut if cut is not None else self._root.copy())
         self._cut_from_cache = cut is not None
         self.state = QUERY_TARGETS
+        return None
 
     _failure_code = ExtendedError.NO_REACHABLE_AUTHORITY
 

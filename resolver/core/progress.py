@@ -24,12 +24,12 @@ from resolver.core.qmin import MINIMISED_QTYPE, Minimiser
 from resolver.core.state import INIT, QUERY_TARGETS, Done, State
 from resolver.core.targets import TargetLookups
 from resolver.limits import Budget
-from resolver.model import Question, Result, ZoneCut, servfail
+from resolver.model import Question, Result, Security, ZoneCut, servfail
 from resolver.names import NameKey, suffix_key
 from resolver.records import Reply, WireRRset
 
 if TYPE_CHECKING:
-    from resolver.core.validating import Segment
+    from resolver.core.dnssec.segment import Segment
 
 SILENCE_SLACK_S = 1e-6
 """Rounding allowance when comparing a server's silence with the upstream timeout."""
@@ -118,6 +118,8 @@ class Progress:
         self._proof: list[WireRRset] = []
         """The DNSSEC records of the answer, for the result (DO clients get them)."""
         self._pending: Result | None = None
+        self._cached_states: list[Security] = []
+        """States of the validated RRsets the cache gave this answer."""
         self._need: list[dns.name.Name] = []
         """Zones whose key verdicts are being established, the innermost last."""
         self._last_reply: Reply | None = None

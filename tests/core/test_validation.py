@@ -169,3 +169,36 @@ def test_a_bogus_answer_is_kept_val_bogus_ttl_seconds() -> None:
     assert later.sent
     assert shared.verdicts["bogus"] == 3
     assert shared.bogus_reasons == {"DNSSEC_BOGUS": 3}
+
+
+@pytest.mark.parametrize(
+    ("name", "state"),
+    [("www.secure.lab.", Security.SECURE), ("www.example.lab.", Security.INSECURE)],
+)
+def test_a_validated_rrset_is_answered_from_the_cache_with_its_state(
+    name: str, state: Security
+) -> None:
+    """The RRset cache keeps each validated RRset's state and RRSIGs (RFC 4035 §4.5): the
+    same question again is a cache lookup, with no fetch and no verification."""
+    shared, caches = validator(), Caches()
+    first = resolve(name, "A", SIGNED, validator=shared, caches=caches, now=NOW)
+    assert first.result.security is state
+    verified = first.result.upstream_queries
+    assert verified > 0
+    again = resolve(name, "A", SIGNED, validator=shared, caches=caches, now=NOW + 10)
+    assert again.sent == []
+    assert again.result.security is state
+    assert again.result.answer == first.result.answer
+    if state is Security.SECURE:
+        assert [r.rdtype for r in again.result.proof] == [46]
+
+
+def test_unvalidated_cached_data_is_asked_again_for_a_validating_question() -> None:
+    """What a CD=1 question (or a name server lookup) cached was never judged: a validated
+    question does not take it from the cache."""
+    shared, caches = validator(), Caches()
+    resolve("www.secure.lab.", "A", SIGNED, validator=shared, caches=caches, now=NOW,
+            checking_disabled=True)  # fmt: skip
+    walk = resolve("www.secure.lab.", "A", SIGNED, validator=shared, caches=caches, now=NOW)
+    assert walk.result.security is Security.SECURE
+    assert any(send.qname == dns.name.from_text("www.secure.lab.") for send in walk.sent)
