@@ -24,6 +24,12 @@ def _add_resolver_flags(parser: argparse.ArgumentParser, *, serving: bool = True
             help="listen address (repeatable); IPv6 as [::1]:53",
         )
     parser.add_argument("--root-hints", metavar="FILE", help="root hints master file")
+    parser.add_argument(
+        "--trust-anchors",
+        action="append",
+        metavar="FILE",
+        help="DNSSEC trust anchor file, DS or DNSKEY records (repeatable)",
+    )
     if serving:
         parser.add_argument(
             "--allow-clients",
@@ -135,7 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def flag_values(args: argparse.Namespace) -> dict[str, Any]:
     """The settings flags this subcommand has (None: not given, or not offered here)."""
-    keys = ("listen", "root_hints", "allow_clients", "outbound_allow", "outbound_port")
+    keys = (
+        "listen",
+        "root_hints",
+        "trust_anchors",
+        "allow_clients",
+        "outbound_allow",
+        "outbound_port",
+    )
     more = ("log_level", "metrics", "control", "workers")
     return {key: getattr(args, key, None) for key in keys + more}
 

@@ -95,7 +95,7 @@ class Settings:
     """Ask each zone's servers only for the next label below their zone, with QTYPE A (RFC
     9156), falling back to the full name when a server mishandles that (Unbound's
     qname-minimisation: yes, qname-minimisation-strict: no)."""
-    dnssec: bool = False
+    dnssec: bool = True
     """Validate DNSSEC (RFC 4033-4035): DO upstream, AD on secure answers, SERVFAIL with an
     Extended DNS Error on bogus ones."""
     trust_anchors: tuple[Path, ...] = field(default_factory=lambda: (real_root_anchors(),))

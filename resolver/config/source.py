@@ -111,6 +111,8 @@ def _layer_from_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     for key in ("root_hints", "cache_file"):
         if key in values and not values[key].is_absolute():
             values[key] = path.parent / values[key]
+    if "trust_anchors" in values:  # relative to the file, as the hints
+        values["trust_anchors"] = tuple(path.parent / p for p in values["trust_anchors"])
     return values, sources
 
 

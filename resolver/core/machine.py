@@ -158,7 +158,16 @@ class Resolution(ResponseHandling):
         while not self._skip_cache_once:
             if self._validating and qtype != dns.rdatatype.ANY:
                 # Only what a validation judged answers a validated question (RFC 4035
-                # §4.5); anything else is asked again, with DO.
+                # §4.5); anything else is asked again, with DO. A failure to reach the
+                # zone is remembered all the same (RFC 9520).
+                failure = caches.failures.get(self.qname, qtype, now, key=self.qname_key)
+                if failure is not None:
+                    self._finish(servfail(f"{failure} (cached failure)", self._failure_code))
+                    return None
+                if self._follow_cached_dname():
+                    if isinstance(self.state, Init):
+                        continue
+                    return self._take_pending_actions()
                 taken = self._from_validated_cache()
                 if taken is None:
                     break

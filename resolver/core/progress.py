@@ -118,6 +118,8 @@ class Progress:
         self._proof: list[WireRRset] = []
         """The DNSSEC records of the answer, for the result (DO clients get them)."""
         self._pending: Result | None = None
+        self._pending_actions: list[Action] = []
+        """What the last validation step returned (see ``_take_pending_actions``)."""
         self._cached_states: list[Security] = []
         """States of the validated RRsets the cache gave this answer."""
         self._need: list[dns.name.Name] = []

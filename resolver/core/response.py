@@ -106,6 +106,7 @@ class ResponseHandling(Validating):
             case ReplyKind.REFERRAL:
                 return self._follow_referral(reply)
             case ReplyKind.YXDOMAIN:
+                self._note(query, reply, dns.rcode.YXDOMAIN, False)
                 return self._finish_yxdomain(reply.chain)
             case ReplyKind.EDNS_UNSUPPORTED:
                 # RFC 6891 §7: a FORMERR to a query with OPT means retry without EDNS.
@@ -169,15 +170,24 @@ class ResponseHandling(Validating):
         without asking the DNAME's zone again. Checked before a cached CNAME, as Unbound
         does, so the DNAME always wins. False when no DNAME applies; True when one did (the
         machine moved on to the new name, or finished: YXDOMAIN, a loop, the hop limit)."""
-        dname = self._caches.rrsets.dname_above(self.qname, self._now, key=self.qname_key)
+        rrsets = self._caches.rrsets
+        dname = rrsets.dname_above(self.qname, self._now, key=self.qname_key)
         if dname is None:
             return False
+        if self._validating:  # only a DNAME a validation judged (RFC 4035 §4.5)
+            found = rrsets.get_validated(
+                dname.name, dns.rdatatype.DNAME, self._now, key=dname.owner_key
+            )
+            if found is None:
+                return False
+            dname, state, sigs = found
+            self._take_validated(state, sigs)
         cname = synthesised_cname(name_wire(self.qname), dname)
         if cname is None:
             self._finish_yxdomain((dname,))
         elif self.question.qtype == dns.rdatatype.CNAME:
             self.chain.extend((dname, cname))
-            self._finish(Result(dns.rcode.NOERROR, tuple(self.chain)))
+            self._validate_and_finish(Result(dns.rcode.NOERROR, tuple(self.chain)))
         elif self._restart_at(cname.target(), cname.target_key(), (dname, cname)):
             self.state = INIT
         return True
@@ -186,4 +196,4 @@ class ResponseHandling(Validating):
         """RFC 6672 §2.2: a DNAME rewrite longer than 255 octets answers YXDOMAIN, with the
         chain up to and including the DNAME."""
         self.chain.extend(chain)
-        return self._finish(Result(dns.rcode.YXDOMAIN, tuple(self.chain)))
+        return self._validate_and_finish(Result(dns.rcode.YXDOMAIN, tuple(self.chain)))

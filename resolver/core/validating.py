@@ -111,10 +111,11 @@ class Validating(Progress):
     def _mark_validated(self, segment: Segment, state: Security) -> None:
         """Keep the segment's state with its cached RRsets, and their RRSIGs beside them,
         so the next validated question for them is a cache lookup."""
-        if any(r.rdtype == _DNAME for r in segment.rrsets):
-            return  # its synthesised CNAMEs are not cached; the DNAME is asked again
+        has_dname = any(r.rdtype == _DNAME for r in segment.rrsets)
         rrsets, now = self._caches.rrsets, self._now
         for rrset in segment.rrsets:
+            if has_dname and rrset.rdtype == _CNAME:
+                continue  # synthesised from the DNAME, not cached
             rrsigs: tuple[bytes, ...] = ()
             high, low = rrset.rdtype >> 8, rrset.rdtype & 0xFF
             for proof in segment.proof:
@@ -127,10 +128,19 @@ class Validating(Progress):
     def _validate_and_finish(self, result: Result) -> list[Action]:
         """Finish with ``result`` once it is validated (or at once when not validating)."""
         if not self._validating or result.is_failure:
-            return self._finish(replace(result, proof=tuple(self._proof)))
-        self._pending = result
-        self._listening = {}
-        return self._validation_step()
+            actions = self._finish(replace(result, proof=tuple(self._proof)))
+        else:
+            self._pending = result
+            self._listening = {}
+            actions = self._validation_step()
+        self._pending_actions = actions
+        return actions
+
+    def _take_pending_actions(self) -> list[Action]:
+        """The actions of the last :meth:`_validate_and_finish`, for a caller (INIT) whose
+        own return value was a flag."""
+        actions, self._pending_actions = self._pending_actions, []
+        return actions
 
     def _on_keys_fetched(self, state: WaitingKeys, result: Result) -> list[Action]:
         self._fetched[(state.zone, state.qtype)] = result

@@ -40,6 +40,7 @@ def serve_on_lab(port: int, env: dict[str, str]) -> RootwalkProcess:
     and control ports of its own; returned once it listens (its log says so)."""
     return RootwalkProcess(
         "serve", "--listen", f"127.0.0.1:{port}", "--root-hints", "zones/lab/root.hints",
+        "--trust-anchors", "zones/lab/trust-anchor.ds",
         "--outbound-allow", "127.0.0.0/8", "--outbound-port", str(LAB_PORT),
         "--metrics", f"127.0.0.1:{free_port()}", "--control", f"127.0.0.1:{free_port()}",
         env=env,
@@ -290,7 +291,8 @@ def test_a_taken_port_names_the_setting_and_the_flag() -> None:
         port = taken.getsockname()[1]
         result = run_rootwalk(
             "serve", "--listen", f"127.0.0.1:{free_port()}", "--root-hints",
-            "zones/lab/root.hints", "--metrics", "off", "--control", f"127.0.0.1:{port}",
+            "zones/lab/root.hints", "--trust-anchors", "zones/lab/trust-anchor.ds",
+            "--metrics", "off", "--control", f"127.0.0.1:{port}",
             env={k: v for k, v in ENV.items() if k != "ROOTWALK_CONTROL"},
         )  # fmt: skip
     assert result.returncode == 1
@@ -380,7 +382,8 @@ def help_options(capsys: pytest.CaptureFixture[str], *command: str) -> set[str]:
 def test_each_subcommand_offers_only_its_own_options(capsys: pytest.CaptureFixture[str]) -> None:
     """Issue 14, item 6: ``trace`` neither listens nor serves clients nor has endpoints."""
     serving = {"--listen", "--allow-clients", "--metrics", "--control"}
-    walking = {"--config", "--root-hints", "--outbound-allow", "--outbound-port", "--log-level"}
+    walking = {"--config", "--root-hints", "--trust-anchors", "--outbound-allow", "--outbound-port"}
+    walking.add("--log-level")
     assert help_options(capsys, "trace") == {"--help"} | walking | {"--lab", "--lab-port"}
     assert help_options(capsys, "serve") == {"--help", "--workers"} | serving | walking
     assert help_options(capsys, "lab") == {"--help", "--lab-port"} | serving | walking

@@ -29,6 +29,7 @@ ENV = {**os.environ, "ROOTWALK_METRICS": "off", "PYTHONUNBUFFERED": "1"}
 CONFIG = f"""
 listen = ["127.0.0.1:{PORT}"]
 root_hints = "{REPO}/zones/lab/root.hints"
+trust_anchors = ["{REPO}/zones/lab/trust-anchor.ds"]
 outbound_allow = ["127.0.0.0/8"]
 outbound_port = {LAB_PORT}
 control = "127.0.0.1:{CONTROL_PORT}"
@@ -86,7 +87,7 @@ def test_sighup_with_a_bad_config_keeps_the_old_one(
     process.send_signal(signal.SIGTERM)
     assert process.wait(10) == 0
     log = process.output()
-    assert f"{config}: line 8: key 'max_tcp_connections'" in log
+    assert f"{config}: line 9: key 'max_tcp_connections'" in log
 
 
 def test_cache_flush_and_stats_commands(served: tuple[RootwalkProcess, Path], stack: Stack) -> None:

@@ -205,6 +205,8 @@ def test_a_damaged_cache_file_is_a_clear_error(tmp_path: object) -> None:
             f"127.0.0.1:{free_port()}",
             "--root-hints",
             "zones/lab/root.hints",
+            "--trust-anchors",
+            "zones/lab/trust-anchor.ds",
         ],
         env={"ROOTWALK_CACHE_FILE": str(cache_file), "PATH": "/usr/bin:/bin"},
         capture_output=True,

@@ -68,6 +68,7 @@ def supervisor(stack: Stack) -> Iterator[RootwalkProcess]:
         "serve", "--workers", "2", "--listen", f"127.0.0.1:{PORT}",
         "--metrics", f"127.0.0.1:{METRICS}", "--control", f"127.0.0.1:{CONTROL}",
         "--root-hints", str(REPO / "zones/lab/root.hints"), "--outbound-port", str(LAB_PORT),
+        "--trust-anchors", str(REPO / "zones/lab/trust-anchor.ds"),
         "--outbound-allow", "127.0.0.0/8",
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip

@@ -38,7 +38,7 @@ import dns.message
 import dns.query
 
 from resolver.lab.description import load_lab_description
-from resolver.paths import lab_description, lab_root_hints
+from resolver.paths import lab_description, lab_root_hints, lab_trust_anchor
 from tests.peer.compare import (
     TIMEOUT,
     TRANSPORTS,
@@ -239,6 +239,7 @@ def rootwalk_command(port: int) -> list[str]:
     return [
         sys.executable, "-m", "resolver", "serve", "--listen", f"127.0.0.1:{port}",
         "--root-hints", str(lab_root_hints()), "--outbound-allow", "127.0.0.0/8",
+        "--trust-anchors", str(lab_trust_anchor()),
         "--outbound-allow", "::1/128",
         "--outbound-port", str(LAB_PORT), "--metrics", "off", "--control", "off",
         "--log-level", "INFO",  # its "listening on" line says it is ready

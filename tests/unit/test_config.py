@@ -66,6 +66,24 @@ def test_relative_hints_path_is_relative_to_the_file(tmp_path: Path) -> None:
     assert settings.root_hints == tmp_path / "hints.txt"
 
 
+def test_dnssec_settings_from_the_file(tmp_path: Path) -> None:
+    """Trust anchor files are relative to the file, as the hints; negative trust anchors
+    are domain names, absolute with or without the final dot."""
+    text = (
+        'trust_anchors = ["lab.ds", "/etc/root.ds"]\n'
+        'negative_trust_anchors = ["broken.example", "other.test."]\n'
+        "val_bogus_ttl_s = 5\ndnssec = false\n"
+    )
+    settings = build_settings(config_file=write(tmp_path, text))
+    assert settings.trust_anchors == (tmp_path / "lab.ds", Path("/etc/root.ds"))
+    assert [n.to_text() for n in settings.negative_trust_anchors] == [
+        "broken.example.",
+        "other.test.",
+    ]
+    assert settings.val_bogus_ttl_s == 5.0
+    assert settings.dnssec is False
+
+
 def test_bad_value_names_file_line_and_key(tmp_path: Path) -> None:
     path = write(tmp_path, '# settings\nlog_level = "INFO"\nlisten = ["nowhere:53"]\n')
     with pytest.raises(ConfigError) as caught:
