@@ -38,8 +38,11 @@ def _udp_limit(query: dns.message.Message) -> int:
 
 
 def render_reply(response: dns.message.Message, limit: int) -> bytes:
-    """Render, setting TC and dropping what does not fit when over ``limit`` (RFC 2181 §9)."""
-    return response.to_wire(max_size=limit, prefer_truncation=True)
+    """Render, setting TC and dropping what does not fit when over ``limit`` (RFC 2181 §9).
+    Records keep the zone's order (no shuffling): which of keytrap.lab.'s colliding keys a
+    validator meets first decides where Unbound gives up (EDE 6 or 9), so a shuffled order
+    made the signed lab's oracle flaky."""
+    return response.to_wire(max_size=limit, prefer_truncation=True, want_shuffle=False)
 
 
 _PARSED: dict[tuple[Path, int, dns.name.Name], ServedZone] = {}
