@@ -14,9 +14,10 @@ import dns.rdatatype
 from resolver.cache.view import Caches
 from resolver.config import Settings
 from resolver.core.classify import ClassifiedReply, ReplyKind, classify_reply
+from resolver.core.dnssec.keys import Validator
 from resolver.core.events import Failure, QueryFailed, ReplyReceived
 from resolver.driver import Driver
-from resolver.files import load_root_hints
+from resolver.files import load_root_hints, load_trust_anchors
 from resolver.limits import Limits
 from resolver.mesh import Mesh, Transmit
 from resolver.model import Question, Result
@@ -64,6 +65,15 @@ async def trace(
 ) -> Result:
     """Resolve ``question`` with fresh caches, writing one block per upstream exchange."""
     root = load_root_hints(settings.root_hints)
+    validator = (
+        Validator(
+            load_trust_anchors(settings.trust_anchors),
+            bogus_ttl_s=settings.val_bogus_ttl_s,
+            negative_anchors=frozenset(settings.negative_trust_anchors),
+        )
+        if settings.dnssec
+        else None
+    )
     upstream = Upstream(port=settings.outbound_port, allow=settings.outbound_allow)
     mesh = Mesh(
         root=root,
@@ -72,6 +82,7 @@ async def trace(
         rng=random.Random(),
         default_timeout_s=settings.upstream_timeout_s,
         harden_glue=settings.harden_glue,
+        validator=validator,
     )
     driver = Driver(mesh, upstream, deadline_s=settings.client_deadline_s, clock=time.time)
     step = 0
@@ -84,7 +95,11 @@ async def trace(
         depth = described[1] if described else 0
         indent = "  " * depth
         what = f"{send.qname} {dns.rdatatype.to_text(send.qtype)}"
-        sub = " (sub-resolution: a name server's address)" if depth else ""
+        sub = ""
+        if depth and send.qtype in (dns.rdatatype.DNSKEY, dns.rdatatype.DS):
+            sub = " (DNSSEC: the zone's keys, for the chain of trust)"
+        elif depth:
+            sub = " (sub-resolution: a name server's address)"
         write(f"{indent}[{step}] zone {send.zone}: ask {send.server} {what}{sub}")
         if isinstance(event, QueryFailed):
             if event.failure is Failure.LOCAL_ADDRESS:
@@ -104,6 +119,8 @@ async def trace(
     write(f";; tracing {question} from the root hints in {settings.root_hints}")
     result = await driver.resolve(question)
     write(f";; {dns.rcode.to_text(result.rcode)}" + (f": {result.reason}" if result.reason else ""))
+    if result.security is not None:
+        write(f";; DNSSEC: {result.security.value}")
     for rrset in result.answer + result.authority:
         write(rrset.to_text())
     await driver.close()

@@ -206,6 +206,8 @@ def trace_on_lab(name: str) -> subprocess.CompletedProcess[str]:
         name,
         "--root-hints",
         hints,
+        "--trust-anchors",
+        str(Path(__file__).parents[2] / "zones/lab/trust-anchor.ds"),
         "--outbound-port",
         str(LAB_PORT),
         "--outbound-allow",
@@ -222,6 +224,19 @@ def test_trace_shows_a_glueless_delegation_step_by_step(stack: Stack) -> None:
     assert sub, "no indented sub-resolution for the name server's address"
     assert any(line.strip().startswith("cached: nsg.other.example. A 127.53.6.1") for line in lines)
     assert lines[-1] == "www.glueless.lab. 300 IN A 192.0.2.30"
+
+
+def test_trace_shows_the_dnssec_steps_and_the_verdict(stack: Stack) -> None:
+    result = trace_on_lab("www.secure.lab")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    steps = [line for line in lines if "(DNSSEC: the zone's keys" in line]
+    assert any("secure.lab. DNSKEY" in line for line in steps), lines
+    assert any("secure.lab. DS" in line for line in steps), lines
+    assert ";; DNSSEC: secure" in lines
+    bogus = trace_on_lab("www.expired.lab")
+    assert ";; DNSSEC: bogus" in bogus.stdout.splitlines()
+    assert "expired" in bogus.stdout
 
 
 def test_trace_of_a_lame_zone_says_why(stack: Stack) -> None:
