@@ -239,6 +239,7 @@ def verify_dnskeys(
             ExtendedError.UNSUPPORTED_DNSKEY_ALGORITHM,
         )
     matched = [key for key in keys if key in anchors]
+    crowded = 0
     if usable:
         tagged = _by_tag(keys)
         favourite = max(record.digest_type for record in usable)
@@ -247,12 +248,17 @@ def verify_dnskeys(
                 continue
             candidates = tagged.get((record.algorithm, record.key_tag), [])
             limit = work.limits.max_key_tag_collisions
+            crowded = max(crowded, len(candidates) if len(candidates) > limit else 0)
             for key in candidates[:limit]:
                 made = dns.dnssec.make_ds(
                     zone, key, DIGESTS[favourite], policy=_ANY, validating=True
                 )
                 if made == record and key not in matched:
                     matched.append(key)
+    if not matched and crowded:
+        # Not "no key matches": more keys share the DS's tag than we try (KeyTrap). Bogus
+        # for work, EDE 6, as Unbound 1.17 answers keytrap.lab.
+        return out_of_work(zone, f"{crowded} DNSKEYs share the key tag of its DS")
     if not matched:
         return bogus(ExtendedError.DNSKEY_MISSING, f"no DNSKEY of {zone} matches its DS")
     verdict = verify_rrset(dnskeys, sigs, matched, zone, now=now, work=work)
