@@ -34,6 +34,7 @@ from typing import Any
 
 import dns.asyncquery
 import dns.exception
+import dns.flags
 import dns.message
 import dns.query
 
@@ -42,6 +43,7 @@ from resolver.paths import lab_description, lab_root_hints, lab_trust_anchor
 from tests.peer.compare import (
     TIMEOUT,
     TRANSPORTS,
+    VALIDATING_MODES,
     Asked,
     Reply,
     judge,
@@ -108,18 +110,27 @@ def rootwalk_knows_qmin() -> bool:
     return any(line.startswith(f"{QMIN_SETTING} =") for line in result.stdout.splitlines())
 
 
-def unbound_config(folder: Path, port: int, qmin: bool, zones: list[str]) -> Path:
+def unbound_config(
+    folder: Path, port: int, qmin: bool, zones: list[str], validating: bool = False
+) -> Path:
     """Unbound as Debian ships it, but iterator only (no validator, no trust anchor), the
     lab's hints, loopback name servers allowed, one thread, and QNAME minimisation as asked.
     Unbound's built-in local zones (RFC 6761 names, test-net reverse zones) are switched off
     for the lab's zones (``nodefault``), so a lab zone is always resolved, never answered
-    locally."""
+    locally. With ``validating``: the validator too, the lab's trust anchor and Extended DNS
+    Errors (``ede: yes``; Unbound 1.17 sends none without it)."""
     nodefault = "".join(f'  local-zone: "{zone}" nodefault\n' for zone in zones if zone != ".")
+    modules = (
+        '  module-config: "validator iterator"\n'
+        f"  trust-anchor-file: {lab_trust_anchor()}\n  ede: yes\n  val-log-level: 2\n"
+        if validating
+        else '  module-config: "iterator"\n'
+    )
     path = folder / f"unbound-{port}.conf"
     path.write_text(
         "server:\n"
         f"  interface: 127.0.0.1@{port}\n"
-        '  module-config: "iterator"\n'
+        f"{modules}"
         f"  root-hints: {lab_root_hints()}\n"
         "  do-not-query-localhost: no\n"
         f"  qname-minimisation: {'yes' if qmin else 'no'}\n"
@@ -138,9 +149,16 @@ def unbound_config(folder: Path, port: int, qmin: bool, zones: list[str]) -> Pat
 
 
 async def ask(port: int, name: str, rdtype: str, transport: str, timeout_s: float) -> Reply:
-    """One question to the resolver on 127.0.0.1:``port``; no reply in time is TIMEOUT."""
-    if transport == "udp-edns":
-        query = dns.message.make_query(name, rdtype, use_edns=0, payload=EDNS_PAYLOAD)
+    """One question to the resolver on 127.0.0.1:``port``; no reply in time is TIMEOUT.
+    ``transport`` is one of :data:`TRANSPORTS` or, in the validating run, of
+    :data:`VALIDATING_MODES` (all over UDP with EDNS)."""
+    validating = transport in VALIDATING_MODES
+    if transport == "udp-edns" or validating:
+        query = dns.message.make_query(
+            name, rdtype, use_edns=0, payload=EDNS_PAYLOAD, want_dnssec=transport != "plain"
+        )
+        if transport == "cd":
+            query.flags |= dns.flags.CD
     else:
         query = dns.message.make_query(name, rdtype)
     try:
@@ -152,7 +170,7 @@ async def ask(port: int, name: str, rdtype: str, transport: str, timeout_s: floa
         return Reply(TIMEOUT)  # a TCP connection closed without a reply is no reply too
     except (dns.exception.DNSException, OSError) as exc:
         return Reply(f"ERROR {type(exc).__name__}")
-    return reply_of(message)
+    return reply_of(message, validating)
 
 
 async def ask_all(
@@ -294,7 +312,7 @@ def inside(out: Path) -> int:
 
             until = ready_at + ASK_BUDGET_S
 
-            async def run_all() -> list[list[dict[str, Any]]]:
+            async def run_all() -> tuple[list[dict[str, Any]], ...]:
                 return await asyncio.gather(
                     ask_all(ROOTWALK_PORTS[True], True, questions, until),
                     ask_all(ROOTWALK_PORTS[False], False, questions, until),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dns.message
+import dns.rrset
 import pytest
 
 from resolver.lab.description import load_lab_description
@@ -16,6 +18,7 @@ from tests.peer.compare import (
     Reply,
     judge,
     load_allowed,
+    reply_of,
     same,
 )
 from tests.peer.questions import derive_questions
@@ -93,3 +96,55 @@ def test_an_entry_names_a_question_or_a_zone(tmp_path: Path) -> None:
     both.write_text('[[difference]]\nname = "a.lab."\nreason = "x"\n')
     with pytest.raises(AllowListError, match="either name and type, or zone"):
         load_allowed(both)
+
+
+SIGNED = frozenset(
+    {("www.secure.lab.", "A", "192.0.2.100"), ("www.secure.lab.", "RRSIG", "A secure.lab.")}
+)
+
+
+def test_validating_replies_compare_ad_and_ede_when_unbound_gives_one() -> None:
+    assert not same(
+        Reply("NOERROR", answer=SIGNED, ad=False), Reply("NOERROR", answer=SIGNED, ad=True)
+    )
+    assert same(Reply("SERVFAIL", ad=False, ede=9), Reply("SERVFAIL", ad=False))
+    assert not same(Reply("SERVFAIL", ad=False, ede=9), Reply("SERVFAIL", ad=False, ede=6))
+
+
+def test_rrsigs_compare_by_type_covered_and_signer() -> None:
+    rrsig = "A 13 3 3600 20360101000000 20260101000000 52194 secure.lab. {}"
+    one, other = (
+        dns.rrset.from_text("www.secure.lab.", 3600, "IN", "RRSIG", rrsig.format(sig))
+        for sig in ("AAAA", "BBBB")
+    )
+    replies = []
+    for sig in (one, other):
+        message = dns.message.make_response(dns.message.make_query("www.secure.lab.", "A"))
+        message.answer.append(sig)
+        replies.append(reply_of(message, validating=True))
+    assert replies[0] == replies[1]
+    assert ("www.secure.lab.", "RRSIG", "A secure.lab.") in replies[0].answer
+
+
+def test_differs_in_narrows_an_entry_and_validating_entries_load_apart(tmp_path: Path) -> None:
+    asked = Asked("www.secure.lab.", "A", "cd", True, 1)
+    ad_only = {asked: Reply("NOERROR", answer=SIGNED, ad=False)}
+    unbound = {asked: Reply("NOERROR", answer=SIGNED, ad=True)}
+    entry = Allowed("", "", "CD", transport="cd", zone=".", differs_in=frozenset({"ad"}))
+    assert judge(ad_only, unbound, [entry]).allowed
+    servfail = {asked: Reply("SERVFAIL", ad=False)}
+    assert judge(servfail, unbound, [entry]).differences
+    path = tmp_path / "allowed.toml"
+    path.write_text(
+        '[[difference]]\nzone = "."\ntransport = "cd"\nvalidating = true\n'
+        'differs_in = ["ad"]\nreason = "x"\n'
+        '[[difference]]\nzone = "."\ntype = "ANY"\nreason = "y"\n'
+    )
+    assert [e.reason for e in load_allowed(path, validating=True)] == ["x"]
+    assert [e.reason for e in load_allowed(path)] == ["y"]
+    path.write_text('[[difference]]\nzone = "."\ntransport = "cd"\nreason = "x"\n')
+    with pytest.raises(AllowListError, match="transport"):
+        load_allowed(path)
+    path.write_text('[[difference]]\nzone = "."\ndiffers_in = ["bytes"]\nreason = "x"\n')
+    with pytest.raises(AllowListError, match="differs_in"):
+        load_allowed(path)
