@@ -176,3 +176,15 @@ def test_a_validated_rrset_lives_no_longer_than_its_signature() -> None:
     assert walk.result.error_code is ExtendedError.SIGNATURE_EXPIRED
     nx = resolve("qq.secure.lab.", "A", SIGNED, validator=validator, caches=caches, now=after)
     assert nx.sent
+
+
+def test_a_name_a_cached_wildcard_nsec_matches_is_asked_not_denied() -> None:
+    """wz.secure.lab.'s NXDOMAIN brings the NSEC at *.wild; x.wild.secure.lab. falls in its
+    span too, but its closest encloser's wildcard exists: asked, and answered by it."""
+    validator, caches = setup()
+    resolve("wz.secure.lab.", "A", SIGNED, validator=validator, caches=caches, now=NOW)
+    walk = resolve("x.wild.secure.lab.", "A", SIGNED, validator=validator, caches=caches, now=NOW)
+    assert walk.sent
+    assert walk.result.rcode == dns.rcode.NOERROR and walk.result.answer
+    ent = resolve("ent.secure.lab.", "A", SIGNED, validator=validator, caches=caches, now=NOW)
+    assert ent.result.rcode == dns.rcode.NOERROR  # an empty non-terminal, never NXDOMAIN
