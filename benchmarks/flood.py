@@ -3,6 +3,8 @@
 
     python3 benchmarks/flood.py flood --seconds 20 --rate 3000      # water torture
     python3 benchmarks/flood.py soak --seconds 60 --rate 2000       # mixed traffic
+    python3 benchmarks/flood.py flood --zone secure.lab. --seconds 20 --rate 2000
+    python3 benchmarks/flood.py flood --zone secure.lab. --no-aggressive-nsec ...  # compare
 
 Starts `rootwalk lab` (its own lab port and resolver port, small caches so limits are
 reached), sends UDP queries from one process at a bounded rate for a bounded time, and
@@ -13,11 +15,17 @@ memory grew after warm-up beyond --max-growth-mb.
 flood: unique never-seen names under nx.example.lab. (NXDOMAIN at the lab server) and under
 wild.example.lab. (a wildcard: every name exists), as in water-torture attacks.
 soak: cached names, never-seen names, NXDOMAIN, a lame zone, a zone with a dead server.
+flood --zone Z: unique never-seen names under the signed lab zone Z (secure.lab.: NSEC;
+nsec3.lab.: NSEC3), validation on. The lab then runs in this process and `rootwalk serve`
+is pointed at it, so the summary also gives the queries the lab's servers received per
+flood query (RFC 8198's aggressive NSEC makes it near 0; --no-aggressive-nsec for the
+comparison: about 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
@@ -27,6 +35,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -65,8 +74,37 @@ def wait_for_banner(server: subprocess.Popen[str], timeout_s: float = 30.0) -> b
     return bool(ready) and server.stdout.readline().startswith("rootwalk lab: resolver on")
 
 
-def next_name(mode: str, rng: random.Random) -> tuple[str, str]:
+def start_lab(port: int) -> tuple[object, asyncio.AbstractEventLoop]:
+    """The lab's servers in this process (a thread runs their loop), so what each
+    received can be counted; returns the lab and its loop."""
+    sys.path.insert(0, str(REPO))
+    from resolver.lab.server import Lab  # noqa: PLC0415
+    from resolver.paths import lab_description  # noqa: PLC0415
+
+    lab = Lab.from_file(lab_description(), port)
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    asyncio.run_coroutine_threadsafe(lab.start(), loop).result(30)
+    return lab, loop
+
+
+def lab_queries(lab: object) -> int:
+    return int(lab.total_queries())  # type: ignore[attr-defined]
+
+
+def wait_until_answering(port: int, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if probe(port, "www.example.lab."):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def next_name(mode: str, rng: random.Random, zone: str | None = None) -> tuple[str, str]:
     label = f"{rng.getrandbits(40):010x}"
+    if zone is not None:
+        return f"{label}.{zone}", "A"
     if mode == "flood":
         return (
             f"{label}.nx.example.lab." if rng.random() < 0.5 else f"{label}.wild.example.lab."
@@ -98,17 +136,26 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "PYTHONPATH": str(REPO),
     }
     log_file = open(args.log, "w") if args.log else subprocess.DEVNULL  # noqa: SIM115
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "resolver",
-            "lab",
+    lab: object | None = None
+    command = ["lab", "--listen", f"127.0.0.1:{args.port}", "--lab-port", str(args.lab_port)]
+    if args.zone is not None:
+        lab, lab_loop = start_lab(args.lab_port)
+        command = [
+            "serve",
             "--listen",
             f"127.0.0.1:{args.port}",
-            "--lab-port",
+            "--root-hints",
+            "zones/lab/root.hints",
+            "--trust-anchors",
+            "zones/lab/trust-anchor.ds",
+            "--outbound-port",
             str(args.lab_port),
-        ],
+        ]
+        env["ROOTWALK_OUTBOUND_ALLOW"] = "127.0.0.0/8"
+        env["ROOTWALK_DNSSEC"] = "true"
+        env["ROOTWALK_AGGRESSIVE_NSEC"] = "false" if args.no_aggressive_nsec else "true"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "resolver", *command],
         stdout=subprocess.PIPE,
         stderr=log_file,
         text=True,
@@ -122,7 +169,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     probes_failed = 0
     probes = 0
     try:
-        wait_for_banner(server)  # if it never says so, the probes below fail and say so
+        if lab is None:
+            wait_for_banner(server)  # if it never says so, the probes below fail and say so
+        else:
+            wait_until_answering(args.port)
+            probe(args.port, f"www.{args.zone}")  # the zone's keys fetched before the flood
+            lab_before = lab_queries(lab)
         for name in ("www.example.lab.", "www.glueless.lab."):
             probe(args.port, name)  # cached before the flood; must stay answerable
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -136,7 +188,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             if server.poll() is not None:
                 break
             while next_send <= now:
-                name, rdtype = next_name(args.mode, rng)
+                name, rdtype = next_name(args.mode, rng, args.zone)
                 try:
                     sock.send(query_wire(name, rdtype))
                     sent += 1
@@ -168,10 +220,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             probe(args.port, n)
             for n in ("www.example.lab.", "chain.example.lab.", "anything.wild.example.lab.")
         )
+        upstream = lab_queries(lab) - lab_before if lab is not None else None
     finally:
         if server.poll() is None:
             server.send_signal(signal.SIGTERM)
             server.wait(10)
+        if lab is not None:
+            asyncio.run_coroutine_threadsafe(lab.close(), lab_loop).result(10)  # type: ignore[attr-defined]
     warm = [rss for at, rss in samples if at >= args.seconds / 3]
     growth = (max(warm) - min(warm)) if warm else 0.0
     return {
@@ -190,6 +245,16 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "rss_mb_last": samples[-1][1] if samples else None,
         "rss_growth_after_warmup_mb": round(growth, 1),
         "cache_mb_each": args.cache_mb,
+        **(
+            {
+                "zone": args.zone,
+                "aggressive_nsec": not args.no_aggressive_nsec,
+                "authority_queries": upstream,
+                "authority_queries_per_flood_query": round(upstream / max(sent, 1), 4),
+            }
+            if upstream is not None
+            else {}
+        ),
     }
 
 
@@ -211,7 +276,15 @@ def main() -> int:
     parser.add_argument(
         "--max-pending", type=int, help="max_pending_queries (default: the resolver's)"
     )
+    parser.add_argument(
+        "--zone", help="flood never-seen names under this signed lab zone (e.g. secure.lab.)"
+    )
+    parser.add_argument(
+        "--no-aggressive-nsec", action="store_true", help="with --zone: aggressive_nsec off"
+    )
     args = parser.parse_args()
+    if args.zone is not None and not args.zone.endswith("."):
+        args.zone += "."
     summary = run(args)
     print(json.dumps(summary, indent=2))
     ok = (

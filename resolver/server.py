@@ -118,6 +118,7 @@ class ResolverService:
                 load_trust_anchors(settings.trust_anchors),
                 bogus_ttl_s=settings.val_bogus_ttl_s,
                 negative_anchors=frozenset(settings.negative_trust_anchors),
+                aggressive_nsec=settings.aggressive_nsec,
             )
             if settings.dnssec
             else None
@@ -202,6 +203,7 @@ class ResolverService:
         removed = self.answers.flush(name, subtree=subtree)
         removed += self.caches.rrsets.flush(name, subtree=subtree)
         removed += self.caches.negative.flush(name, subtree=subtree)
+        removed += self.caches.nsec.flush(name, subtree=subtree)
         removed += self.caches.failures.flush()
         if name is None:
             self.caches.infra.clear()

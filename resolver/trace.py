@@ -70,6 +70,7 @@ async def trace(
             load_trust_anchors(settings.trust_anchors),
             bogus_ttl_s=settings.val_bogus_ttl_s,
             negative_anchors=frozenset(settings.negative_trust_anchors),
+            aggressive_nsec=settings.aggressive_nsec,
         )
         if settings.dnssec
         else None

@@ -4,7 +4,10 @@ NXDOMAIN is kept per name, NODATA per name and type, each for the SOA's negative
 (min(SOA TTL, SOA MINIMUM), already computed by the classifier) capped by a setting. A name
 below a cached NXDOMAIN is NXDOMAIN too (RFC 8020) only when that NXDOMAIN was DNSSEC-secure,
 as Unbound's ``harden-below-nxdomain``: without validation one forged NXDOMAIN would erase a
-whole subtree. Nothing is validated yet, so that path is built and tested but never taken.
+whole subtree. A validating resolution keeps its secure or insecure negative answers here
+with their state and proof (NSEC/NSEC3 and RRSIGs), so the next validated question for
+them is a cache lookup and a DO client still gets the proof; bogus ones are the validator's
+(``val_bogus_ttl_s``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import dns.rdatatype
 
 from resolver.cache.lru import BoundedCache, SizedLRU, owner_in
 from resolver.cache.rrset import key_of
+from resolver.model import Security
 from resolver.names import NameKey, name_key
 from resolver.records import WireRRset
 
@@ -38,10 +42,14 @@ class NegativeEntry:
     soa_rdata: bytes
     expires_at: float
     secure: bool
+    state: Security | None = None
+    """The validation state, None when no validation judged the answer."""
+    proof: tuple[WireRRset, ...] = ()
 
     @property
     def cost(self) -> int:
-        return _ENTRY_OVERHEAD + len(self.soa_owner) + len(self.soa_rdata)
+        proof = sum(len(r.owner_key) + sum(map(len, r.rdatas)) + 60 for r in self.proof)
+        return _ENTRY_OVERHEAD + len(self.soa_owner) + len(self.soa_rdata) + proof
 
 
 def _entry_cost(entry: NegativeEntry) -> int:
@@ -52,6 +60,8 @@ def _entry_cost(entry: NegativeEntry) -> int:
 class NegativeAnswer:
     rcode: dns.rcode.Rcode
     soa: WireRRset
+    state: Security | None = None
+    proof: tuple[WireRRset, ...] = ()
 
 
 class NegativeCache(BoundedCache):
@@ -79,17 +89,26 @@ class NegativeCache(BoundedCache):
         *,
         secure: bool = False,
         key: NameKey | None = None,
+        state: Security | None = None,
+        proof: tuple[WireRRset, ...] = (),
+        expires_at: float | None = None,
     ) -> bool:
         """Remember NXDOMAIN for ``name`` or NODATA for ``name``/``qtype``; ``key`` is
-        ``name``'s key when the caller carries it."""
-        ttl = min(soa.ttl, self.max_ttl)
+        ``name``'s key when the caller carries it. A validated answer comes with its
+        ``state`` and ``proof``, its lifetime capped at ``expires_at`` (the proof's
+        signatures expire, RFC 4035 §5.3.3) and at the proof's TTLs (RFC 9077)."""
+        ttl = min(soa.ttl, self.max_ttl, *(r.ttl for r in proof))
+        if expires_at is not None:
+            ttl = min(ttl, int(expires_at - now))
+        secure = secure or state is Security.SECURE
         if ttl <= 0 or not soa.rdatas:
             return False
         kind = _NXDOMAIN_TYPE if rcode == dns.rcode.NXDOMAIN else qtype
         entry_key = key_of(name_key(name) if key is None else key, kind)
         soa_owner = soa.owner_wire
         soa_rdata = soa.rdatas[0]
-        self._entries.put(entry_key, NegativeEntry(soa_owner, soa_rdata, now + ttl, secure))
+        entry = NegativeEntry(soa_owner, soa_rdata, now + ttl, secure, state, proof)
+        self._entries.put(entry_key, entry)
         self._secure_stored += secure
         return True
 
@@ -103,16 +122,23 @@ class NegativeCache(BoundedCache):
         return entry
 
     def get(
-        self, name: dns.name.Name, qtype: int, now: float, *, key: NameKey | None = None
+        self,
+        name: dns.name.Name,
+        qtype: int,
+        now: float,
+        *,
+        key: NameKey | None = None,
+        validated: bool = False,
     ) -> NegativeAnswer | None:
         """NXDOMAIN or NODATA for the question, with the SOA's TTL counting down; ``key`` is
-        ``name``'s key when the caller carries it."""
+        ``name``'s key when the caller carries it. With ``validated``, only an answer a
+        validation judged (RFC 4035 §4.5)."""
         owner_key = name_key(name) if key is None else key
         entry = self._live(key_of(owner_key, _NXDOMAIN_TYPE), now)
-        if entry is not None:
+        if entry is not None and (entry.state is not None or not validated):
             return self._answer(dns.rcode.NXDOMAIN, entry, now)
         entry = self._live(key_of(owner_key, qtype), now)
-        if entry is not None:
+        if entry is not None and (entry.state is not None or not validated):
             return self._answer(dns.rcode.NOERROR, entry, now)
         if self.harden_below_nxdomain and self._secure_stored:
             ancestor: bytes = owner_key
@@ -127,7 +153,10 @@ class NegativeCache(BoundedCache):
     def _answer(rcode: dns.rcode.Rcode, entry: NegativeEntry, now: float) -> NegativeAnswer:
         ttl = max(0, math.ceil(entry.expires_at - now))
         soa = WireRRset(None, dns.rdatatype.SOA, ttl, (entry.soa_rdata,), owner=entry.soa_owner)
-        return NegativeAnswer(rcode, soa)
+        if not entry.proof:
+            return NegativeAnswer(rcode, soa, entry.state)
+        proof = tuple(r.with_ttl(min(r.ttl, ttl)) for r in entry.proof)
+        return NegativeAnswer(rcode, soa, entry.state, proof)
 
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
         return self._entries.remove_where(owner_in(name, subtree))

@@ -250,21 +250,31 @@ class RRsetCache(BoundedCache):
         return WireRRset(name, rdtype, remaining, rdatas, owner_key)
 
     def mark_validated(
-        self, rrset: WireRRset, security: Security, rrsigs: tuple[bytes, ...], now: float
+        self,
+        rrset: WireRRset,
+        security: Security,
+        rrsigs: tuple[bytes, ...],
+        now: float,
+        expires_at: float | None = None,
     ) -> None:
         """Note that a validating resolution judged the cached copy of ``rrset`` secure or
         insecure, and keep the RRSIGs that cover it (for clients that set DO) for as long
-        as the RRset. Nothing happens when the cached copy holds other data."""
+        as the RRset, which lives no longer than ``expires_at`` (its signatures' expiration,
+        RFC 4035 §5.3.3). Nothing happens when the cached copy holds other data."""
         bits = _SECURITY_BITS.get(security)
         key = key_of(rrset.owner_key, rrset.rdtype)
         entry = self._entries.peek(key)
         if bits is None or entry is None or sorted(entry_rdatas(entry)) != sorted(rrset.rdatas):
             return
+        stored_at, ttl, rank = entry_head(entry)
+        if expires_at is not None and stored_at + ttl > expires_at:
+            ttl = max(0, int(expires_at - stored_at))
+            authority_ttl = shown_ttl(entry, 1 << 31, 0) if entry[_RANK_BYTE] & _RAISED else None
+            entry = pack_entry(entry_rdatas(entry), stored_at, ttl, Rank(rank), authority_ttl)
         flags = (entry[_RANK_BYTE] & ~_VALIDATED_BITS) | bits
         marked = entry[:_RANK_BYTE] + bytes((flags,)) + entry[_RANK_BYTE + 1 :]
         self._entries.put(key, marked)
         if rrsigs:
-            stored_at, ttl, rank = entry_head(entry)
             sigs_key = key_of(rrset.owner_key, dns.rdatatype.RRSIG) + key[-2:]
             self._entries.put(sigs_key, pack_entry(rrsigs, stored_at, ttl, Rank(rank)))
 

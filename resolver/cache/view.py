@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from resolver.cache.infra import InfraCache
 from resolver.cache.negative import MAX_NEGATIVE_TTL, FailureCache, NegativeCache
+from resolver.cache.nsec import NsecCache
 from resolver.cache.rrset import RRsetCache, TtlBounds
 
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
@@ -17,6 +18,8 @@ class Caches:
     negative: NegativeCache = field(default_factory=lambda: NegativeCache(DEFAULT_CACHE_BYTES // 4))
     failures: FailureCache = field(default_factory=FailureCache)
     infra: InfraCache = field(default_factory=InfraCache)
+    nsec: NsecCache = field(default_factory=NsecCache)
+    """Secure NSEC chains for aggressive negative answers (RFC 8198)."""
 
     @classmethod
     def sized(

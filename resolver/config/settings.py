@@ -106,6 +106,9 @@ class Settings:
     val_bogus_ttl_s: float = 60.0
     """How long a bogus verdict is kept before the zone is tried again (Unbound's
     val-bogus-ttl)."""
+    aggressive_nsec: bool = True
+    """Answer NXDOMAIN and NODATA from cached secure NSEC records (RFC 8198; Unbound's
+    aggressive-nsec)."""
     shutdown_grace_s: float = 2.0
     """On SIGTERM or SIGINT: stop taking queries, then give those in flight this long to be
     answered before exiting (0: exit at once)."""
@@ -146,6 +149,7 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "trust_anchors": convert.paths,
     "negative_trust_anchors": convert.domain_names,
     "val_bogus_ttl_s": convert.seconds,
+    "aggressive_nsec": convert.boolean,
     "shutdown_grace_s": convert.grace_seconds,
 }
 assert set(CONVERTERS) == {f.name for f in dataclasses.fields(Settings)}
@@ -185,6 +189,7 @@ README_ORDER: tuple[str, ...] = (
     "trust_anchors",
     "negative_trust_anchors",
     "val_bogus_ttl_s",
+    "aggressive_nsec",
     "shutdown_grace_s",
 )
 """The rows of the README's configuration table, in order (a test keeps the two in step);

@@ -170,6 +170,8 @@ class Resolution(ResponseHandling):
                     return self._take_pending_actions()
                 taken = self._from_validated_cache()
                 if taken is None:
+                    if self._negative_from_validated_cache():
+                        return None
                     break
                 if taken:
                     return taken

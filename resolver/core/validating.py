@@ -26,6 +26,7 @@ import dns.rrset
 from dns.rdtypes.ANY.DNSKEY import DNSKEY
 from dns.rdtypes.ANY.DS import DS
 
+from resolver.core.dnssec.aggressive import keep_nsecs, sig_expiration, synthesise
 from resolver.core.dnssec.keys import KeyEntry
 from resolver.core.dnssec.security import INDETERMINATE, SECURE, Verdict, bogus, insecure
 from resolver.core.dnssec.segment import (
@@ -108,6 +109,55 @@ class Validating(Progress):
         if sigs is not None:
             self._proof.append(sigs)
 
+    def _negative_from_validated_cache(self) -> bool:
+        """INIT for a validating resolution, when no validated RRset answers: a negative
+        answer a validation judged (with its state and proof), a secure NXDOMAIN above the
+        name (RFC 8020), or, with ``aggressive_nsec``, one synthesised from cached secure
+        NSECs that cover the name (RFC 8198). True when it finished the resolution."""
+        validator, qtype, now = self._validator, self.question.qtype, self._now
+        assert validator is not None
+        caches = self._caches
+        found = caches.negative.get(self.qname, qtype, now, key=self.qname_key, validated=True)
+        if found is not None:
+            rcode, soa, proof, state = found.rcode, found.soa, found.proof, found.state
+        elif validator.aggressive_nsec and validator.is_covered(self.qname):
+            made = synthesise(caches.nsec, self.qname, qtype, now)
+            if made is None:
+                return False
+            rcode, soa, proof, state = made.rcode, made.soa, made.proof, Security.SECURE
+        else:
+            return False
+        if state is not Security.SECURE or Security.INSECURE in self._cached_states:
+            state = Security.INSECURE
+        validator.count(SECURE if state is Security.SECURE else insecure())
+        self._proof.extend(proof)
+        result = Result(rcode, tuple(self.chain), (soa,), security=state)
+        self._finish(replace(result, proof=tuple(self._proof)))
+        return True
+
+    def _keep_negative(self, segment: Segment, state: Security) -> None:
+        """Keep a validated negative answer with its state and proof (and, when secure,
+        its NSECs for aggressive use, RFC 8198), each no longer than its signatures."""
+        pending = self._pending
+        assert pending is not None
+        soa = next((r for r in pending.authority if r.rdtype == _SOA), None)
+        if soa is None:
+            return
+        sigs = tuple(w for r in segment.proof if r.rdtype == _RRSIG for w in r.rdatas)
+        rcode = dns.rcode.Rcode(segment.rcode)
+        self._caches.negative.put(
+            segment.qname,
+            segment.qtype,
+            rcode,
+            soa,
+            self._now,
+            state=state,
+            proof=segment.proof,
+            expires_at=sig_expiration(sigs),
+        )
+        if state is Security.SECURE:
+            keep_nsecs(self._caches.nsec, segment.zone, soa, segment.proof, self._now)
+
     def _mark_validated(self, segment: Segment, state: Security) -> None:
         """Keep the segment's state with its cached RRsets, and their RRSIGs beside them,
         so the next validated question for them is a cache lookup."""
@@ -123,7 +173,7 @@ class Validating(Progress):
                     rrsigs += tuple(
                         wire for wire in proof.rdatas if wire[0] == high and wire[1] == low
                     )
-            rrsets.mark_validated(rrset, state, rrsigs, now)
+            rrsets.mark_validated(rrset, state, rrsigs, now, sig_expiration(rrsigs))
 
     def _validate_and_finish(self, result: Result) -> list[Action]:
         """Finish with ``result`` once it is validated (or at once when not validating)."""
@@ -310,7 +360,9 @@ class Validating(Progress):
                 state = Security.INSECURE
             judged.append((segment, Security.SECURE if verdict.is_secure else Security.INSECURE))
         for segment, segment_state in judged:
-            if not segment.negative:
+            if segment.negative:
+                self._keep_negative(segment, segment_state)
+            else:
                 self._mark_validated(segment, segment_state)
         validator.count(SECURE if state is Security.SECURE else insecure())
         return self._finish(replace(pending, security=state, proof=tuple(self._proof)))

@@ -85,6 +85,16 @@ def _encloser(name: dns.name.Name, owner: dns.name.Name, record: NSEC) -> dns.na
     return dns.name.Name(name.labels[-labels:]) if labels else dns.name.root
 
 
+def nsec_covers(owner: dns.name.Name, record: NSEC, name: dns.name.Name) -> bool:
+    """Whether the NSEC at ``owner`` proves ``name`` absent (for RFC 8198 synthesis)."""
+    return _covers(owner, record, name)
+
+
+def nsec_encloser(name: dns.name.Name, owner: dns.name.Name, record: NSEC) -> dns.name.Name:
+    """The closest encloser an NSEC covering ``name`` implies (for RFC 8198 synthesis)."""
+    return _encloser(name, owner, record)
+
+
 def _covering(
     rrsets: list[tuple[dns.name.Name, NSEC]], name: dns.name.Name
 ) -> tuple[dns.name.Name, NSEC] | None:

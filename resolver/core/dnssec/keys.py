@@ -52,6 +52,9 @@ class Validator:
     negative_anchors: frozenset[dns.name.Name] = frozenset()
     """Zones below which nothing is validated (RFC 7646 negative trust anchors)."""
     max_entries: int = KEY_CACHE_ENTRIES
+    aggressive_nsec: bool = True
+    """Synthesise negative answers from cached secure NSECs (RFC 8198; Unbound's
+    ``aggressive-nsec``, on by default)."""
     _keys: OrderedDict[dns.name.Name, KeyEntry] = field(default_factory=OrderedDict)
     _bogus: OrderedDict[tuple[bytes, int], tuple[Verdict, float]] = field(
         default_factory=OrderedDict

@@ -1,0 +1,127 @@
+"""The secure NSEC records of validated negative answers, per zone in canonical order, for
+aggressive use of the DNSSEC-validated cache (RFC 8198): a name that falls between two
+cached NSEC owners is known not to exist without asking (:mod:`resolver.core.dnssec.
+aggressive` draws the conclusion; this module only stores and finds).
+
+Only records a validation judged SECURE are put here (RFC 8198 §5.1); each lives as long
+as RFC 9077 allows (min of its TTL, its RRSIG's original TTL and the SOA minimum, capped by
+the RRSIG's expiration, RFC 4035 §5.3.3). As Unbound, NSEC only: NSEC3 is not kept (see
+the module of the conclusions).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+import dns.name
+
+from resolver.records import WireRRset
+
+MAX_NSEC_RECORDS = 100_000
+"""NSEC records kept over all zones; past it the largest zone is dropped whole (a
+random-subdomain flood against one zone fills at most its own NSEC chain)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CachedNsec:
+    """One secure NSEC RRset, the RRSIGs that cover it, and until when it holds."""
+
+    nsec: WireRRset
+    sigs: WireRRset
+    expires_at: float
+
+
+@dataclass(slots=True)
+class NsecZone:
+    """A zone's cached NSEC chain (owners sorted canonically) and the SOA a synthesised
+    negative answer carries, with its RRSIGs (RFC 8198 §5.1: the SOA is needed too)."""
+
+    soa: WireRRset
+    soa_sigs: WireRRset
+    soa_expires_at: float
+    owners: list[dns.name.Name] = field(default_factory=list)
+    records: dict[dns.name.Name, CachedNsec] = field(default_factory=dict)
+
+
+class NsecCache:
+    """Secure NSEC RRsets by zone."""
+
+    def __init__(self, max_records: int = MAX_NSEC_RECORDS) -> None:
+        self._zones: dict[dns.name.Name, NsecZone] = {}
+        self.max_records = max_records
+        self._count = 0
+
+    def put(
+        self,
+        zone: dns.name.Name,
+        nsec: WireRRset,
+        sigs: WireRRset,
+        expires_at: float,
+        *,
+        soa: WireRRset,
+        soa_sigs: WireRRset,
+        soa_expires_at: float,
+    ) -> None:
+        """Keep ``nsec`` of ``zone`` (with ``sigs``) until ``expires_at``; the zone's SOA
+        (with its RRSIGs, good until ``soa_expires_at``) is refreshed with it."""
+        entry = self._zones.get(zone)
+        if entry is None:
+            if self._count >= self.max_records:
+                self._drop_largest()
+            entry = self._zones[zone] = NsecZone(soa, soa_sigs, soa_expires_at)
+        else:
+            entry.soa, entry.soa_sigs, entry.soa_expires_at = soa, soa_sigs, soa_expires_at
+        owner = nsec.name
+        if owner not in entry.records:
+            if self._count >= self.max_records:
+                return
+            bisect.insort(entry.owners, owner)
+            self._count += 1
+        entry.records[owner] = CachedNsec(nsec, sigs, expires_at)
+
+    def _drop_largest(self) -> None:
+        largest = max(self._zones, key=lambda z: len(self._zones[z].records))
+        self._count -= len(self._zones.pop(largest).records)
+
+    def zone_of(self, name: dns.name.Name, now: float) -> tuple[dns.name.Name, NsecZone] | None:
+        """The deepest zone at or above ``name`` with a live cached NSEC chain."""
+        if not self._zones:
+            return None
+        candidate = name
+        while True:
+            entry = self._zones.get(candidate)
+            if entry is not None and entry.soa_expires_at > now:
+                return candidate, entry
+            if candidate == dns.name.root:
+                return None
+            candidate = candidate.parent()
+
+    def at_or_before(self, entry: NsecZone, name: dns.name.Name, now: float) -> CachedNsec | None:
+        """The live NSEC whose owner is ``name`` or the last before it in canonical order
+        (wrapping to the zone's last NSEC, which covers up to the apex, RFC 4034 §4.1.1)."""
+        owners = entry.owners
+        if not owners:
+            return None
+        index = bisect.bisect_right(owners, name) - 1
+        found = entry.records[owners[index]]
+        if found.expires_at <= now:
+            return None
+        return found
+
+    def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
+        """Forget the chain of zone ``name`` (and the zones below it with ``subtree``), or
+        all; any flush of a name inside a zone drops that zone's chain too."""
+        if name is None:
+            removed, self._count = self._count, 0
+            self._zones.clear()
+            return removed
+        removed = 0
+        for zone in list(self._zones):
+            if name.is_subdomain(zone) or (subtree and zone.is_subdomain(name)):
+                removed += len(self._zones.pop(zone).records)
+        self._count -= removed
+        return removed
+
+    def __len__(self) -> int:
+        return self._count
