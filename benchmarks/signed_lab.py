@@ -127,11 +127,17 @@ def _pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def write_signed_zones(folder: Path, zones: int, processes: int | None = None) -> float:
-    """Write ``root.zone``, ``bench.zone``, ``signed/zI.zone`` and ``trust-anchor.ds``, all
-    signed; returns the seconds it took."""
+    """Write ``root-signed.zone``, ``bench-signed.zone``, ``signed/zI.zone`` and
+    ``trust-anchor.ds``; returns the seconds it took. A lab of as many zones signed earlier in
+    ``folder`` (``--out``) whose signatures last another day is reused: 0 seconds."""
     global _window  # noqa: PLW0603 - this process signs the root and bench.'s apex too
     started = time.monotonic()
     now = int(time.time())
+    marker = folder / "signed-lab.txt"  # "ZONES EXPIRATION", written last
+    kept = marker.read_text().split() if marker.exists() else []
+    if len(kept) == 2 and kept[0] == str(zones) and int(kept[1]) > now + 86400:
+        return 0.0
+    marker.unlink(missing_ok=True)
     _window = (now - 3600, now + 30 * 86400)
     (folder / "signed").mkdir(exist_ok=True)
     root_key, tld_key, leaf_key = _new_key(), _new_key(), _new_key()
@@ -150,7 +156,7 @@ def write_signed_zones(folder: Path, zones: int, processes: int | None = None) -
     with multiprocessing.get_context("fork").Pool(processes) as pool:
         delegations = pool.map(_sign_chunk, jobs)
     first = chain[0] if zones else "bench."
-    with (folder / "bench.zone").open("w") as tld:
+    with (folder / "bench-signed.zone").open("w") as tld:
         tld.write("$ORIGIN bench.\n")
         soa = f"ns.tld.bench. hostmaster.tld.bench. 1 3600 900 604800 {NEGATIVE_TTL}"
         tld.write(_signed(bench, 3600, "SOA", [soa], bench, tld_key))
@@ -169,7 +175,7 @@ def write_signed_zones(folder: Path, zones: int, processes: int | None = None) -
             )
         tld.writelines(delegations)
     bench_ds = dns.dnssec.make_ds(bench, tld_key[1], "SHA256")
-    (folder / "root.zone").write_text(
+    (folder / "root-signed.zone").write_text(
         "$ORIGIN .\n"
         + _signed(
             root,
@@ -191,6 +197,7 @@ def write_signed_zones(folder: Path, zones: int, processes: int | None = None) -
     (folder / "trust-anchor.ds").write_text(
         f"; the benchmark root's anchor: the DS of its key\n. 3600 IN DS {anchor.to_text()}\n"
     )
+    marker.write_text(f"{zones} {_window[1]}\n")
     return time.monotonic() - started
 
 
