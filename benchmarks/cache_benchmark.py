@@ -16,6 +16,11 @@ What it does (nothing leaves the namespace: it has only a loopback interface):
 5. prints qps, queries per server CPU-second, latency, upstream queries per name (counted by
    NSD itself), resident memory after the cold run, and the Rootwalk/Unbound ratios; writes
    results.json and a PNG chart (when matplotlib is installed).
+
+``--signed``: every zone signed (``signed_lab.py``), Unbound with ``validator iterator`` and
+Rootwalk with validation on, both with the lab root's trust anchor; both must give AD for a
+sample name first, or the run stops without figures. Rootwalk also reports its signature
+verifications per never-seen name and their share of its CPU (``count_verify.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +37,14 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from signed_lab import (
+    nsd_zones_config,
+    require_ad,
+    signal_verifications,
+    wait_served,
+    write_signed_zones,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -65,7 +78,7 @@ def run(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
 SOA = "@ 3600 IN SOA ns.{origin} hostmaster.{origin} 1 3600 900 604800 300\n"
 
 
-def write_lab(folder: Path, zones: int) -> None:
+def write_lab(folder: Path, zones: int, signed: bool = False) -> None:
     (folder / "root.hints").write_text(
         ". 3600000 NS a.root.bench.\na.root.bench. 3600000 A 127.54.0.1\n"
     )
@@ -88,9 +101,10 @@ def write_lab(folder: Path, zones: int) -> None:
         "www 3600 IN A 192.0.2.80\n"
     )
     common = 'server:\n  port: 53\n  server-count: 1\n  verbosity: 0\n  hide-version: yes\n  zonelistfile: ""\n  xfrdfile: ""\n  database: ""\n'
+    tag = "-signed" if signed else ""  # signed_lab.py's files, kept apart for reuse
     for level, address, body in [
-        ("root", "127.54.0.1", 'zone:\n  name: "."\n  zonefile: "{d}/root.zone"\n'),
-        ("tld", "127.54.1.1", 'zone:\n  name: "bench."\n  zonefile: "{d}/bench.zone"\n'),
+        ("root", "127.54.0.1", f'zone:\n  name: "."\n  zonefile: "{{d}}/root{tag}.zone"\n'),
+        ("tld", "127.54.1.1", f'zone:\n  name: "bench."\n  zonefile: "{{d}}/bench{tag}.zone"\n'),
     ]:
         (folder / f"nsd-{level}.conf").write_text(
             common
@@ -105,6 +119,9 @@ def write_lab(folder: Path, zones: int) -> None:
             f"remote-control:\n  control-enable: yes\n  control-interface: {folder}/nsd-zones.ctl\n"
             f'pattern:\n  name: child\n  zonefile: "{folder}/child.zone"\n'
         )
+        if signed:  # one signed file per zone (the signatures name their zone)
+            conf.write(nsd_zones_config(folder, zones))
+            return
         for index in range(zones):
             conf.write(f"zone:\n  name: z{index}.bench.\n  include-pattern: child\n")
 
@@ -160,6 +177,10 @@ class Run:
     completed: int
     lost: int
 
+    @property
+    def cpu_seconds(self) -> float:
+        return self.completed / self.per_cpu_second
+
 
 def dnsperf(port: int, names: Path, pid: int, *extra: str) -> Run:
     before = cpu_seconds(pid)
@@ -198,7 +219,9 @@ def wait_answering(port: int) -> None:
             text=True,
             check=False,
         )
-        if "127.0.0.1" in result.stdout:
+        # The address alone on a line: dig +short also prints its errors on stdout, and
+        # ";; communications error to 127.0.0.1#5301: connection refused" names the address.
+        if "127.0.0.1" in result.stdout.splitlines():
             return
         time.sleep(0.1)  # a benchmark, not a test: waiting for a process to come up
     raise RuntimeError(f"nothing answers on port {port}")
@@ -213,6 +236,8 @@ class Result:
     rss_start_mb: float
     rss_after_cold_mb: float
     bytes_per_cached_name: float
+    verifications_per_name: float = float("nan")  # --signed, Rootwalk only
+    verify_cpu_share: float = float("nan")
 
 
 def measure(
@@ -224,6 +249,7 @@ def measure(
     cold: Path,
     seconds: int,
     zones: int,
+    signed: bool = False,
 ) -> Result:
     with (folder / f"{name}.log").open("w") as log_file:
         # One process: CPU 1, dnsperf on CPU 0. Several workers: both CPUs (shared with dnsperf).
@@ -233,6 +259,8 @@ def measure(
         )
     try:
         wait_answering(port)
+        if signed:
+            require_ad("127.0.0.1", port, "www.z0.bench.", folder / f"{name}.log")
         run(
             "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(warm), "-n", "1"
         )  # warm the 100 names
@@ -245,6 +273,9 @@ def measure(
         stop_profile(spy)
         upstream_before = nsd_queries(folder)
         rss_start = rss_bytes(process.pid)  # growth over the cold run alone
+        counted = signed and name == "rootwalk" and "--workers" not in command
+        verify_file = folder / "verifications.txt"
+        verified = signal_verifications(process.pid, verify_file) if counted else (0, 0.0)
         spy = (
             start_profile(profile, process.pid) if name == "rootwalk" and phase == "cold" else None
         )
@@ -252,6 +283,9 @@ def measure(
         stop_profile(spy)
         upstream = nsd_queries(folder) - upstream_before
         rss_after = rss_bytes(process.pid)
+        if counted:
+            count, spent = signal_verifications(process.pid, verify_file)
+            verified = (count - verified[0], spent - verified[1])
     finally:
         process.terminate()
         process.wait(10)
@@ -263,17 +297,24 @@ def measure(
         rss_start / 2**20,
         rss_after / 2**20,
         (rss_after - rss_start) / max(zones, 1),
+        verified[0] / max(cold_run.completed, 1) if counted else float("nan"),
+        verified[1] / cold_run.cpu_seconds if counted else float("nan"),
     )
 
 
-def unbound_command(folder: Path) -> list[str] | None:
+def unbound_command(folder: Path, signed: bool = False) -> list[str] | None:
     if shutil.which("unbound") is None:
         return None
     conf = folder / "unbound.conf"
+    modules = (
+        f'"validator iterator"\n  trust-anchor-file: {folder}/trust-anchor.ds\n  val-log-level: 2'
+        if signed
+        else '"iterator"'
+    )
     conf.write_text(
         "server:\n"
         f"  interface: 127.0.0.1@{UNBOUND_PORT}\n  do-not-query-localhost: no\n"
-        f'  root-hints: {folder}/root.hints\n  module-config: "iterator"\n  num-threads: 1\n'
+        f"  root-hints: {folder}/root.hints\n  module-config: {modules}\n  num-threads: 1\n"
         '  access-control: 127.0.0.0/8 allow\n  username: ""\n  chroot: ""\n  pidfile: ""\n'
         "  use-syslog: no\n  verbosity: 0\n  msg-cache-size: 128m\n  rrset-cache-size: 256m\n"
         "  so-reuseport: no\n  do-ip6: no\n"
@@ -308,7 +349,11 @@ def inside(args: argparse.Namespace) -> int:
     folder = Path(args.out or tempfile.mkdtemp(prefix="rootwalk-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     print(f"lab of {args.zones} zones in {folder}", flush=True)
-    write_lab(folder, args.zones)
+    write_lab(folder, args.zones, args.signed)
+    if args.signed:
+        took = write_signed_zones(folder, args.zones)
+        done = f"in {took:.1f} s" if took else "earlier (reused)"
+        print(f"signed {args.zones + 2} zones {done}", flush=True)
     nsds = [
         subprocess.Popen(
             ["taskset", "-c", "0", "nsd", "-d", "-c", str(folder / f"nsd-{level}.conf")],
@@ -329,6 +374,8 @@ def inside(args: argparse.Namespace) -> int:
                 ):
                     break
                 time.sleep(0.1)
+        if args.signed:
+            wait_served(args.zones)
         warm = folder / "warm.txt"
         warm.write_text("".join(f"www.z{i}.bench. A\n" for i in range(WARM_NAMES)))
         cold = folder / "cold.txt"
@@ -351,6 +398,9 @@ def inside(args: argparse.Namespace) -> int:
         ]
         if args.workers > 1:
             rootwalk += ["--workers", str(args.workers)]
+        if args.signed:  # count_verify.py runs `-m resolver` with verifications counted
+            rootwalk[1:3] = [str(HERE / "count_verify.py"), str(folder / "verifications.txt")]
+            rootwalk += ["--trust-anchors", str(folder / "trust-anchor.ds")]
         results = [
             measure(
                 "rootwalk",
@@ -361,9 +411,14 @@ def inside(args: argparse.Namespace) -> int:
                 cold,
                 args.seconds,
                 args.zones - WARM_NAMES,
+                args.signed,
             )
         ]
-        unbound = unbound_command(folder) if not os.environ.get("ROOTWALK_BENCH_ONLY") else None
+        unbound = (
+            unbound_command(folder, args.signed)
+            if not os.environ.get("ROOTWALK_BENCH_ONLY")
+            else None
+        )
         if unbound is not None:
             results.append(
                 measure(
@@ -375,6 +430,7 @@ def inside(args: argparse.Namespace) -> int:
                     cold,
                     args.seconds,
                     args.zones - WARM_NAMES,
+                    args.signed,
                 )
             )
     finally:
@@ -400,6 +456,12 @@ def report(results: list[Result], folder: Path) -> None:
             f"upstream queries per name {ours.upstream_per_name / peer.upstream_per_name:.2f}, "
             f"bytes per cached name {ours.bytes_per_cached_name / max(peer.bytes_per_cached_name, 1):.2f}"
         )
+    if results and results[0].verifications_per_name == results[0].verifications_per_name:
+        first = results[0]
+        print(
+            f"rootwalk cold run: {first.verifications_per_name:.2f} signature verifications per "
+            f"name, {first.verify_cpu_share:.0%} of its CPU time in them"
+        )
     (folder / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
     chart(results, folder / "cache_benchmark.png")
 
@@ -412,6 +474,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--out", help="folder for the lab, logs and results (default: a temp dir)")
     parser.add_argument("--workers", type=int, default=1, help="rootwalk serve --workers N")
+    parser.add_argument(
+        "--signed", action="store_true", help="every zone signed, both resolvers validating"
+    )
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
@@ -436,6 +501,8 @@ def main() -> int:
     ]
     if args.out:
         command += ["--out", args.out]
+    if args.signed:
+        command.append("--signed")
     # dnsperf keeps 500 queries outstanding in the cold run; Unbound's queue takes 1024, so
     # Rootwalk's is raised to match (its default of 100 is set for floods: flood.py).
     # The benchmark's zones are unsigned and Unbound runs iterator-only, so Rootwalk's
@@ -444,7 +511,7 @@ def main() -> int:
         **os.environ,
         "PYTHONPATH": str(REPO),
         "ROOTWALK_MAX_PENDING_QUERIES": "1024",
-        "ROOTWALK_DNSSEC": os.environ.get("ROOTWALK_DNSSEC", "false"),
+        "ROOTWALK_DNSSEC": "true" if args.signed else os.environ.get("ROOTWALK_DNSSEC", "false"),
     }
     return subprocess.run(
         ["unshare", "--net", "--", *command], env=env, cwd=REPO, check=False
