@@ -164,8 +164,8 @@ class Validating(Progress):
         has_dname = any(r.rdtype == _DNAME for r in segment.rrsets)
         rrsets, now = self._caches.rrsets, self._now
         for rrset in segment.rrsets:
-            if has_dname and rrset.rdtype == _CNAME:
-                continue  # synthesised from the DNAME, not cached
+            if (has_dname and rrset.rdtype == _CNAME) or rrset.rdtype == _RRSIG:
+                continue  # synthesised from the DNAME, or an ANY answer's signatures
             rrsigs: tuple[bytes, ...] = ()
             high, low = rrset.rdtype >> 8, rrset.rdtype & 0xFF
             for proof in segment.proof:

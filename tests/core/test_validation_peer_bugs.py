@@ -1,0 +1,40 @@
+"""Bugs the differential validating run (tests/peer/validating.py) found against Unbound
+1.17, each pinned here in virtual time on the signed lab through the harness."""
+
+from __future__ import annotations
+
+import collections
+
+import dns.flags
+import dns.message
+import dns.rcode
+import pytest
+
+from resolver.core.compose import render_result
+from resolver.model import Result, Security
+from resolver.screen import read_plain_query
+from resolver.wire import read_fast_query
+from tests.core.harness import resolve
+from tests.core.test_validation import NOW, SIGNED, validator
+
+
+def rendered(qname: str, qtype: str, result: Result) -> dns.message.Message:
+    """``result`` as the frontend sends it to a client that set DO."""
+    wire = dns.message.make_query(qname, qtype, want_dnssec=True).to_wire()
+    fast = read_fast_query(wire)
+    assert fast is not None
+    return dns.message.from_wire(render_result(read_plain_query(wire, fast), result, 65535))
+
+
+@pytest.mark.parametrize("zone", [".", "alg10.lab.", "secure.lab."])
+def test_any_at_a_signed_apex_is_secure_each_rrset_validated_on_its_own(zone: str) -> None:
+    """ANY gives several RRsets and their RRSIGs in the answer: each RRset is verified
+    with its own signatures, and the RRSIG RRset is not unsigned data (was SERVFAIL, EDE
+    10 or 0). A DO client gets every RRSIG once."""
+    result = resolve(zone, "ANY", SIGNED, validator=validator(), now=NOW).result
+    assert result.rcode == dns.rcode.NOERROR, result.reason
+    assert result.security is Security.SECURE
+    reply = rendered(zone, "ANY", result)
+    assert reply.flags & dns.flags.AD
+    keys = collections.Counter((r.name, r.rdtype, r.covers) for r in reply.answer)
+    assert all(count == 1 for count in keys.values()), keys
