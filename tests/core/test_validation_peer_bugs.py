@@ -38,3 +38,17 @@ def test_any_at_a_signed_apex_is_secure_each_rrset_validated_on_its_own(zone: st
     assert reply.flags & dns.flags.AD
     keys = collections.Counter((r.name, r.rdtype, r.covers) for r in reply.answer)
     assert all(count == 1 for count in keys.values()), keys
+
+
+@pytest.mark.parametrize("qtype", ["A", "TXT"])
+def test_a_wildcard_answer_in_an_nsec3_opt_out_span_is_insecure(qtype: str) -> None:
+    """RFC 5155 §9.2: the NSEC3 that covers the next closer name has the opt-out flag, so
+    an unsigned delegation could hide there; the wildcard answer (A) or wildcard NODATA
+    (TXT) is insecure (no AD), as Unbound gives it, not secure. The same wildcard in a
+    zone without opt-out stays secure."""
+    name = "peer-w.wild.optout.lab."
+    result = resolve(name, qtype, SIGNED, validator=validator(), now=NOW).result
+    assert result.rcode == dns.rcode.NOERROR, result.reason
+    assert result.security is Security.INSECURE
+    plain = resolve("peer-w.wild.nsec3.lab.", qtype, SIGNED, validator=validator(), now=NOW)
+    assert plain.result.security is Security.SECURE

@@ -348,6 +348,8 @@ def nsec3_nodata(
         return insecure(f"no DS for {qname}: NSEC3 opt-out span of {zone}")
     wild = proof.match(dns.name.Name((b"*", *encloser.labels)))
     if wild is not None and qtype not in _types(wild) and _CNAME not in _types(wild):
+        if cover.flags & _OPT_OUT:  # as for a wildcard answer (RFC 5155 §9.2)
+            return insecure(f"wildcard NODATA for {qname} in an NSEC3 opt-out span of {zone}")
         return SECURE
     return proof.verdict_when_failed(f"{qname} has no {name}")
 
@@ -360,7 +362,9 @@ def nsec3_wildcard_answer(
     work: ValidationWork,
 ) -> Verdict:
     """A wildcard answer (RFC 5155 §8.8): an NSEC3 covers the next closer name, the name
-    one label longer than the wildcard's closest encloser on the way to ``qname``."""
+    one label longer than the wildcard's closest encloser on the way to ``qname``. When that
+    NSEC3 has the opt-out flag, an unsigned delegation could hide under it and the answer is
+    insecure (RFC 5155 §9.2, as Unbound)."""
     proof = _Nsec3Proof(nsec3s, zone, work)
     high = _insecure_iterations(proof)
     if high is not None:
@@ -369,6 +373,9 @@ def nsec3_wildcard_answer(
     if not qname.is_subdomain(encloser) or qname == encloser:
         return _missing(f"{wildcard} cannot answer {qname}")
     next_closer = dns.name.Name(qname.labels[-(len(encloser.labels) + 1) :])
-    if proof.cover(next_closer) is None:
+    cover = proof.cover(next_closer)
+    if cover is None:
         return proof.verdict_when_failed(f"{next_closer} does not exist")
+    if cover.flags & _OPT_OUT:
+        return insecure(f"wildcard answer for {qname} in an NSEC3 opt-out span of {zone}")
     return SECURE
