@@ -368,6 +368,8 @@ class Validating(Progress):
         return self._finish(replace(pending, security=state, proof=tuple(self._proof)))
 
     def _finish_bogus(self, verdict: Verdict) -> list[Action]:
-        """SERVFAIL with the verdict's Extended DNS Error and text (RFC 8914)."""
+        """SERVFAIL with the verdict's Extended DNS Error and text (RFC 8914), and no
+        records: not the bogus RRset's RRSIGs either (as Unbound; KeyTrap's many signatures
+        would overflow 1232 octets)."""
         failed = servfail(verdict.text, verdict.code or ExtendedError.DNSSEC_BOGUS)
-        return self._finish(replace(failed, security=Security.BOGUS, proof=tuple(self._proof)))
+        return self._finish(replace(failed, security=Security.BOGUS, proof=()))

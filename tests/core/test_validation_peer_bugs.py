@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 
+import dns.edns
 import dns.flags
 import dns.message
 import dns.rcode
@@ -52,3 +53,17 @@ def test_a_wildcard_answer_in_an_nsec3_opt_out_span_is_insecure(qtype: str) -> N
     assert result.security is Security.INSECURE
     plain = resolve("peer-w.wild.nsec3.lab.", qtype, SIGNED, validator=validator(), now=NOW)
     assert plain.result.security is Security.SECURE
+
+
+@pytest.mark.parametrize("qname", ["www.badsig.lab.", "www.keytrap.lab."])
+def test_a_bogus_servfail_carries_no_records_only_its_ede(qname: str) -> None:
+    """A SERVFAIL for bogus data holds no records, not the bogus RRset's RRSIGs (as
+    Unbound): for KeyTrap they overflowed 1232 octets and the reply came back TC=1."""
+    result = resolve(qname, "A", SIGNED, validator=validator(), now=NOW).result
+    assert result.rcode == dns.rcode.SERVFAIL
+    assert result.security is Security.BOGUS
+    assert result.proof == ()
+    reply = rendered(qname, "A", result)
+    assert not reply.answer and not reply.authority
+    assert not reply.flags & dns.flags.TC
+    assert reply.options and reply.options[0].otype == dns.edns.EDE
