@@ -11,6 +11,7 @@ import dns.message
 import dns.rcode
 import pytest
 
+from resolver.cache.view import Caches
 from resolver.core.compose import render_result
 from resolver.model import Result, Security
 from resolver.screen import read_plain_query
@@ -67,3 +68,19 @@ def test_a_bogus_servfail_carries_no_records_only_its_ede(qname: str) -> None:
     assert not reply.answer and not reply.authority
     assert not reply.flags & dns.flags.TC
     assert reply.options and reply.options[0].otype == dns.edns.EDE
+
+
+@pytest.mark.parametrize("qname", ["example.", "cnns.lab.", "example.lab."])
+def test_ds_at_an_unsigned_delegation_is_a_secure_nodata_from_the_parent(qname: str) -> None:
+    """RFC 4035 §3.1.4.1, §5.4: the parent answers DS; its signed NSEC at the delegation
+    (NS, no DS) proves no DS, so the NODATA is secure (AD, as Unbound), though the child
+    zone itself is insecure. Its data stays insecure."""
+    shared, caches = validator(), Caches()
+    result = resolve(qname, "DS", SIGNED, validator=shared, caches=caches, now=NOW).result
+    assert result.rcode == dns.rcode.NOERROR, result.reason
+    assert not result.answer
+    assert result.security is Security.SECURE
+    again = resolve(qname, "DS", SIGNED, validator=shared, caches=caches, now=NOW).result
+    assert again.security is Security.SECURE
+    child = resolve(f"www.{qname}", "A", SIGNED, validator=shared, caches=caches, now=NOW)
+    assert child.result.security is Security.INSECURE

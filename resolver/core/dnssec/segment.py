@@ -21,7 +21,7 @@ from resolver.names import NameKey, is_at_or_below
 from resolver.records import Reply, WireRRset
 
 _RRSIG, _NSEC, _NSEC3, _SOA = 46, 47, 50, 6
-_CNAME, _DNAME = 5, 39
+_CNAME, _DNAME, _DS = 5, 39, 43
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +140,7 @@ def check_segment(
             if not wild.is_secure:
                 return wild
     if segment.negative:
-        return check_denial(
+        verdict = check_denial(
             zone,
             entry,
             segment.proof,
@@ -150,6 +150,9 @@ def check_segment(
             now=now,
             work=work,
         )
+        if segment.qtype == _DS and denial.proves_unsigned_delegation(verdict):
+            return SECURE  # the parent answers DS: its signed NODATA is secure (§5.4)
+        return verdict
     return SECURE
 
 
