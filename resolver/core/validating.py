@@ -104,6 +104,20 @@ class Validating(Progress):
             return [Finished(self.result)]
         return []
 
+    def _validated_for_cd(self) -> WireRRset | None:
+        """A CD=1 question under validation is answered from the cache only by an RRset a
+        validation judged, whose RRSIGs are kept beside it, so a DO client gets them (RFC
+        4035 §3.2.1); one cached unvalidated (from a referral, the priming) is asked again,
+        with DO. Its state is not given (CD: the client validates)."""
+        rrsets, key = self._caches.rrsets, self.qname_key
+        found = rrsets.get_validated(self.qname, self.question.qtype, self._now, key=key)
+        if found is None:
+            return None
+        rrset, _, sigs = found
+        if sigs is not None:
+            self._proof.append(sigs)
+        return rrset
+
     def _take_validated(self, state: Security, sigs: WireRRset | None) -> None:
         self._cached_states.append(state)
         if sigs is not None:

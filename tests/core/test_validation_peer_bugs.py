@@ -84,3 +84,18 @@ def test_ds_at_an_unsigned_delegation_is_a_secure_nodata_from_the_parent(qname: 
     assert again.security is Security.SECURE
     child = resolve(f"www.{qname}", "A", SIGNED, validator=shared, caches=caches, now=NOW)
     assert child.result.security is Security.INSECURE
+
+
+@pytest.mark.parametrize(("qname", "qtype"), [(".", "NS"), ("b.root.lab.", "A")])
+def test_a_cd_answer_from_the_cache_carries_its_rrsigs(qname: str, qtype: str) -> None:
+    """RFC 4035 §3.2.1: with DO and CD=1 the client gets the RRSIGs. An RRset the cache
+    holds unvalidated (from the priming or a referral: ". NS", "b.root.lab. A") has none
+    kept, so it is asked again, with DO, not answered bare."""
+    shared, caches = validator(), Caches()
+    resolve("www.secure.lab.", "A", SIGNED, validator=shared, caches=caches, now=NOW)
+    for _ in range(2):  # the second from the cache
+        result = resolve(
+            qname, qtype, SIGNED, validator=shared, caches=caches, now=NOW, checking_disabled=True
+        ).result
+        assert result.answer
+        assert any(r.rdtype == 46 and r.name == result.answer[0].name for r in result.proof)
