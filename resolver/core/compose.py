@@ -115,9 +115,14 @@ def _opt_record(query: ClientQuery, result: Result) -> bytes:
 def with_proof(result: Result) -> tuple[tuple[WireRRset, ...], tuple[WireRRset, ...]]:
     """The answer and authority sections for a client that set DO (RFC 4035 §3.2.1): the
     RRSIGs of the answer's owners after the answer, the NSEC/NSEC3 records and their RRSIGs
-    (and the SOA's) after the authority."""
+    (and the SOA's) after the authority. An ANY answer lists its RRSIGs already."""
     owners = {rrset.owner_key for rrset in result.answer}
-    in_answer = tuple(r for r in result.proof if r.rdtype == _RRSIG and r.owner_key in owners)
+    listed = {rrset.owner_key for rrset in result.answer if rrset.rdtype == _RRSIG}
+    in_answer = tuple(
+        r
+        for r in result.proof
+        if r.rdtype == _RRSIG and r.owner_key in owners and r.owner_key not in listed
+    )
     rest = tuple(r for r in result.proof if not (r.rdtype == _RRSIG and r.owner_key in owners))
     return result.answer + in_answer, result.authority + rest
 

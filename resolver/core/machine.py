@@ -186,10 +186,15 @@ class Resolution(ResponseHandling):
                     if isinstance(self.state, Done):
                         return None
                     continue
-                cached = caches.rrsets.get(self.qname, qtype, now, Rank.ANSWER, key=key)
+                if self._validator is None:
+                    cached = caches.rrsets.get(self.qname, qtype, now, Rank.ANSWER, key=key)
+                else:  # CD=1 under validation: only with its RRSIGs (RFC 4035 §3.2.1)
+                    cached = self._validated_for_cd()
                 if cached is not None:
                     self.chain.append(cached)
-                    self._finish(Result(dns.rcode.NOERROR, tuple(self.chain)))
+                    self._finish(
+                        Result(dns.rcode.NOERROR, tuple(self.chain), proof=(*self._proof,))
+                    )
                     return None
                 cname = (
                     caches.rrsets.get(self.qname, dns.rdatatype.CNAME, now, Rank.ANSWER, key=key)

@@ -104,6 +104,20 @@ class Validating(Progress):
             return [Finished(self.result)]
         return []
 
+    def _validated_for_cd(self) -> WireRRset | None:
+        """A CD=1 question under validation is answered from the cache only by an RRset a
+        validation judged, whose RRSIGs are kept beside it, so a DO client gets them (RFC
+        4035 §3.2.1); one cached unvalidated (from a referral, the priming) is asked again,
+        with DO. Its state is not given (CD: the client validates)."""
+        rrsets, key = self._caches.rrsets, self.qname_key
+        found = rrsets.get_validated(self.qname, self.question.qtype, self._now, key=key)
+        if found is None:
+            return None
+        rrset, _, sigs = found
+        if sigs is not None:
+            self._proof.append(sigs)
+        return rrset
+
     def _take_validated(self, state: Security, sigs: WireRRset | None) -> None:
         self._cached_states.append(state)
         if sigs is not None:
@@ -164,8 +178,8 @@ class Validating(Progress):
         has_dname = any(r.rdtype == _DNAME for r in segment.rrsets)
         rrsets, now = self._caches.rrsets, self._now
         for rrset in segment.rrsets:
-            if has_dname and rrset.rdtype == _CNAME:
-                continue  # synthesised from the DNAME, not cached
+            if (has_dname and rrset.rdtype == _CNAME) or rrset.rdtype == _RRSIG:
+                continue  # synthesised from the DNAME, or an ANY answer's signatures
             rrsigs: tuple[bytes, ...] = ()
             high, low = rrset.rdtype >> 8, rrset.rdtype & 0xFF
             for proof in segment.proof:
@@ -368,6 +382,8 @@ class Validating(Progress):
         return self._finish(replace(pending, security=state, proof=tuple(self._proof)))
 
     def _finish_bogus(self, verdict: Verdict) -> list[Action]:
-        """SERVFAIL with the verdict's Extended DNS Error and text (RFC 8914)."""
+        """SERVFAIL with the verdict's Extended DNS Error and text (RFC 8914), and no
+        records: not the bogus RRset's RRSIGs either (as Unbound; KeyTrap's many signatures
+        would overflow 1232 octets)."""
         failed = servfail(verdict.text, verdict.code or ExtendedError.DNSSEC_BOGUS)
-        return self._finish(replace(failed, security=Security.BOGUS, proof=tuple(self._proof)))
+        return self._finish(replace(failed, security=Security.BOGUS, proof=()))

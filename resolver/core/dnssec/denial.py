@@ -22,7 +22,7 @@ import dns.rrset
 from dns.rdtypes.ANY.NSEC import NSEC
 from dns.rdtypes.ANY.NSEC3 import NSEC3
 
-from resolver.core.dnssec.security import SECURE, Verdict, bogus, insecure, out_of_work
+from resolver.core.dnssec.security import SECURE, Security, Verdict, bogus, insecure, out_of_work
 from resolver.limits import ValidationWork
 from resolver.model import ExtendedError
 
@@ -183,13 +183,25 @@ def nsec_no_ds(
         if _DS in types or _SOA in types or _CNAME in types:
             break
         if _NS in types:
-            return insecure(f"no DS at the delegation {name} (NSEC)")
+            return insecure(f"{UNSIGNED_DELEGATION} {name} (NSEC)")
         return SECURE
     else:
         found = _covering(_nsecs(nsecs, zone), name)
         if found is not None and found[1].next.is_subdomain(name):
             return SECURE
     return _missing(f"no NSEC in {zone} proves {name} has no DS")
+
+
+UNSIGNED_DELEGATION = "no DS at the delegation"
+"""How an insecure verdict for DS starts when the parent's own NSEC or NSEC3 at the name
+(NS, no DS, no SOA) proves the delegation unsigned: insecure for the child's data, but a
+secure NODATA answer to the DS question itself, which the parent answers (RFC 4035 §3.1.4.1,
+§5.4). An opt-out span proves nothing that strong (RFC 5155 §9.2) and stays insecure."""
+
+
+def proves_unsigned_delegation(verdict: Verdict) -> bool:
+    """True for the parent's signed proof that a delegation has no DS (see above)."""
+    return verdict.state is Security.INSECURE and verdict.text.startswith(UNSIGNED_DELEGATION)
 
 
 # --- NSEC3 (RFC 5155 §8) -----------------------------------------------------------------
@@ -333,7 +345,7 @@ def nsec3_nodata(
             if _SOA in types and qname != dns.name.root:
                 return _missing(f"NSEC3 for DS at {qname} is the child zone's")
             if _NS in types:
-                return insecure(f"no DS at the delegation {qname} (NSEC3)")
+                return insecure(f"{UNSIGNED_DELEGATION} {qname} (NSEC3)")
             return SECURE
         if _NS in types and _SOA not in types:
             return _missing(f"NSEC3 at {qname} is a delegation's")
@@ -348,6 +360,8 @@ def nsec3_nodata(
         return insecure(f"no DS for {qname}: NSEC3 opt-out span of {zone}")
     wild = proof.match(dns.name.Name((b"*", *encloser.labels)))
     if wild is not None and qtype not in _types(wild) and _CNAME not in _types(wild):
+        if cover.flags & _OPT_OUT:  # as for a wildcard answer (RFC 5155 §9.2)
+            return insecure(f"wildcard NODATA for {qname} in an NSEC3 opt-out span of {zone}")
         return SECURE
     return proof.verdict_when_failed(f"{qname} has no {name}")
 
@@ -360,7 +374,9 @@ def nsec3_wildcard_answer(
     work: ValidationWork,
 ) -> Verdict:
     """A wildcard answer (RFC 5155 §8.8): an NSEC3 covers the next closer name, the name
-    one label longer than the wildcard's closest encloser on the way to ``qname``."""
+    one label longer than the wildcard's closest encloser on the way to ``qname``. When that
+    NSEC3 has the opt-out flag, an unsigned delegation could hide under it and the answer is
+    insecure (RFC 5155 §9.2, as Unbound)."""
     proof = _Nsec3Proof(nsec3s, zone, work)
     high = _insecure_iterations(proof)
     if high is not None:
@@ -369,6 +385,9 @@ def nsec3_wildcard_answer(
     if not qname.is_subdomain(encloser) or qname == encloser:
         return _missing(f"{wildcard} cannot answer {qname}")
     next_closer = dns.name.Name(qname.labels[-(len(encloser.labels) + 1) :])
-    if proof.cover(next_closer) is None:
+    cover = proof.cover(next_closer)
+    if cover is None:
         return proof.verdict_when_failed(f"{next_closer} does not exist")
+    if cover.flags & _OPT_OUT:
+        return insecure(f"wildcard answer for {qname} in an NSEC3 opt-out span of {zone}")
     return SECURE

@@ -21,7 +21,7 @@ from resolver.names import NameKey, is_at_or_below
 from resolver.records import Reply, WireRRset
 
 _RRSIG, _NSEC, _NSEC3, _SOA = 46, 47, 50, 6
-_CNAME, _DNAME = 5, 39
+_CNAME, _DNAME, _DS = 5, 39, 43
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +128,8 @@ def check_segment(
     for rrset in segment.rrsets:
         if has_dname and rrset.rdtype == _CNAME:
             continue  # synthesised from the DNAME (RFC 6672 §3.2), which is verified
+        if rrset.rdtype == _RRSIG:
+            continue  # an ANY answer's signatures: checked with the RRsets they cover
         sigs = sigs_at(segment.proof, rrset.owner_key, rrset.rdtype)
         built = rrset.to_rrset()
         verdict = verify_rrset(built, sigs, entry.keys, zone, now=now, work=work)  # type: ignore[arg-type]
@@ -138,7 +140,7 @@ def check_segment(
             if not wild.is_secure:
                 return wild
     if segment.negative:
-        return check_denial(
+        verdict = check_denial(
             zone,
             entry,
             segment.proof,
@@ -148,6 +150,9 @@ def check_segment(
             now=now,
             work=work,
         )
+        if segment.qtype == _DS and denial.proves_unsigned_delegation(verdict):
+            return SECURE  # the parent answers DS: its signed NODATA is secure (§5.4)
+        return verdict
     return SECURE
 
 
