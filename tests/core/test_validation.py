@@ -56,7 +56,9 @@ def test_keytrap_is_bogus_for_work_with_few_verifications() -> None:
     max_key_tag_collisions of them and give up with EDE 6, as Unbound, not minutes of CPU."""
     walk = resolve("www.keytrap.lab.", "A", SIGNED, validator=validator(), now=NOW)
     assert walk.result.error_code is ExtendedError.DNSSEC_BOGUS
-    assert "32 DNSKEYs share the key tag" in walk.result.reason
+    # Either check may meet the crowd first (the DS match or an RRSIG's key tag): both are
+    # out of work, EDE 6, with no signature verified for nothing.
+    assert "32 DNSKEYs share" in walk.result.reason and "key tag" in walk.result.reason
 
 
 def test_bogus_text_names_the_zone_and_the_record() -> None:
