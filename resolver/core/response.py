@@ -17,6 +17,7 @@ import dns.rdatatype
 from resolver.cache.rrset import Rank
 from resolver.core.classify import ClassifiedReply, ReplyKind, classify_reply
 from resolver.core.dname import cacheable, synthesised_cname
+from resolver.core.dnssec.segment import referral_ds
 from resolver.core.events import Action, SendQuery
 from resolver.core.qmin import MinimisedStep, after_minimised
 from resolver.core.state import INIT, QUERY_TARGETS, ReplyArrived
@@ -104,7 +105,7 @@ class ResponseHandling(Validating):
                     self._note(query, reply, dns.rcode.NOERROR, False)
                 return self._follow_cname(reply)
             case ReplyKind.REFERRAL:
-                return self._follow_referral(reply)
+                return self._follow_referral(query, reply)
             case ReplyKind.YXDOMAIN:
                 self._note(query, reply, dns.rcode.YXDOMAIN, False)
                 return self._finish_yxdomain(reply.chain)
@@ -134,9 +135,15 @@ class ResponseHandling(Validating):
             self.state = INIT
         return self._advance()
 
-    def _follow_referral(self, reply: ClassifiedReply) -> list[Action]:
-        """Go down one zone cut (RFC 1034 §5.3.3 step 4b)."""
+    def _follow_referral(self, query: SendQuery, reply: ClassifiedReply) -> list[Action]:
+        """Go down one zone cut (RFC 1034 §5.3.3 step 4b), keeping a signed referral's DS
+        for the validation (RFC 4035 §3.1.4) so it is not asked for again."""
         assert reply.referral is not None
+        if self._validating and self._last_reply is not None:
+            cut = reply.referral
+            ds = referral_ds(self._last_reply, cut.zone, cut.zone_key, query.zone)
+            if ds is not None:
+                self._fetched.setdefault((cut.zone, dns.rdatatype.DS), ds)
         self._referrals += 1
         if self._referrals > self._budget.limits.max_referrals:
             return self._finish(

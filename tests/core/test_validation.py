@@ -206,3 +206,34 @@ def test_unvalidated_cached_data_is_asked_again_for_a_validating_question() -> N
     walk = resolve("www.secure.lab.", "A", SIGNED, validator=shared, caches=caches, now=NOW)
     assert walk.result.security is Security.SECURE
     assert any(send.qname == dns.name.from_text("www.secure.lab.") for send in walk.sent)
+
+
+COLD_SECURE_QUERIES = 6
+
+
+def test_a_signed_referrals_ds_is_used_not_asked_for_again() -> None:
+    """RFC 4035 §3.1.4: lab.'s referral to secure.lab. carries the signed DS, so the key
+    chain uses it (verified with lab.'s keys) and no secure.lab. DS question is sent, as
+    Unbound does; the answer is still secure. The root's referral to lab. carries lab.'s DS
+    too, so a cold name costs 6 queries: lab., secure.lab. and www.secure.lab. (QNAME
+    minimisation) and the DNSKEYs of ., lab. and secure.lab.; no DS question (8 before)."""
+    walk = resolve("www.secure.lab.", "A", SIGNED, validator=validator(), now=NOW)
+    assert walk.result.security is Security.SECURE
+    asked = [(str(s.qname), s.qtype) for s in walk.sent]
+    assert ("secure.lab.", dns.rdatatype.DS) not in asked, asked
+    assert walk.result.upstream_queries == len(walk.sent) == COLD_SECURE_QUERIES, asked
+
+
+def test_a_referral_ds_without_its_rrsig_is_not_trusted() -> None:
+    """A referral whose DS lost its RRSIG (a forgery, or a stripping middlebox) does not
+    count: the DS is asked for from lab.'s servers and verified as usual."""
+
+    def strip(address: str, query: dns.message.Message) -> dns.message.Message | Failure:
+        reply = SIGNED(address, query)
+        if isinstance(reply, dns.message.Message):
+            reply.authority = [r for r in reply.authority if r.rdtype != dns.rdatatype.RRSIG]
+        return reply
+
+    walk = resolve("www.secure.lab.", "A", strip, validator=validator(), now=NOW)
+    asked = [(str(s.qname), s.qtype) for s in walk.sent]
+    assert ("secure.lab.", dns.rdatatype.DS) in asked, asked

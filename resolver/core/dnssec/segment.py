@@ -199,3 +199,23 @@ def parent_zone(fetched_ds: Result, zone: dns.name.Name) -> dns.name.Name:
     if answered is not None and zone.is_subdomain(answered) and answered != zone:
         return answered
     return zone.parent()
+
+
+def referral_ds(
+    reply: Reply, zone: dns.name.Name, zone_key: NameKey, parent: dns.name.Name
+) -> Result | None:
+    """The DS RRset of ``zone`` a signed referral from ``parent``'s servers carries in its
+    authority section with its RRSIGs (RFC 4035 §3.1.4), as the answer to the DS question
+    would be; None when it has no DS or no RRSIG by ``parent`` over it (the DS is then
+    asked for, which also brings the NSEC/NSEC3 proof of an unsigned delegation). It is
+    verified with ``parent``'s keys as a fetched DS is: a forged one is never trusted."""
+    ds = next(
+        (r for r in reply.authority if r.rdtype == _DS and r.owner_key == zone_key and len(r)),
+        None,
+    )
+    if ds is None:
+        return None
+    sigs = tuple(r for r in reply.authority if r.rdtype == _RRSIG and r.owner_key == zone_key)
+    if not sigs_at(sigs, zone_key, _DS) or signer_of(sigs, zone) != parent:
+        return None
+    return Result(dns.rcode.NOERROR, (ds,), proof=sigs, zone=parent)
