@@ -232,8 +232,16 @@ def test_trace_shows_the_dnssec_steps_and_the_verdict(stack: Stack) -> None:
     lines = result.stdout.splitlines()
     steps = [line for line in lines if "(DNSSEC: the zone's keys" in line]
     assert any("secure.lab. DNSKEY" in line for line in steps), lines
-    assert any("secure.lab. DS" in line for line in steps), lines
+    # secure.lab.'s DS came signed with lab.'s referral (RFC 4035 §3.1.4): not asked again.
+    assert not any("secure.lab. DS" in line for line in steps), lines
     assert ";; DNSSEC: secure" in lines
+    insecure = trace_on_lab("www.example.lab")
+    insecure_steps = [
+        line for line in insecure.stdout.splitlines() if "(DNSSEC: the zone's keys" in line
+    ]
+    # An unsigned delegation's referral has no DS: the DS question fetches the no-DS proof.
+    assert any("example.lab. DS" in line for line in insecure_steps), insecure.stdout
+    assert ";; DNSSEC: insecure" in insecure.stdout.splitlines()
     bogus = trace_on_lab("www.expired.lab")
     assert ";; DNSSEC: bogus" in bogus.stdout.splitlines()
     assert "expired" in bogus.stdout
