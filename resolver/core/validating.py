@@ -257,15 +257,11 @@ class Validating(Progress):
         if anchor is not None:
             if fetched_keys is None:
                 return self._fetch(zone, _DNSKEY)
-            dnskeys = rrset_of(fetched_keys, zone, _DNSKEY)
-            if dnskeys is None:
-                verdict = bogus(ExtendedError.DNSKEY_MISSING, f"no DNSKEY for the anchor {zone}")
-                self._remember_keys(zone, verdict, (), 0)
-                return None
-            rrset = dnskeys.to_rrset()
-            sigs = sigs_at(fetched_keys.proof, dnskeys.owner_key, _DNSKEY)
-            verdict = anchor.verify(rrset, sigs, now=now, work=work)  # type: ignore[arg-type]
-            self._keep_dnskeys(zone, verdict, rrset, dnskeys.ttl)
+            found = self._dnskeys_or_bogus(zone, fetched_keys, f"for the anchor {zone}")
+            if found is not None:
+                rrset, sigs, ttl = found
+                verdict = anchor.verify(rrset, sigs, now=now, work=work)  # type: ignore[arg-type]
+                self._keep_dnskeys(zone, verdict, rrset, ttl)
             return None
         fetched_ds = self._fetched.get((zone, _DS))
         if fetched_ds is None:
@@ -297,13 +293,10 @@ class Validating(Progress):
             return None
         if fetched_keys is None:
             return self._fetch(zone, _DNSKEY)
-        dnskeys = rrset_of(fetched_keys, zone, _DNSKEY)
-        if dnskeys is None:
-            verdict = bogus(ExtendedError.DNSKEY_MISSING, f"no DNSKEY for {zone}, which has DS")
-            self._remember_keys(zone, verdict, (), 0)
+        found = self._dnskeys_or_bogus(zone, fetched_keys, f"for {zone}, which has DS")
+        if found is None:
             return None
-        rrset = dnskeys.to_rrset()
-        sigs = sigs_at(fetched_keys.proof, dnskeys.owner_key, _DNSKEY)
+        rrset, sigs, ttl = found
         verdict = verify_dnskeys(
             rrset,
             sigs,  # type: ignore[arg-type]
@@ -312,8 +305,21 @@ class Validating(Progress):
             work=work,
             ds=[cast(DS, record) for record in ds],
         )
-        self._keep_dnskeys(zone, verdict, rrset, min(dnskeys.ttl, ds_rrset.ttl))
+        self._keep_dnskeys(zone, verdict, rrset, min(ttl, ds_rrset.ttl))
         return None
+
+    def _dnskeys_or_bogus(
+        self, zone: dns.name.Name, fetched: Result, which: str
+    ) -> tuple[dns.rrset.RRset, list[object], int] | None:
+        """The fetched DNSKEY RRset of ``zone`` with its RRSIGs and TTL; None when the answer
+        holds none, after keeping ``zone`` bogus (EDE 9, "no DNSKEY ``which``")."""
+        dnskeys = rrset_of(fetched, zone, _DNSKEY)
+        if dnskeys is None:
+            self._remember_keys(
+                zone, bogus(ExtendedError.DNSKEY_MISSING, f"no DNSKEY {which}"), (), 0
+            )
+            return None
+        return dnskeys.to_rrset(), sigs_at(fetched.proof, dnskeys.owner_key, _DNSKEY), dnskeys.ttl
 
     def _keep_dnskeys(
         self, zone: dns.name.Name, verdict: Verdict, rrset: dns.rrset.RRset, ttl: int

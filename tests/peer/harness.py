@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from tests.peer.compare import (
     TIMEOUT,
     TRANSPORTS,
     VALIDATING_MODES,
+    Allowed,
     Asked,
     Reply,
     judge,
@@ -333,12 +334,16 @@ def inside(out: Path) -> int:
     return 0
 
 
-def run_in_namespace(out: Path, timeout_s: float = 110.0) -> tuple[int, str]:
-    """Run :func:`inside` under ``unshare --net`` with ``lo`` up, in a process group of its
-    own, so that a harness that overruns is ended with everything it started."""
-    command = (
-        f"ip link set lo up && exec {sys.executable} -m tests.peer.harness --inside --out {out}"
-    )
+def run_in_namespace(
+    out: Path,
+    timeout_s: float = 110.0,
+    *,
+    module: str = "tests.peer.harness",
+    what: str = "the harness",
+) -> tuple[int, str]:
+    """Run ``module``'s ``--inside`` under ``unshare --net`` with ``lo`` up, in a process group
+    of its own, so that a run that overruns is ended with everything it started."""
+    command = f"ip link set lo up && exec {sys.executable} -m {module} --inside --out {out}"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop(QMIN_ENV, None)  # each Rootwalk is given its own setting
     process = subprocess.Popen(
@@ -351,7 +356,7 @@ def run_in_namespace(out: Path, timeout_s: float = 110.0) -> tuple[int, str]:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         output, _ = process.communicate()
-        return -1, f"the harness ran over {timeout_s} s and was ended\n{output}"
+        return -1, f"{what} ran over {timeout_s} s and was ended\n{output}"
     return process.returncode, output
 
 
@@ -364,30 +369,43 @@ def load_results(out: Path) -> dict[str, Any]:
     return data
 
 
-def main() -> int:
+def command_line(
+    inside_run: Callable[[Path], int],
+    run: Callable[[Path], tuple[int, str]],
+    *,
+    prefix: str,
+    allowed: list[Allowed],
+    description: str | None = __doc__,
+) -> int:
+    """The command line of a differential run: ``--inside`` runs it in this namespace, else it
+    runs under ``unshare --net`` and the verdict is printed (exit 1 on differences)."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, help="folder for logs and results (default: temp)")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
-        return inside(args.out)
+        return inside_run(args.out)
     reason = why_not_runnable()
     if reason is not None:
         print(f"peer: cannot run: {reason}", file=sys.stderr)
         return 2
-    out = args.out or Path(tempfile.mkdtemp(prefix="rootwalk-peer-"))
+    out = args.out or Path(tempfile.mkdtemp(prefix=prefix))
     out.mkdir(parents=True, exist_ok=True)
-    returncode, output = run_in_namespace(out)
+    returncode, output = run(out)
     if returncode != 0:
         print(output, file=sys.stderr)
         return 2
     data = load_results(out)
-    verdict = judge(replies(data["rootwalk"]), replies(data["unbound"]), load_allowed())
+    verdict = judge(replies(data["rootwalk"]), replies(data["unbound"]), allowed)
     print(report(verdict, len(data["questions"]), data["skipped"]))
     print(f"(logs and results.json in {out}; times {data['seconds']})")
     return 1 if verdict.failed else 0
+
+
+def main() -> int:
+    return command_line(inside, run_in_namespace, prefix="rootwalk-peer-", allowed=load_allowed())
 
 
 if __name__ == "__main__":

@@ -22,39 +22,32 @@ bits, within about a minute.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from resolver.lab.description import load_lab_description
 from resolver.paths import lab_description
-from tests.peer.compare import Asked, judge, load_allowed, report
+from tests.peer import harness
+from tests.peer.compare import Asked, load_allowed
 from tests.peer.harness import (
     FIRST_TIMEOUT_S,
     LAB_PORT,
     LAB_RESOLVER_PORT,
     QMIN_ENV,
-    REPO,
     ZONES_AT_ONCE,
     ask,
     asked_json,
-    load_results,
-    replies,
     rootwalk_command,
     rootwalk_knows_qmin,
     started,
     unbound_config,
     unbound_path,
     wait_for_line,
-    why_not_runnable,
 )
 from tests.peer.questions import PeerQuestion, derive_questions, random_zones, zone_of
 
@@ -149,52 +142,20 @@ def inside(out: Path) -> int:
 
 
 def run_in_namespace(out: Path, timeout_s: float = 100.0) -> tuple[int, str]:
-    """:func:`inside` under ``unshare --net`` with ``lo`` up, in a process group of its own
-    (ended with everything it started if it overruns)."""
-    command = (
-        f"ip link set lo up && exec {sys.executable} -m tests.peer.validating --inside --out {out}"
+    """:func:`inside` under ``unshare --net`` with ``lo`` up (see the harness's)."""
+    return harness.run_in_namespace(
+        out, timeout_s, module="tests.peer.validating", what="the validating run"
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop(QMIN_ENV, None)
-    process = subprocess.Popen(
-        ["unshare", "--net", "sh", "-c", command],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        output, _ = process.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        return -1, f"the validating run ran over {timeout_s} s and was ended\n{output}"
-    return process.returncode, output
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    return harness.command_line(
+        inside,
+        run_in_namespace,
+        prefix="rootwalk-peer-validating-",
+        allowed=load_allowed(validating=True),
+        description=__doc__,
     )
-    parser.add_argument("--out", type=Path, help="folder for logs and results (default: temp)")
-    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.inside:
-        return inside(args.out)
-    reason = why_not_runnable()
-    if reason is not None:
-        print(f"peer: cannot run: {reason}", file=sys.stderr)
-        return 2
-    out = args.out or Path(tempfile.mkdtemp(prefix="rootwalk-peer-validating-"))
-    out.mkdir(parents=True, exist_ok=True)
-    returncode, output = run_in_namespace(out)
-    if returncode != 0:
-        print(output, file=sys.stderr)
-        return 2
-    data = load_results(out)
-    allowed = load_allowed(validating=True)
-    verdict = judge(replies(data["rootwalk"]), replies(data["unbound"]), allowed)
-    print(report(verdict, len(data["questions"]), data["skipped"]))
-    print(f"(logs and results.json in {out}; times {data['seconds']})")
-    return 1 if verdict.failed else 0
 
 
 if __name__ == "__main__":
