@@ -29,8 +29,9 @@ from resolver.lab.server import Lab
 from resolver.limits import Limits
 from resolver.mesh import Mesh
 from resolver.metrics import MetricsExporter
-from resolver.model import ZoneCut
+from resolver.model import Transport, ZoneCut
 from resolver.ratelimit import RateLimiter
+from resolver.transport.encrypted import EncryptedListeners
 from resolver.transport.listeners import Listeners, TcpLimits
 from resolver.transport.upstream import Upstream
 
@@ -97,6 +98,7 @@ class ResolverService:
         self.driver: Driver | None = None
         self.frontend: Frontend | None = None
         self.listeners: Listeners | None = None
+        self.encrypted: EncryptedListeners | None = None
         self.answers = AnswerCache(
             settings.answer_cache_bytes,
             stale_s=STALE_WINDOW_S if settings.serve_stale else 0.0,
@@ -164,6 +166,7 @@ class ResolverService:
         )
         for endpoint in settings.listen:
             await self._listen(endpoint)
+        await self._listen_encrypted(self.listeners)
         if not self.listeners.bound:
             raise OSError(errno.EADDRNOTAVAIL, "could not listen on any address")
         if settings.control is not None:
@@ -196,6 +199,20 @@ class ResolverService:
                 return
             raise bind_error("listen", endpoint, exc, can_be_off=False) from exc
         log.info("listening on %s (UDP and TCP)", endpoint)
+
+    async def _listen_encrypted(self, listeners: Listeners) -> None:
+        """The DoT and DoH listeners, when set (a bad certificate or key: TlsError)."""
+        cert, key = self.settings.tls_cert, self.settings.tls_key
+        if cert is None or key is None:
+            return  # neither listener is on (the config refuses one without the pair)
+        self.encrypted = EncryptedListeners(listeners, cert, key, reuse_port=self._reuse_port)
+        for kind, setting in ((Transport.DOT, "dot_listen"), (Transport.DOH, "doh_listen")):
+            endpoint = getattr(self.settings, setting)
+            try:
+                if endpoint is not None:
+                    await self.encrypted.listen(kind, endpoint.host, endpoint.port)
+            except OSError as exc:
+                raise bind_error(setting, endpoint, exc, can_be_off=True) from exc
 
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
         """Forget cached data for ``name`` (and below it with ``subtree``), or everything;
@@ -257,12 +274,14 @@ class ResolverService:
         self.frontend.refuse_over_limit = settings.rate_limit_action == "refuse"
         self.frontend.max_pending = settings.max_pending_queries
         logging.getLogger().setLevel(settings.log_level)
+        if self.encrypted is not None and settings.tls_cert and settings.tls_key:
+            self.encrypted.reload(settings.tls_cert, settings.tls_key)  # a bad pair: logged
         live = {
             "allow_clients", "outbound_allow", "upstream_timeout_s", "client_deadline_s",
             "tcp_idle_timeout_s", "max_tcp_connections", "serve_stale", "log_level", "query_log",
             "client_rate_limit", "client_rate_burst", "rate_limit_action", "max_pending_queries",
             "qname_minimisation", "serve_stale_client_timeout_s",
-            "shutdown_grace_s",
+            "shutdown_grace_s", "tls_cert", "tls_key",
         }  # fmt: skip
         pending = [
             field.name
