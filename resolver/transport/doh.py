@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 from dataclasses import dataclass, field
 
 import h2.config
@@ -49,6 +50,8 @@ MAX_BODY = MAX_TCP_MESSAGE
 CONTENT_TYPE = b"application/dns-message"
 
 _NO_BODY = b""
+_BASE64URL = re.compile(rb"[A-Za-z0-9_-]*")
+"""RFC 4648 §5's alphabet: Python's decoder would skip other characters, not refuse them."""
 
 
 def _length(text: bytes) -> int:
@@ -144,12 +147,12 @@ class DohConnection(StreamConnection):
             ),
             None,
         )
-        if encoded is None:
+        if encoded is None or _BASE64URL.fullmatch(encoded) is None:
             self._error(stream_id, 400)
             return
         try:
             wire = base64.urlsafe_b64decode(encoded + b"=" * (-len(encoded) % 4))
-        except (binascii.Error, ValueError):
+        except (binascii.Error, ValueError):  # a length no encoding has
             self._error(stream_id, 400)
             return
         self._ask(stream_id, wire)
