@@ -4,7 +4,9 @@ httpx over HTTP/2) against a self-signed certificate made for the test, on the l
 from __future__ import annotations
 
 import base64
+import os
 import shutil
+import signal
 import socket
 import ssl
 import struct
@@ -22,10 +24,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from resolver.config import Endpoint
-from tests.integration.conftest import lab_settings
+from tests.integration.conftest import LAB_PORT, lab_settings
 from tests.integration.stack import Stack
 from tests.ports import free_port
-from tests.tls import make_certificate
+from tests.process import RELOADED, RootwalkProcess
+from tests.tls import certificate_der, make_certificate
 
 PORT, DOT_PORT, DOH_PORT = free_port(), free_port(), free_port()
 SERVER = "127.0.0.1"
@@ -263,3 +266,75 @@ def test_kdig_over_tls_and_https(
     assert "status: NOERROR" in output and WWW in output, output
     if "+https" in how[0]:
         assert "HTTP/2" in output, output
+
+
+def served_certificate(port: int) -> bytes:
+    """The certificate (DER) a new TLS connection to ``port`` is shown (not checked)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with (
+        socket.create_connection((SERVER, port), timeout=5) as raw,
+        context.wrap_socket(raw) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return der
+
+
+def test_sighup_rereads_the_certificate_and_a_bad_one_keeps_the_old(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """``rootwalk serve``: after SIGHUP new DoT and DoH connections see the new pair; an
+    unreadable pair is reported with the file's name and the running one keeps serving."""
+    del stack  # the lab
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    old_cert, old_key = make_certificate(first, NAME)
+    new_cert, new_key = make_certificate(second, NAME)
+    cert, key = tmp_path / "served.crt", tmp_path / "served.key"
+    cert.write_bytes(old_cert.read_bytes())
+    key.write_bytes(old_key.read_bytes())
+    port, dot_port, doh_port = free_port(), free_port(), free_port()
+    repo = Path(__file__).parents[2]
+    config = tmp_path / "rootwalk.toml"
+    config.write_text(
+        f'listen = ["127.0.0.1:{port}"]\n'
+        f'root_hints = "{repo}/zones/lab/root.hints"\n'
+        f'trust_anchors = ["{repo}/zones/lab/trust-anchor.ds"]\n'
+        f'outbound_allow = ["127.0.0.0/8"]\noutbound_port = {LAB_PORT}\n'
+        'metrics = "off"\ncontrol = "off"\n'
+        f'tls_cert = "served.crt"\ntls_key = "served.key"\n'
+        f'dot_listen = "127.0.0.1:{dot_port}"\ndoh_listen = "127.0.0.1:{doh_port}"\n'
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = RootwalkProcess("serve", "--config", str(config), env=env)
+    try:
+        process.wait_listening(f"127.0.0.1:{port}")
+        for listener in (dot_port, doh_port):
+            assert served_certificate(listener) == certificate_der(old_cert)
+        cert.write_bytes(new_cert.read_bytes())
+        key.write_bytes(new_key.read_bytes())
+        process.send_signal(signal.SIGHUP)
+        process.wait_for(RELOADED)
+        assert f"certificate reloaded from {cert}" in process.output()
+        for listener in (dot_port, doh_port):
+            assert served_certificate(listener) == certificate_der(new_cert)
+        key.write_text("not a key\n")
+        process.send_signal(signal.SIGHUP)
+        process.wait_for("reload failed, keeping the running certificate")
+        assert f"tls_cert = {cert}, tls_key = {key}: not a PEM certificate" in process.output()
+        for listener in (dot_port, doh_port):
+            assert served_certificate(listener) == certificate_der(new_cert)
+        reply = dns.query.tls(
+            query("www.example.lab."),
+            SERVER,
+            port=dot_port,
+            timeout=5,
+            ssl_context=client_context(new_cert),
+            server_hostname=NAME,
+        )
+        assert addresses(reply) == {WWW}
+    finally:
+        process.stop()
