@@ -24,17 +24,22 @@ def server_context(cert: Path, key: Path, alpn: Sequence[str] = ()) -> ssl.SSLCo
     §9 and RFC 7525 §3.1.1: no SSL, no TLS 1.0 or 1.1), offering ``alpn`` (RFC 7301)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    for setting, path in (("tls_cert", cert), ("tls_key", key)):
+    for setting, path, marker, what in (
+        ("tls_cert", cert, b"-----BEGIN CERTIFICATE-----", "PEM certificate"),
+        ("tls_key", key, b"PRIVATE KEY-----", "PEM private key"),
+    ):
         try:
-            path.read_bytes()
+            text = path.read_bytes()
         except OSError as exc:
             raise TlsError(f"{setting} = {path}: cannot read: {exc.strerror}") from None
+        if marker not in text:
+            raise TlsError(f"{setting} = {path}: no {what} in it")
     try:
         context.load_cert_chain(cert, key)
     except ssl.SSLError as exc:
         raise TlsError(
-            f"tls_cert = {cert}, tls_key = {key}: not a PEM certificate and its private key "
-            f"({exc.reason or exc})"
+            f"tls_cert = {cert}, tls_key = {key}: not a PEM certificate and its private key, "
+            f"or the key is not the certificate's ({exc.reason or exc})"
         ) from None
     if alpn:
         context.set_alpn_protocols(list(alpn))

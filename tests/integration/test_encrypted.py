@@ -24,6 +24,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from resolver.config import Endpoint
+from tests.helpers import run_rootwalk
 from tests.integration.conftest import LAB_PORT, lab_settings
 from tests.integration.stack import Stack
 from tests.ports import free_port
@@ -324,7 +325,7 @@ def test_sighup_rereads_the_certificate_and_a_bad_one_keeps_the_old(
         key.write_text("not a key\n")
         process.send_signal(signal.SIGHUP)
         process.wait_for("reload failed, keeping the running certificate")
-        assert f"tls_cert = {cert}, tls_key = {key}: not a PEM certificate" in process.output()
+        assert f"tls_key = {key}: no PEM private key in it" in process.output()
         for listener in (dot_port, doh_port):
             assert served_certificate(listener) == certificate_der(new_cert)
         reply = dns.query.tls(
@@ -338,3 +339,29 @@ def test_sighup_rereads_the_certificate_and_a_bad_one_keeps_the_old(
         assert addresses(reply) == {WWW}
     finally:
         process.stop()
+
+
+def test_serve_with_a_bad_pair_says_which_file(tmp_path: Path) -> None:
+    """At start a missing file, a file without the PEM block, or a key that is not the
+    certificate's is an error naming the setting and the file (exit status 2)."""
+    cert, key = make_certificate(tmp_path, NAME)
+    _, other_key = make_certificate(tmp_path, "other.lab")
+    env = {**os.environ, "ROOTWALK_METRICS": "off", "ROOTWALK_CONTROL": "off"}
+    port = free_port()
+    for tls_cert, tls_key, error in (
+        (cert, tmp_path / "missing.key", f"tls_key = {tmp_path}/missing.key: cannot read"),
+        (key, key, f"tls_cert = {key}: no PEM certificate in it"),
+        (cert, other_key, "or the key is not the certificate's"),
+    ):
+        done = run_rootwalk(
+            "serve",
+            "--listen",
+            f"127.0.0.1:{port}",
+            env={
+                **env,
+                "ROOTWALK_TLS_CERT": str(tls_cert),
+                "ROOTWALK_TLS_KEY": str(tls_key),
+                "ROOTWALK_DOT_LISTEN": f"127.0.0.1:{free_port()}",
+            },
+        )
+        assert done.returncode == 2 and error in done.stderr, done.stderr
