@@ -24,6 +24,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from resolver.config import Endpoint
+from resolver.transport.listeners import TcpLimits
 from tests.helpers import run_rootwalk
 from tests.integration.conftest import LAB_PORT, lab_settings
 from tests.integration.stack import Stack
@@ -365,3 +366,30 @@ def test_serve_with_a_bad_pair_says_which_file(tmp_path: Path) -> None:
             },
         )
         assert done.returncode == 2 and error in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("port", [DOT_PORT, DOH_PORT], ids=["dot", "doh"])
+def test_idle_encrypted_connections_close_as_tcp_ones_do(
+    encrypted: Stack, certificate: tuple[Path, Path], port: int
+) -> None:
+    """``tcp_idle_timeout_s`` closes an idle DoT or DoH connection (RFC 7766 §6.2.3, RFC 7858
+    §3.4): the stream transports share TCP's idle timer."""
+    listeners = encrypted.service.listeners
+    assert listeners is not None
+    kept = listeners.tcp.limits
+    listeners.tcp.limits = TcpLimits(idle_timeout_s=0.2, max_connections=kept.max_connections)
+    context = client_context(certificate[0])
+    context.set_alpn_protocols(["h2"])
+    try:
+        with (
+            socket.create_connection((SERVER, port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname=NAME) as tls,
+        ):
+            while True:  # DoH's server sends its SETTINGS first; then the end comes
+                try:
+                    if not tls.recv(4096):
+                        break
+                except ssl.SSLEOFError:
+                    break
+    finally:
+        listeners.tcp.limits = kept
