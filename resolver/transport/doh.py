@@ -45,6 +45,10 @@ MAX_STREAMS = 100
 """Streams a client may have open on one connection (SETTINGS_MAX_CONCURRENT_STREAMS, RFC
 7540 §6.5.2): 100 is the floor RFC 7540 recommends and what nginx and h2o announce. A client
 that opens more breaks the protocol and loses the connection."""
+MAX_HEADER_LIST = 65536
+"""The largest header block a client may send (SETTINGS_MAX_HEADER_LIST_SIZE, RFC 9113
+§6.5.2; h2's default, which its decoder enforces): a GET's base64url query fits up to about
+48 KiB (real queries are a few hundred octets; larger ones can be POSTed)."""
 MAX_BODY = MAX_TCP_MESSAGE
 """The largest request body: one DNS message (65535 octets, RFC 8484 §6)."""
 CONTENT_TYPE = b"application/dns-message"
@@ -93,7 +97,10 @@ class DohConnection(StreamConnection):
             return
         self._h2.local_settings = h2.settings.Settings(
             client=False,
-            initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS},
+            initial_values={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST,
+            },
         )
         self._h2.initiate_connection()
         self._flush()

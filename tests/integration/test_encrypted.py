@@ -19,11 +19,16 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
 import httpx2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from resolver.config import Endpoint
+from resolver.transport.doh import MAX_STREAMS
 from resolver.transport.listeners import TcpLimits
 from tests.helpers import run_rootwalk
 from tests.integration.conftest import LAB_PORT, lab_settings
@@ -393,3 +398,37 @@ def test_idle_encrypted_connections_close_as_tcp_ones_do(
                     break
     finally:
         listeners.tcp.limits = kept
+
+
+def test_a_doh_client_past_its_streams_loses_the_connection(
+    encrypted: Stack, certificate: tuple[Path, Path]
+) -> None:
+    """At most ``MAX_STREAMS`` requests at once on one connection (SETTINGS_MAX_CONCURRENT_
+    STREAMS, RFC 9113 §5.1.2): one more is a protocol error, answered with GOAWAY."""
+    client = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True, header_encoding=None)
+    )
+    client.initiate_connection()
+    headers = [
+        (b":method", b"POST"),
+        (b":scheme", b"https"),
+        (b":authority", NAME.encode()),
+        (b":path", b"/dns-query"),
+        (b"content-type", b"application/dns-message"),
+    ]
+    for _ in range(MAX_STREAMS + 1):  # sent before the server's SETTINGS are read
+        client.send_headers(client.get_next_available_stream_id(), headers)  # bodies to come
+    context = client_context(certificate[0])
+    context.set_alpn_protocols(["h2"])
+    events: list[h2.events.Event] = []
+    with (
+        socket.create_connection((SERVER, DOH_PORT), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=NAME) as tls,
+    ):
+        tls.sendall(client.data_to_send())
+        while not any(isinstance(e, h2.events.ConnectionTerminated) for e in events):
+            data = tls.recv(65536)
+            assert data, "closed without GOAWAY"
+            events += client.receive_data(data)
+    (goaway,) = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+    assert goaway.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
