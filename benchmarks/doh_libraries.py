@@ -28,7 +28,7 @@ from pathlib import Path
 
 import dns.message
 from cache_benchmark import cpu_seconds
-from encrypted import NAME, client_context, doh_client, pin, query_wire
+from encrypted import NAME, client_context, doh_client, keep_window, pin, query_wire
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -118,14 +118,8 @@ async def http1_client(tls: ssl.SSLContext, seconds: float, window: int) -> int:
         b"Content-Type: application/dns-message\r\nAccept: application/dns-message\r\n"
         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
     )
-    writer.write(request * window)
-    sent, answered, buffer = window, 0, bytearray()
-    end = time.monotonic() + seconds
-    while answered < sent:
-        data = await reader.read(65536)
-        if not data:
-            raise RuntimeError("the server closed the connection")
-        buffer += data
+
+    def complete(buffer: bytearray) -> int:
         done = 0
         while (head_end := buffer.find(b"\r\n\r\n")) >= 0:
             head = bytes(buffer[:head_end]).lower()
@@ -134,12 +128,11 @@ async def http1_client(tls: ssl.SSLContext, seconds: float, window: int) -> int:
                 break
             del buffer[: head_end + 4 + length]
             done += 1
-        answered += done
-        if done and time.monotonic() < end:
-            writer.write(request * done)
-            sent += done
-    writer.close()
-    return answered
+        return done
+
+    return await keep_window(
+        reader, writer, seconds, window, lambda _, count: request * count, complete
+    )
 
 
 def wait_listening() -> None:

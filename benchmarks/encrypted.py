@@ -84,14 +84,18 @@ def client_context(cert: Path, alpn: list[str] | None = None) -> ssl.SSLContext:
     return context
 
 
-async def stream_client(port: int, tls: ssl.SSLContext | None, seconds: float, window: int) -> int:
-    """TCP or DoT: ``window`` length-prefixed queries outstanding on one connection;
-    returns the answers received in ``seconds``."""
-    reader, writer = await asyncio.open_connection(
-        SERVER, port, ssl=tls, server_hostname=NAME if tls else None
-    )
-    frames = [struct.pack("!H", len(w)) + w for w in (query_wire(i) for i in range(65536))]
-    writer.write(b"".join(frames[:window]))
+async def keep_window(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    seconds: float,
+    window: int,
+    requests: Callable[[int, int], bytes],
+    complete: Callable[[bytearray], int],
+) -> int:
+    """Send ``window`` requests (``requests(first, count)`` makes them), then one more for
+    each reply, for ``seconds``; ``complete`` removes the whole replies at the front of the
+    buffer and counts them. Returns the replies received."""
+    writer.write(requests(0, window))
     sent, answered, buffer = window, 0, bytearray()
     end = time.monotonic() + seconds
     while answered < sent:
@@ -99,19 +103,39 @@ async def stream_client(port: int, tls: ssl.SSLContext | None, seconds: float, w
         if not data:
             raise RuntimeError("the server closed the connection")
         buffer += data
-        done = 0
-        while len(buffer) >= 2:
-            (length,) = struct.unpack_from("!H", buffer)
-            if len(buffer) < 2 + length:
-                break
-            del buffer[: 2 + length]
-            done += 1
+        done = complete(buffer)
         answered += done
         if done and time.monotonic() < end:
-            writer.write(b"".join(frames[(sent + i) % 65536] for i in range(done)))
+            writer.write(requests(sent, done))
             sent += done
     writer.close()
     return answered
+
+
+def complete_frames(buffer: bytearray) -> int:
+    """Whole length-prefixed DNS messages (RFC 1035 §4.2.2) at the front of ``buffer``."""
+    done = 0
+    while len(buffer) >= 2:
+        (length,) = struct.unpack_from("!H", buffer)
+        if len(buffer) < 2 + length:
+            break
+        del buffer[: 2 + length]
+        done += 1
+    return done
+
+
+async def stream_client(port: int, tls: ssl.SSLContext | None, seconds: float, window: int) -> int:
+    """TCP or DoT: ``window`` length-prefixed queries outstanding on one connection;
+    returns the answers received in ``seconds``."""
+    reader, writer = await asyncio.open_connection(
+        SERVER, port, ssl=tls, server_hostname=NAME if tls else None
+    )
+    frames = [struct.pack("!H", len(w)) + w for w in (query_wire(i) for i in range(65536))]
+
+    def requests(first: int, count: int) -> bytes:
+        return b"".join(frames[(first + i) % 65536] for i in range(count))
+
+    return await keep_window(reader, writer, seconds, window, requests, complete_frames)
 
 
 async def doh_client(port: int, tls: ssl.SSLContext, seconds: float, window: int) -> int:
