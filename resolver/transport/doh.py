@@ -12,6 +12,7 @@ the listener's; connection limits and idle timeouts are those of every stream tr
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -91,8 +92,8 @@ class DohConnection(StreamConnection):
         self._unsent: dict[int, bytes] = {}
         """Reply bodies the flow-control window has not let out yet, by stream."""
 
-    def connection_made(self, transport: object) -> None:
-        super().connection_made(transport)  # type: ignore[arg-type]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
         if self._transport is None or self._transport.is_closing():
             return
         self._h2.local_settings = h2.settings.Settings(
@@ -144,7 +145,8 @@ class DohConnection(StreamConnection):
         elif method == b"POST":
             request = _Request(method)
             self._requests[stream_id] = request
-            if headers.get(b"content-type", b"").partition(b";")[0].strip() != CONTENT_TYPE:
+            media_type = headers.get(b"content-type", b"").partition(b";")[0].strip().lower()
+            if media_type != CONTENT_TYPE:  # RFC 9110 §8.3.1: compared case-insensitively
                 self._error(stream_id, 415)
             elif _length(headers.get(b"content-length", b"0")) > MAX_BODY:
                 self._error(stream_id, 413)
