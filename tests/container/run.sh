@@ -119,8 +119,9 @@ unshare --net --mount bash -euo pipefail -c '
   check "kubernetes: the root file system is read-only"
   podman stop -t 5 "$cid" >/dev/null
   expect "$(podman inspect --format "{{.State.ExitCode}}" "$cid")" 0 "kubernetes: exit 0 after SIGTERM"
-  podman logs "$cid" 2>&1 | grep -q "saved [0-9]* cache entries to /var/lib/rootwalk/cache.json" \
+  logs=$(podman logs "$cid" 2>&1)
+  grep -q "saved [0-9]* cache entries to /var/lib/rootwalk/cache.json" <<< "$logs" \
     && check "kubernetes: the cache file saved on the writable directory" \
-    || { echo "container: FAILED: the cache file was not saved"; podman logs "$cid" 2>&1 | tail -5; exit 1; }
+    || { echo "container: FAILED: the cache file was not saved"; tail -5 <<< "$logs"; exit 1; }
 '
 echo "container: all checks passed"
