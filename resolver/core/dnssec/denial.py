@@ -207,19 +207,42 @@ def proves_unsigned_delegation(verdict: Verdict) -> bool:
 # --- NSEC3 (RFC 5155 §8) -----------------------------------------------------------------
 
 
+Nsec3Hashes = dict[tuple[dns.name.Name, bytes, int], str]
+"""NSEC3 hashes already computed (and charged) for one client query, by (name, salt,
+iterations): base32hex text, upper case, as an NSEC3 owner's first label compares."""
+
+
+def nsec3_hash(
+    name: dns.name.Name, salt: bytes, iterations: int, work: ValidationWork, hashes: Nsec3Hashes
+) -> str | None:
+    """The SHA-1 NSEC3 hash of ``name`` (RFC 5155 §5), from ``hashes`` or computed and
+    charged to ``work`` (CVE-2023-50868); None when the budget is spent."""
+    key = (name, salt, iterations)
+    found = hashes.get(key)
+    if found is None:
+        if not work.spend_nsec3_hash():
+            return None
+        found = hashes[key] = dns.dnssec.nsec3_hash(name, salt, iterations, _NSEC3_SHA1)
+    return found
+
+
 class _Nsec3Proof:
     """The usable NSEC3 records of one reply and the hashes computed for them, each charged
-    to the client query's work (CVE-2023-50868)."""
+    to the client query's work (CVE-2023-50868) unless already in ``hashes``."""
 
     def __init__(
-        self, rrsets: Sequence[dns.rrset.RRset], zone: dns.name.Name, work: ValidationWork
+        self,
+        rrsets: Sequence[dns.rrset.RRset],
+        zone: dns.name.Name,
+        work: ValidationWork,
+        hashes: Nsec3Hashes | None = None,
     ) -> None:
         self.zone = zone
         self.work = work
         self.records: list[tuple[str, NSEC3]] = []
         self.too_many_iterations = False
         self.spent = False
-        self._hashes: dict[tuple[dns.name.Name, bytes, int], str] = {}
+        self._hashes: Nsec3Hashes = {} if hashes is None else hashes
         for rrset in rrsets:
             if rrset.rdtype != dns.rdatatype.NSEC3 or rrset.name.parent() != zone or not len(rrset):
                 continue  # RFC 5155 §8.1: the owner is one hash label below the zone
@@ -235,14 +258,9 @@ class _Nsec3Proof:
     def hash(self, name: dns.name.Name, record: NSEC3) -> str | None:
         """The NSEC3 hash of ``name`` with ``record``'s parameters; None when the budget is
         spent."""
-        key = (name, record.salt, record.iterations)
-        found = self._hashes.get(key)
+        found = nsec3_hash(name, record.salt, record.iterations, self.work, self._hashes)
         if found is None:
-            if not self.work.spend_nsec3_hash():
-                self.spent = True
-                return None
-            found = dns.dnssec.nsec3_hash(name, record.salt, record.iterations, _NSEC3_SHA1)
-            self._hashes[key] = found
+            self.spent = True
         return found
 
     def match(self, name: dns.name.Name) -> NSEC3 | None:
@@ -298,11 +316,14 @@ def nsec3_nxdomain(
     nsec3s: Sequence[dns.rrset.RRset],
     zone: dns.name.Name,
     work: ValidationWork,
+    *,
+    hashes: Nsec3Hashes | None = None,
 ) -> Verdict:
     """NXDOMAIN (RFC 5155 §8.4): the closest encloser proof and an NSEC3 covering the
     wildcard at the closest encloser. A next closer covered by an opt-out span is insecure
-    (an unsigned delegation may be there; Unbound does the same)."""
-    proof = _Nsec3Proof(nsec3s, zone, work)
+    (an unsigned delegation may be there; Unbound does the same). ``hashes``: ones already
+    computed for this query (RFC 8198 synthesis hashes to find the records)."""
+    proof = _Nsec3Proof(nsec3s, zone, work, hashes)
     high = _insecure_iterations(proof)
     if high is not None:
         return high
@@ -324,6 +345,8 @@ def nsec3_nodata(
     nsec3s: Sequence[dns.rrset.RRset],
     zone: dns.name.Name,
     work: ValidationWork,
+    *,
+    hashes: Nsec3Hashes | None = None,
 ) -> Verdict:
     """NODATA (RFC 5155 §8.5-8.7): the NSEC3 matching ``qname`` lacks the type and CNAME;
     for DS without a match (§8.6), the closest encloser proof with an opt-out next closer
@@ -331,7 +354,7 @@ def nsec3_nodata(
     the wildcard lacking the type. For DS, as :func:`nsec_no_ds`: the parent's NSEC3 at a
     delegation (NS, no DS, no SOA) makes the child insecure (§8.9); secure means no DS and
     no zone cut at ``qname``."""
-    proof = _Nsec3Proof(nsec3s, zone, work)
+    proof = _Nsec3Proof(nsec3s, zone, work, hashes)
     high = _insecure_iterations(proof)
     if high is not None:
         return high
