@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import dns.name
 
 from resolver.records import WireRRset
 
+_Key = TypeVar("_Key", dns.name.Name, str)
+
 MAX_NSEC_RECORDS = 100_000
-"""NSEC records kept over all zones; past it the largest zone is dropped whole (a
+"""NSEC and NSEC3 records kept over all zones; past it the largest zone is dropped whole (a
 random-subdomain flood against one zone fills at most its own NSEC chain)."""
 
 
@@ -87,13 +90,7 @@ class NsecCache:
         """Keep ``nsec`` of ``zone`` (with ``sigs``) until ``expires_at``; the zone's SOA
         (with its RRSIGs, good until ``soa_expires_at``) is refreshed with it."""
         entry = self._entry(zone, soa, soa_sigs, soa_expires_at)
-        owner = nsec.name
-        if owner not in entry.records:
-            if self._count >= self.max_records:
-                return
-            bisect.insort(entry.owners, owner)
-            self._count += 1
-        entry.records[owner] = CachedNsec(nsec, sigs, expires_at)
+        self._add(entry.owners, entry.records, nsec.name, CachedNsec(nsec, sigs, expires_at))
 
     def put_nsec3(
         self,
@@ -117,12 +114,18 @@ class NsecCache:
                 self._count -= len(chain.records)
             chain = entry.nsec3 = Nsec3Chain(salt, iterations)
         hashed = nsec3.name.labels[0].decode("ascii").upper()
-        if hashed not in chain.records:
+        self._add(chain.hashes, chain.records, hashed, CachedNsec(nsec3, sigs, expires_at))
+
+    def _add(
+        self, order: list[_Key], records: dict[_Key, CachedNsec], key: _Key, record: CachedNsec
+    ) -> None:
+        """Put ``record`` at ``key``, a new key in sorted ``order`` while room is left."""
+        if key not in records:
             if self._count >= self.max_records:
                 return
-            bisect.insort(chain.hashes, hashed)
+            bisect.insort(order, key)
             self._count += 1
-        chain.records[hashed] = CachedNsec(nsec3, sigs, expires_at)
+        records[key] = record
 
     def _entry(
         self, zone: dns.name.Name, soa: WireRRset, soa_sigs: WireRRset, soa_expires_at: float
