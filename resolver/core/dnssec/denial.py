@@ -209,7 +209,7 @@ def proves_unsigned_delegation(verdict: Verdict) -> bool:
 
 Nsec3Hashes = dict[tuple[dns.name.Name, bytes, int], str]
 """NSEC3 hashes already computed (and charged) for one client query, by (name, salt,
-iterations): base32hex text, upper case, as an NSEC3 owner's first label compares."""
+iterations), as base32hex upper case (RFC 8198 synthesis hashes to find its records)."""
 
 
 def nsec3_hash(
@@ -256,8 +256,7 @@ class _Nsec3Proof:
             self.records.append((label, record))
 
     def hash(self, name: dns.name.Name, record: NSEC3) -> str | None:
-        """The NSEC3 hash of ``name`` with ``record``'s parameters; None when the budget is
-        spent."""
+        """``name``'s NSEC3 hash with ``record``'s parameters; None once the budget is spent."""
         found = nsec3_hash(name, record.salt, record.iterations, self.work, self._hashes)
         if found is None:
             self.spent = True
@@ -321,8 +320,7 @@ def nsec3_nxdomain(
 ) -> Verdict:
     """NXDOMAIN (RFC 5155 §8.4): the closest encloser proof and an NSEC3 covering the
     wildcard at the closest encloser. A next closer covered by an opt-out span is insecure
-    (an unsigned delegation may be there; Unbound does the same). ``hashes``: ones already
-    computed for this query (RFC 8198 synthesis hashes to find the records)."""
+    (an unsigned delegation may be there; Unbound does the same). ``hashes``: see above."""
     proof = _Nsec3Proof(nsec3s, zone, work, hashes)
     high = _insecure_iterations(proof)
     if high is not None:
