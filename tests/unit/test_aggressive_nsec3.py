@@ -4,6 +4,8 @@ synthesised (covering and matching), what is refused, and the hash budget."""
 
 from __future__ import annotations
 
+import base64
+
 import dns.dnssec
 import dns.name
 import dns.rcode
@@ -166,3 +168,20 @@ def test_the_chain_follows_the_zones_parameters_wraps_and_expires() -> None:
         assert record is not None and record.nsec.name.labels[0].decode().upper() == only
     assert cache.nsec3_at_or_before(chain, only, NOW + 300) is None
     assert cache.flush(ZONE) == 1 and len(cache) == 0
+
+
+def test_a_name_no_cached_record_covers_costs_one_hash() -> None:
+    """With only the apex's NSEC3 cached, a name whose hash lies outside its span is given
+    up after its own hash: none is spent on its ancestors (nor on the proof check)."""
+    apex_hash = dns.dnssec.nsec3_hash(ZONE, b"", 0, 1)
+    apex = next(r for r in nsec3_chain(ZONE, NAMES) if r.name.labels[0].decode() == apex_hash)
+    next_hash = base64.b32hexencode(apex[0].next).decode()
+    outside = next(
+        qname
+        for qname in (name(f"x.q{index}.example.") for index in range(100))
+        if not apex_hash < dns.dnssec.nsec3_hash(qname, b"", 0, 1) < next_hash
+    )
+    cache = _cache([apex])
+    work = ValidationWork()
+    assert synthesise(cache, outside, 1, NOW, work) is None
+    assert work.nsec3_hashes == 1

@@ -31,9 +31,11 @@ from typing import cast
 import dns.name
 import dns.rcode
 from dns.rdtypes.ANY.NSEC import NSEC
+from dns.rdtypes.ANY.NSEC3 import NSEC3
 
 from resolver.cache.nsec import CachedNsec, Nsec3Chain, NsecCache, NsecZone
 from resolver.core.dnssec import denial
+from resolver.core.dnssec.nsec3 import Nsec3Hashes, nsec3_covers, nsec3_hash
 from resolver.limits import MAX_NSEC3_ITERATIONS, ValidationWork
 from resolver.names import NameKey
 from resolver.records import WireRRset
@@ -234,23 +236,28 @@ def nsec3_candidates(
     *,
     now: float,
     work: ValidationWork,
-    hashes: denial.Nsec3Hashes,
+    hashes: Nsec3Hashes,
 ) -> tuple[dns.rcode.Rcode, list[CachedNsec]] | None:
     """The cached NSEC3s that may prove ``qname`` has no data (the one matching it) or
     does not exist (the one matching its closest encloser, the one covering the next
     closer name, the one covering the wildcard at the closest encloser: RFC 5155 §8.4),
-    found by hashing ``qname`` and then each ancestor until one matches; None when one is
-    missing or expired, the wildcard exists, or the hash budget is spent. The proof itself
+    found by hashing ``qname`` and then each ancestor until one matches; None as soon as a
+    hash is neither matched nor covered by a live cached record (no more hashes are spent
+    on it), when the wildcard exists, or when the hash budget is spent. The proof itself
     is :mod:`.denial`'s, on what this returns."""
 
     def lookup(name: dns.name.Name) -> tuple[bool, CachedNsec] | None:
-        hashed = denial.nsec3_hash(name, chain.salt, chain.iterations, work, hashes)
+        hashed = nsec3_hash(name, chain.salt, chain.iterations, work, hashes)
         if hashed is None:
             return None
         found = cache.nsec3_at_or_before(chain, hashed, now)
         if found is None:
             return None
-        return found.nsec.name.labels[0].decode("ascii").upper() == hashed, found
+        label = found.nsec.name.labels[0].decode("ascii").upper()
+        if label == hashed:
+            return True, found
+        record = cast(NSEC3, found.nsec.to_rrset()[0])
+        return (False, found) if nsec3_covers(label, record, hashed) else None
 
     name, covering = qname, None
     while True:
@@ -284,7 +291,7 @@ def _from_nsec3(
     now: float,
     work: ValidationWork,
 ) -> tuple[dns.rcode.Rcode, list[CachedNsec]] | None:
-    hashes: denial.Nsec3Hashes = {}
+    hashes: Nsec3Hashes = {}
     found = nsec3_candidates(cache, chain, zone, qname, now=now, work=work, hashes=hashes)
     if found is None:
         return None

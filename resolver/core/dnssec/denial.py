@@ -11,7 +11,6 @@ checks it); NSEC3 hashes compare as base32hex text, whose order is the hashes' b
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from typing import cast
 
@@ -22,6 +21,7 @@ import dns.rrset
 from dns.rdtypes.ANY.NSEC import NSEC
 from dns.rdtypes.ANY.NSEC3 import NSEC3
 
+from resolver.core.dnssec.nsec3 import Nsec3Hashes, nsec3_covers, nsec3_hash
 from resolver.core.dnssec.security import SECURE, Security, Verdict, bogus, insecure, out_of_work
 from resolver.limits import ValidationWork
 from resolver.model import ExtendedError
@@ -207,28 +207,9 @@ def proves_unsigned_delegation(verdict: Verdict) -> bool:
 # --- NSEC3 (RFC 5155 §8) -----------------------------------------------------------------
 
 
-Nsec3Hashes = dict[tuple[dns.name.Name, bytes, int], str]
-"""NSEC3 hashes already computed (and charged) for one client query, by (name, salt,
-iterations), as base32hex upper case (RFC 8198 synthesis hashes to find its records)."""
-
-
-def nsec3_hash(
-    name: dns.name.Name, salt: bytes, iterations: int, work: ValidationWork, hashes: Nsec3Hashes
-) -> str | None:
-    """The SHA-1 NSEC3 hash of ``name`` (RFC 5155 §5), from ``hashes`` or computed and
-    charged to ``work`` (CVE-2023-50868); None when the budget is spent."""
-    key = (name, salt, iterations)
-    found = hashes.get(key)
-    if found is None:
-        if not work.spend_nsec3_hash():
-            return None
-        found = hashes[key] = dns.dnssec.nsec3_hash(name, salt, iterations, _NSEC3_SHA1)
-    return found
-
-
 class _Nsec3Proof:
     """The usable NSEC3 records of one reply and the hashes computed for them, each charged
-    to the client query's work (CVE-2023-50868) unless already in ``hashes``."""
+    to the client query's work (CVE-2023-50868) unless in ``hashes`` (RFC 8198 synthesis)."""
 
     def __init__(
         self,
@@ -273,8 +254,7 @@ class _Nsec3Proof:
             hashed = self.hash(name, record)
             if hashed is None:
                 return None
-            nxt = base64.b32hexencode(record.next).decode("ascii")
-            if (label < hashed < nxt) if label < nxt else (hashed > label or hashed < nxt):
+            if nsec3_covers(label, record, hashed):
                 return record
         return None
 
