@@ -199,6 +199,12 @@ class Driver:
         self._dispatch(effects)
         self._arm()
 
+    def abandon(self, reason: str) -> None:
+        """End every resolution in flight: their clients get SERVFAIL with ``reason`` (a
+        reload changed the DNSSEC settings they were judged under)."""
+        self._dispatch(self.mesh.fail_all(servfail(reason), self.clock()))
+        self._arm()
+
     def _note_idle(self) -> None:
         if not self._waiters and self._idle is not None and not self._idle.done():
             self._idle.set_result(None)

@@ -7,10 +7,10 @@ The mesh owns the policy of waiting, as Unbound's mesh does: each client's deadl
 serve-stale wait (:mod:`resolver.waiters`), and refreshes (prefetch) are jobs like any other.
 Jobs know their parents and their children, so finding or dropping one scans nothing.
 Identical questions in flight are merged (Unbound ``services/mesh.c``): many clients asking
-the same uncached question cause one walk. A sub-resolution (the address of a glueless name server) is a job of its own whose
-result is fed back to every job waiting on it; a sub-question that would wait on itself,
-directly or through merged jobs, is a cycle and fails at once. Sub-resolutions share the
-client query's :class:`Budget`.
+the same uncached question cause one walk. A sub-resolution (the address of a glueless name
+server) is a job of its own whose result is fed back to every job waiting on it; a
+sub-question that would wait on itself, directly or through merged jobs, is a cycle and
+fails at once. Sub-resolutions share the client query's :class:`Budget`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import random
 import typing
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
@@ -36,7 +36,7 @@ from resolver.core.events import (
 from resolver.core.machine import Resolution
 from resolver.limits import Budget, Limits
 from resolver.model import ExtendedError, Question, Result, ZoneCut, servfail
-from resolver.stats import MeshStats
+from resolver.stats import MeshCounters, MeshStats
 from resolver.waiters import Timer, Waiters
 
 
@@ -82,17 +82,6 @@ class _Job:
     children: dict[int, None] = field(default_factory=dict)
     """Jobs this one waits on or waited on and that still run, oldest first (an ordered
     set): each has this job among its ``parents``."""
-
-
-@dataclass(slots=True)
-class MeshCounters:
-    started: int = 0
-    merged: int = 0
-    subqueries: int = 0
-    cycles: int = 0
-    upstream: Counter[str] = field(default_factory=Counter)
-    """Upstream outcomes: reply kinds (answer, referral, nxdomain...) and failures, counted
-    from the events fed to the machines and the kinds they report back."""
 
 
 class Mesh:
@@ -277,9 +266,14 @@ class Mesh:
     def fail(self, job_id: int, result: Result, now: float) -> list[Effect]:
         """End ``job_id`` with ``result`` at wall-clock ``now`` (a bug was caught while
         running it); the jobs waiting on it go on with ``now`` too."""
-        if job_id not in self._jobs:
-            return []
         return self._finish(job_id, result, now)
+
+    def fail_all(self, result: Result, now: float) -> list[Effect]:
+        """End every job with ``result``, oldest first (a job ended is fed nothing more)."""
+        effects: list[Effect] = []
+        while self._jobs:
+            effects.extend(self._finish(min(self._jobs), result, now))
+        return effects
 
     # --- internals ---------------------------------------------------------------------------
 

@@ -283,3 +283,21 @@ def test_clients_of_a_job_whose_parent_raises_still_get_one_answer(
     assert client is not None
     answered = [e for e in mesh.handle_timer(4.0) if isinstance(e, Completed)]
     assert [e.waiters for e in answered if client in e.waiters] == [(client,)]
+
+
+def test_fail_all_ends_every_job_with_its_clients_answered() -> None:
+    """A reload that changes the DNSSEC settings ends everything in flight (sub-resolutions
+    included): each client gets the failure once, and nothing is left to write a verdict
+    of the old settings into the caches afterwards."""
+    mesh = Mesh(root=lab_root(), caches=Caches(), limits=Limits(), rng=random.Random(1))
+    questions = [
+        Question(dns.name.from_text(name), dns.rdatatype.A)
+        for name in ("www.glueless.lab.", "www.example.lab.", "www.glueless.lab.")
+    ]
+    waiters = [mesh.start(question, T0, 0.0)[0] for question in questions]
+    assert len(mesh) == 2
+    effects = mesh.fail_all(servfail("the DNSSEC settings were reloaded"), T0)
+    completed = [effect for effect in effects if isinstance(effect, Completed)]
+    assert sorted(w for effect in completed for w in effect.waiters) == sorted(waiters)
+    assert all(effect.result.rcode == dns.rcode.SERVFAIL for effect in completed)
+    assert_empty(mesh)
