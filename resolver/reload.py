@@ -34,12 +34,12 @@ def needs_restart(old: Settings, new: Settings) -> list[str]:
     ]
 
 
-def validator_for(settings: Settings) -> Validator | None:
-    """The validator ``settings`` ask for (None: ``dnssec = false``); reads the trust anchor
-    files, so a bad one raises :class:`resolver.core.dnssec.anchor.AnchorError` (a
+def validator_for(settings: Settings) -> Validator:
+    """The validator ``settings`` ask for (with ``dnssec = false``, one that validates
+    nothing but keeps the DNSSEC records for DO clients); reads the trust anchor files, so a bad one raises :class:`resolver.core.dnssec.anchor.AnchorError` (a
     ValueError naming the file and line)."""
     if not settings.dnssec:
-        return None
+        return Validator({}, enabled=False, aggressive_nsec=False)
     return Validator(
         load_trust_anchors(settings.trust_anchors),
         bogus_ttl_s=settings.val_bogus_ttl_s,
@@ -48,12 +48,17 @@ def validator_for(settings: Settings) -> Validator | None:
     )
 
 
-def judges_alike(old: Validator | None, new: Validator | None) -> bool:
-    """Whether ``new`` would judge every answer as ``old`` does: both off, or the same trust
-    anchors (the files' records, not their names) and negative trust anchors."""
-    if old is None or new is None:
-        return old is new
-    return old.anchors == new.anchors and old.negative_anchors == new.negative_anchors
+def judges_alike(old: Validator | None, new: Validator) -> bool:
+    """Whether ``new`` would judge every answer as ``old`` does: both off, or both on with
+    the same trust anchors (the files' records, not their names) and negative trust
+    anchors."""
+    if old is None:
+        return False
+    return (old.enabled, old.anchors, old.negative_anchors) == (
+        new.enabled,
+        new.anchors,
+        new.negative_anchors,
+    )
 
 
 def rate_limiter_for(settings: Settings) -> RateLimiter | None:

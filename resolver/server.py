@@ -246,7 +246,7 @@ class ResolverService:
         self.flushed = not judges_alike(self.validator, validator)
         if self.flushed:
             self.forget_validated(validator)
-        elif self.validator is not None:
+        elif self.validator is not None and self.validator.enabled:
             self.validator.bogus_ttl_s = settings.val_bogus_ttl_s
             self.validator.aggressive_nsec = settings.aggressive_nsec
         access = AccessList([*LOOPBACK_RULES, *settings.allow_clients])
@@ -270,9 +270,9 @@ class ResolverService:
         )
         return needs_restart(old, settings)
 
-    def forget_validated(self, validator: Validator | None) -> None:
-        """Judge from now on with ``validator`` (None: validation off), forgetting every
-        verdict of the old one: the resolutions in flight end with SERVFAIL, and the answer,
+    def forget_validated(self, validator: Validator) -> None:
+        """Judge from now on with ``validator`` (not ``enabled``: validation off), forgetting
+        every verdict of the old one: the resolutions in flight end with SERVFAIL, and the answer,
         RRset, negative, NSEC and failure caches go with the key cache (a new validator
         starts empty; its counters carry on). The infra cache (RTT, EDNS, lameness) stays:
         it holds facts about servers, no DNSSEC judgement. Everything, not only the names
@@ -280,7 +280,7 @@ class ResolverService:
         and a reload is rare enough that a cold cache costs little."""
         assert self.mesh is not None and self.driver is not None
         old = self.validator
-        if old is not None and validator is not None:
+        if old is not None:
             validator.verdicts, validator.bogus_reasons = old.verdicts, old.bogus_reasons
         self.driver.abandon("the DNSSEC settings were reloaded")
         self.validator = self.mesh.validator = validator

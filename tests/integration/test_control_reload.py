@@ -14,6 +14,7 @@ import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
+import dns.rdatatype
 import pytest
 
 from tests.helpers import run_rootwalk
@@ -170,9 +171,16 @@ def test_sighup_turning_dnssec_off_serves_no_cached_ad(
     assert ask_dnssec("www.secure.lab.").flags & dns.flags.AD
     assert ask_dnssec("www.badsig.lab.").rcode() == dns.rcode.SERVFAIL
     reload(process, config, CONFIG + "dnssec = false\n", 1)
-    plain = ask_dnssec("www.secure.lab.")
-    assert plain.rcode() == dns.rcode.NOERROR
-    assert not plain.flags & dns.flags.AD
+    for _ in range(2):  # resolved, then from the answer cache
+        plain = ask_dnssec("www.secure.lab.")
+        assert plain.rcode() == dns.rcode.NOERROR
+        assert not plain.flags & dns.flags.AD
+        # as Unbound's iterator: a DO client still gets the RRSIGs, and a denial's NSECs
+        assert {rrset.rdtype for rrset in plain.answer} == {dns.rdatatype.A, dns.rdatatype.RRSIG}
+        denial = ask_dnssec("nx.secure.lab.")
+        assert denial.rcode() == dns.rcode.NXDOMAIN and not denial.flags & dns.flags.AD
+        assert dns.rdatatype.NSEC in {rrset.rdtype for rrset in denial.authority}
+    assert len(ask("www.secure.lab.").answer) == 1  # no DO: no RRSIG
     assert ask_dnssec("www.badsig.lab.").answer[0][0].to_text() == "192.0.2.121"
     reload(process, config, CONFIG, 2)
     assert ask_dnssec("www.secure.lab.").flags & dns.flags.AD

@@ -55,6 +55,11 @@ class Validator:
     aggressive_nsec: bool = True
     """Synthesise negative answers from cached secure NSECs (RFC 8198; Unbound's
     ``aggressive-nsec``, on by default)."""
+    enabled: bool = True
+    """False for ``dnssec = false``, given no anchors: nothing is validated, never AD, yet
+    the resolutions still ask with DO and keep the RRSIGs and NSEC/NSEC3 records (as the
+    insecure state) for clients that set DO, as Unbound's ``module-config: "iterator"``
+    does; nothing is counted."""
     _keys: OrderedDict[dns.name.Name, KeyEntry] = field(default_factory=OrderedDict)
     _bogus: OrderedDict[tuple[bytes, int], tuple[Verdict, float]] = field(
         default_factory=OrderedDict
@@ -108,6 +113,8 @@ class Validator:
 
     def count(self, verdict: Verdict) -> None:
         """Count one validated answer by state, and a bogus one by its reason."""
+        if not self.enabled:
+            return
         state = verdict.state.value
         self.verdicts[state] = self.verdicts.get(state, 0) + 1
         if verdict.is_bogus:
