@@ -150,6 +150,7 @@ class Mesh:
             cycles=counters.cycles,
             dnssec_states=dict(validator.verdicts) if validator is not None else {},
             dnssec_bogus=dict(validator.bogus_reasons) if validator is not None else {},
+            dnssec_synthesised=dict(validator.synthesised) if validator is not None else {},
         )
 
     def start(

@@ -290,6 +290,15 @@ def _dnssec_metrics(mesh: MeshStats) -> Iterator[Metric]:
     for reason, count in sorted(mesh.dnssec_bogus.items()):
         reasons.add_metric([reason.lower()], count)
     yield reasons
+    synthesised = CounterMetricFamily(
+        "rootwalk_dnssec_synthesised",
+        "Negative answers synthesised from cached secure NSEC records without asking the "
+        "authority (aggressive use, RFC 8198), by kind: nxdomain, nodata.",
+        labels=["kind"],
+    )
+    for kind in ("nxdomain", "nodata"):
+        synthesised.add_metric([kind], mesh.dnssec_synthesised.get(kind, 0))
+    yield synthesised
 
 
 class MetricsExporter:

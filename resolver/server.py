@@ -282,6 +282,7 @@ class ResolverService:
         old = self.validator
         if old is not None:
             validator.verdicts, validator.bogus_reasons = old.verdicts, old.bogus_reasons
+            validator.synthesised = old.synthesised
         self.driver.abandon("the DNSSEC settings were reloaded")
         self.validator = self.mesh.validator = validator
         self.flush()

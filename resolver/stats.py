@@ -56,6 +56,8 @@ class MeshStats:
     """Validated answers by DNSSEC state (secure, insecure, bogus)."""
     dnssec_bogus: dict[str, int] = field(default_factory=dict)
     """Bogus answers by Extended DNS Error name."""
+    dnssec_synthesised: dict[str, int] = field(default_factory=dict)
+    """Negative answers synthesised from cached secure NSECs (RFC 8198), by kind."""
 
 
 @dataclass(slots=True)

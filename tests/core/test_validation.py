@@ -280,3 +280,22 @@ def test_with_validation_off_a_cached_answer_keeps_its_rrsigs() -> None:
         again = resolve(name, "A", SIGNED, validator=checker, caches=caches, now=NOW)
         assert not again.sent
         assert again.result.proof == first.result.proof and again.result.proof
+
+
+def test_answers_synthesised_from_the_nsec_cache_are_counted_by_kind() -> None:
+    """rootwalk_dnssec_synthesised_total (RFC 8198): an answer made from cached secure NSECs
+    is counted, by kind; one asked upstream or kept whole in the negative cache is not."""
+    checker, caches = validator(), Caches()
+    walks = [
+        resolve(name, qtype, SIGNED, validator=checker, caches=caches, now=NOW)
+        for name, qtype in [
+            ("nx.secure.lab.", "A"),  # asked: its NSECs are cached
+            ("nx.secure.lab.", "A"),  # the negative cache
+            ("nx2.secure.lab.", "A"),  # synthesised NXDOMAIN
+            ("nx3.secure.lab.", "AAAA"),  # synthesised NXDOMAIN
+            ("www.secure.lab.", "MX"),  # asked: www's NSEC is cached
+            ("www.secure.lab.", "TXT"),  # synthesised NODATA
+        ]
+    ]
+    assert [len(walk.sent) > 0 for walk in walks] == [True, False, False, False, True, False]
+    assert checker.synthesised == {"nxdomain": 2, "nodata": 1}
