@@ -275,9 +275,8 @@ class ResolverService:
         every verdict of the old one: the resolutions in flight end with SERVFAIL, and the answer,
         RRset, negative, NSEC and failure caches go with the key cache (a new validator
         starts empty; its counters carry on). The infra cache (RTT, EDNS, lameness) stays:
-        it holds facts about servers, no DNSSEC judgement. Everything, not only the names
-        under a changed anchor: an answer elsewhere may hold a CNAME into a changed zone,
-        and a reload is rare enough that a cold cache costs little."""
+        it holds facts about servers. Everything, not only names under a changed anchor: an
+        answer elsewhere may hold a CNAME into it, and a cold cache after a reload is cheap."""
         assert self.mesh is not None and self.driver is not None
         old = self.validator
         if old is not None:
