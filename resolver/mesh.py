@@ -16,12 +16,12 @@ fails at once. Sub-resolutions share the client query's :class:`Budget`.
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 import typing
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
 
 from resolver.cache.view import Caches
 from resolver.core.dnssec.keys import Validator
@@ -34,38 +34,14 @@ from resolver.core.events import (
     SubqueryDone,
 )
 from resolver.core.machine import Resolution
+from resolver.effects import Completed, Effect, StaleDue, Transmit
 from resolver.limits import Budget, Limits
 from resolver.model import ExtendedError, Question, Result, ZoneCut, servfail
 from resolver.stats import MeshCounters, MeshStats
 from resolver.waiters import Timer, Waiters
 
-
-class Transmit(NamedTuple):
-    """Send ``query`` upstream for job ``job_id``."""
-
-    job_id: int
-    query: SendQuery
-
-
-class Completed(NamedTuple):
-    """``waiters`` of job ``job_id`` have their result: the job's, or SERVFAIL (Extended DNS
-    Error 22) for one whose deadline passed first."""
-
-    job_id: int
-    result: Result
-    waiters: tuple[int, ...]
-
-
-class StaleDue(NamedTuple):
-    """``waiter`` of job ``job_id`` asked for serve-stale and its wait passed with no result
-    yet (RFC 8767 §5): answer it the stale entry now. It keeps waiting for the result, which
-    refreshes the cache."""
-
-    job_id: int
-    waiter: int
-
-
-Effect = Transmit | Completed | StaleDue
+__all__ = ["Completed", "Effect", "Mesh", "StaleDue", "Transmit"]
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -148,6 +124,7 @@ class Mesh:
             started=counters.started,
             subqueries=counters.subqueries,
             cycles=counters.cycles,
+            bugs=counters.bugs,
             dnssec_states=dict(validator.verdicts) if validator is not None else {},
             dnssec_bogus=dict(validator.bogus_reasons) if validator is not None else {},
             dnssec_synthesised=dict(validator.synthesised) if validator is not None else {},
@@ -189,19 +166,36 @@ class Mesh:
 
     def handle(self, job_id: int, event: Event, now: float) -> list[Effect]:
         """Feed an event to a job; a job that is gone (cancelled) ignores it. An upstream
-        outcome the machine took is counted (``counters.upstream``)."""
+        outcome the machine took is counted (``counters.upstream``). A step that raises
+        fails the job and its clients (:meth:`_failed_by_bug`)."""
         job = self._jobs.get(job_id)
         if job is None:
             return []
         resolution = job.resolution
         try:
-            actions = resolution.handle(event, now)
-        finally:
-            outcome = resolution.last_outcome
-            if outcome is not None:
-                resolution.last_outcome = None
-                self.counters.upstream[outcome] += 1
-        return self._run(job_id, actions, now)
+            try:
+                actions = resolution.handle(event, now)
+            finally:
+                outcome = resolution.last_outcome
+                if outcome is not None:
+                    resolution.last_outcome = None
+                    self.counters.upstream[outcome] += 1
+            return self._run(job_id, actions, now)
+        except Exception:
+            return self._failed_by_bug(job_id, job.question, now)
+
+    def _failed_by_bug(self, job_id: int, question: Question, now: float) -> list[Effect]:
+        """A step of ``job_id`` raised: a bug of ours (ARCHITECTURE.md, principle 5), logged
+        with its traceback and counted (``counters.bugs``); the job and the client jobs it
+        works for end with SERVFAIL at once. The job must end too: left in the mesh, a
+        sub-resolution with no parent keeps its question in flight, and the next asker
+        merges into it and waits out its whole deadline."""
+        self.counters.bugs += 1
+        log.exception("resolution failed on %s", question)
+        effects: list[Effect] = []
+        for failed in (*self.client_jobs_of(job_id), job_id):
+            effects.extend(self._finish(failed, servfail("internal error"), now))
+        return effects
 
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` is next due (monotonic seconds), or None: no timer."""

@@ -118,7 +118,8 @@ class RootwalkCollector(Collector):
         )
         yield from _client_metrics(frontend_stats, answers)
         yield from _cache_metrics(answers, service.caches)
-        yield from _upstream_metrics(driver_stats, mesh.stats(), upstream.stats())
+        mesh_stats = mesh.stats()
+        yield from _upstream_metrics(driver_stats, mesh_stats, upstream.stats())
         errors = CounterMetricFamily(
             "rootwalk_internal_errors",
             "Client queries or resolutions that Rootwalk's own code failed on (a bug: logged "
@@ -127,6 +128,7 @@ class RootwalkCollector(Collector):
         )
         errors.add_metric(["frontend"], frontend_stats.bugs)
         errors.add_metric(["driver"], driver_stats.bugs)
+        errors.add_metric(["mesh"], mesh_stats.bugs)
         yield errors
 
 
