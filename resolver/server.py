@@ -233,12 +233,9 @@ class ResolverService:
         (listen addresses, endpoints, cache sizes). The trust anchor files are read again
         first: a bad one raises ValueError (file, line) before anything changes.
 
-        The caches are kept, except when the DNSSEC judgement changes (``dnssec``, the trust
-        anchors' records, ``negative_trust_anchors``): then what was validated under the old
-        settings must not be served as if validated under the new ones, so the resolutions
-        in flight end (SERVFAIL, as Unbound's reload drops its queries in flight) and every
-        cache that holds a verdict is flushed (:meth:`forget_validated`). ``val_bogus_ttl_s``
-        and ``aggressive_nsec`` judge nothing anew: they change at once, caches kept."""
+        The caches are kept, unless the DNSSEC judgement changes (``dnssec``, the anchors'
+        records, ``negative_trust_anchors``): then :meth:`forget_validated`, so nothing
+        judged under the old settings is served as judged under the new ones."""
         old = self.settings
         assert self.frontend is not None and self.upstream is not None
         assert self.mesh is not None and self.driver is not None and self.listeners is not None
@@ -272,11 +269,11 @@ class ResolverService:
 
     def forget_validated(self, validator: Validator) -> None:
         """Judge from now on with ``validator`` (not ``enabled``: validation off), forgetting
-        every verdict of the old one: the resolutions in flight end with SERVFAIL, and the answer,
-        RRset, negative, NSEC and failure caches go with the key cache (a new validator
-        starts empty; its counters carry on). The infra cache (RTT, EDNS, lameness) stays:
-        it holds facts about servers. Everything, not only names under a changed anchor: an
-        answer elsewhere may hold a CNAME into it, and a cold cache after a reload is cheap."""
+        every verdict of the old one: the resolutions in flight end with SERVFAIL (as
+        Unbound's reload drops its queries), the answer, RRset, negative, NSEC and failure
+        caches go with the key cache (a new validator starts empty; its counters carry on).
+        The infra cache (RTT, EDNS, lameness: server facts) stays. Everything else, not only
+        names under a changed anchor: an answer elsewhere may hold a CNAME into it."""
         assert self.mesh is not None and self.driver is not None
         old = self.validator
         if old is not None:
@@ -284,7 +281,10 @@ class ResolverService:
             validator.synthesised = old.synthesised
         self.driver.abandon("the DNSSEC settings were reloaded")
         self.validator = self.mesh.validator = validator
-        self.flush()
+        self.answers.flush()
+        for cache in (self.caches.rrsets, self.caches.negative, self.caches.nsec):
+            cache.flush()
+        self.caches.failures.flush()
 
     async def drain(self, grace_s: float) -> None:
         """Stop taking queries and give those in flight up to ``grace_s`` seconds to be

@@ -152,6 +152,9 @@ def test_sighup_adds_and_removes_a_negative_trust_anchor(
     process, config = served
     assert ask_dnssec("www.badsig.lab.").rcode() == dns.rcode.SERVFAIL
     reload(process, config, CONFIG + 'negative_trust_anchors = ["badsig.lab."]\n', 1)
+    stats = json.loads(rootwalk("cache", "stats", "--control", f"127.0.0.1:{CONTROL_PORT}").stdout)
+    assert stats["answer"]["entries"] == stats["rrset"]["entries"] == 0  # judged: flushed
+    assert stats["servers"]["entries"] > 0  # facts about servers: kept
     answered = ask_dnssec("www.badsig.lab.")
     assert answered.rcode() == dns.rcode.NOERROR
     assert answered.answer[0][0].to_text() == "192.0.2.121"
