@@ -300,8 +300,17 @@ def test_fail_all_ends_every_job_with_its_clients_answered() -> None:
         Question(dns.name.from_text(name), dns.rdatatype.A)
         for name in ("www.glueless.lab.", "www.example.lab.", "www.glueless.lab.")
     ]
-    waiters = [mesh.start(question, T0, 0.0)[0] for question in questions]
-    assert len(mesh) == 2
+    started = [mesh.start(question, T0, 0.0) for question in questions]
+    waiters = [waiter for waiter, _ in started]
+    queue = deque(effect for _, effects in started for effect in effects)
+    while len(mesh) < 3:  # until www.glueless.lab. waits on its server's address
+        effect = queue.popleft()
+        assert isinstance(effect, Transmit)
+        reply = LAB(effect.query.server, dns.message.from_wire(query_wire(effect.query, 0)))
+        assert not isinstance(reply, Failure)
+        event = ReplyReceived(effect.query.ref, read_reply(reply.to_wire()), 0.001)
+        queue.extend(mesh.handle(effect.job_id, event, T0))
+    assert mesh.counters.subqueries >= 1
     effects = mesh.fail_all(servfail("the DNSSEC settings were reloaded"), T0)
     completed = [effect for effect in effects if isinstance(effect, Completed)]
     assert sorted(w for effect in completed for w in effect.waiters) == sorted(waiters)
