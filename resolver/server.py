@@ -23,14 +23,20 @@ from resolver.config import Endpoint, Settings
 from resolver.control import ControlServer
 from resolver.core.dnssec.keys import Validator
 from resolver.driver import Driver
-from resolver.files import load_caches, load_root_hints, load_trust_anchors, save_caches
+from resolver.files import load_caches, load_root_hints, save_caches
 from resolver.frontend import Frontend
 from resolver.lab.server import Lab
 from resolver.limits import Limits
 from resolver.mesh import Mesh
 from resolver.metrics import MetricsExporter
 from resolver.model import ZoneCut
-from resolver.ratelimit import RateLimiter
+from resolver.reload import (
+    LIVE_SETTINGS,
+    judges_alike,
+    needs_restart,
+    rate_limiter_for,
+    validator_for,
+)
 from resolver.transport.listeners import Listeners, TcpLimits
 from resolver.transport.upstream import Upstream
 
@@ -63,13 +69,6 @@ def bind_error(setting: str, endpoint: object, exc: OSError, *, can_be_off: bool
     else:
         why = f"{exc.strerror or exc}; {change}"
     return OSError(exc.errno, f"{setting} = {endpoint}: {why}")
-
-
-def _rate_limiter(settings: Settings) -> RateLimiter | None:
-    if not settings.client_rate_limit:
-        return None
-    burst = settings.client_rate_burst or settings.client_rate_limit
-    return RateLimiter(settings.client_rate_limit, burst)
 
 
 class ResolverService:
@@ -109,20 +108,14 @@ class ResolverService:
         self.mesh: Mesh | None = None
         self.metrics: MetricsExporter | None = None
         self.control: ControlServer | None = None
+        self.validator: Validator | None = None
+        self.flushed = False
+        """Whether the last :meth:`apply` flushed the caches (the DNSSEC settings changed)."""
 
     async def start(self) -> None:
         settings = self.settings
         self.root = load_root_hints(settings.root_hints)
-        self.validator = (
-            Validator(
-                load_trust_anchors(settings.trust_anchors),
-                bogus_ttl_s=settings.val_bogus_ttl_s,
-                negative_anchors=frozenset(settings.negative_trust_anchors),
-                aggressive_nsec=settings.aggressive_nsec,
-            )
-            if settings.dnssec
-            else None
-        )
+        self.validator = validator_for(settings)
         if settings.cache_file is not None:
             loaded = load_caches(
                 settings.cache_file, self.answers, self.caches.rrsets, self.clock()
@@ -154,7 +147,7 @@ class ResolverService:
             self.answers,
             self.clock,
             query_log=settings.query_log,
-            rate_limiter=_rate_limiter(settings),
+            rate_limiter=rate_limiter_for(settings),
             refuse_over_limit=settings.rate_limit_action == "refuse",
             max_pending=settings.max_pending_queries,
         )
@@ -236,11 +229,23 @@ class ResolverService:
         }
 
     def apply(self, settings: Settings) -> list[str]:
-        """Take a reloaded configuration without losing the caches; returns the settings that
-        need a restart to change (listen addresses, endpoints, cache sizes)."""
+        """Take a reloaded configuration; returns the settings that need a restart to change
+        (listen addresses, endpoints, cache sizes). The trust anchor files are read again
+        first: a bad one raises ValueError (file, line) before anything changes.
+
+        The caches are kept, unless the DNSSEC judgement changes (``dnssec``, the anchors'
+        records, ``negative_trust_anchors``): then :meth:`forget_validated`, so nothing
+        judged under the old settings is served as judged under the new ones."""
         old = self.settings
         assert self.frontend is not None and self.upstream is not None
         assert self.mesh is not None and self.driver is not None and self.listeners is not None
+        validator = validator_for(settings)
+        self.flushed = not judges_alike(self.validator, validator)
+        if self.flushed:
+            self.forget_validated(validator)
+        elif self.validator is not None and self.validator.enabled:
+            self.validator.bogus_ttl_s = settings.val_bogus_ttl_s
+            self.validator.aggressive_nsec = settings.aggressive_nsec
         access = AccessList([*LOOPBACK_RULES, *settings.allow_clients])
         self.frontend.set_access(access)
         self.upstream.set_allow(settings.outbound_allow)
@@ -253,24 +258,33 @@ class ResolverService:
         )
         self.answers.stale_s = STALE_WINDOW_S if settings.serve_stale else 0.0
         self.frontend.query_log = settings.query_log
-        self.frontend.rate_limiter = _rate_limiter(settings)
+        self.frontend.rate_limiter = rate_limiter_for(settings)
         self.frontend.refuse_over_limit = settings.rate_limit_action == "refuse"
         self.frontend.max_pending = settings.max_pending_queries
         logging.getLogger().setLevel(settings.log_level)
-        live = {
-            "allow_clients", "outbound_allow", "upstream_timeout_s", "client_deadline_s",
-            "tcp_idle_timeout_s", "max_tcp_connections", "serve_stale", "log_level", "query_log",
-            "client_rate_limit", "client_rate_burst", "rate_limit_action", "max_pending_queries",
-            "qname_minimisation", "serve_stale_client_timeout_s",
-            "shutdown_grace_s",
-        }  # fmt: skip
-        pending = [
-            field.name
-            for field in dataclasses.fields(settings)
-            if field.name not in live and getattr(settings, field.name) != getattr(old, field.name)
-        ]
-        self.settings = dataclasses.replace(old, **{name: getattr(settings, name) for name in live})
-        return pending
+        self.settings = dataclasses.replace(
+            old, **{name: getattr(settings, name) for name in LIVE_SETTINGS}
+        )
+        return needs_restart(old, settings)
+
+    def forget_validated(self, validator: Validator) -> None:
+        """Judge from now on with ``validator`` (not ``enabled``: validation off), forgetting
+        every verdict of the old one: the resolutions in flight end with SERVFAIL (as
+        Unbound's reload drops its queries), the answer, RRset, negative, NSEC and failure
+        caches go with the key cache (a new validator starts empty; its counters carry on).
+        The infra cache (RTT, EDNS, lameness: server facts) stays. Everything else, not only
+        names under a changed anchor: an answer elsewhere may hold a CNAME into it."""
+        assert self.mesh is not None and self.driver is not None
+        old = self.validator
+        if old is not None:
+            validator.verdicts, validator.bogus_reasons = old.verdicts, old.bogus_reasons
+            validator.synthesised = old.synthesised
+        self.driver.abandon("the DNSSEC settings were reloaded")
+        self.validator = self.mesh.validator = validator
+        self.answers.flush()
+        for cache in (self.caches.rrsets, self.caches.negative, self.caches.nsec):
+            cache.flush()
+        self.caches.failures.flush()
 
     async def drain(self, grace_s: float) -> None:
         """Stop taking queries and give those in flight up to ``grace_s`` seconds to be
@@ -323,8 +337,15 @@ def _reload_on_sighup(service: ResolverService, reload: Callable[[], Settings]) 
         except ValueError as exc:
             log.error("reload failed, keeping the running configuration: %s", exc)
             return
-        pending = service.apply(settings)
-        log.info("configuration reloaded; caches kept")
+        try:
+            pending = service.apply(settings)
+        except ValueError as exc:  # a trust anchor file
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            return
+        if service.flushed:
+            log.info("configuration reloaded; DNSSEC settings changed, caches flushed")
+        else:
+            log.info("configuration reloaded; caches kept")
         if pending:
             log.warning("these settings change only on restart: %s", ", ".join(pending))
 

@@ -36,7 +36,9 @@ def listening(endpoint: str) -> str:
 LAB_READY = "rootwalk lab: resolver on"
 """The start of the banner ``rootwalk lab`` prints on stdout once the lab and the resolver
 both listen."""
-RELOADED = "configuration reloaded; caches kept"
+RELOADED = "configuration reloaded"
+"""Logged on each applied SIGHUP, followed by "; caches kept" or, when the DNSSEC settings
+changed, "; DNSSEC settings changed, caches flushed"."""
 
 
 class RootwalkProcess(subprocess.Popen[str]):

@@ -139,6 +139,7 @@ class Validating(Progress):
             if made is None:
                 return False
             rcode, soa, proof, state = made.rcode, made.soa, made.proof, Security.SECURE
+            validator.count_synthesised(rcode)
         else:
             return False
         if state is not Security.SECURE or Security.INSECURE in self._cached_states:
