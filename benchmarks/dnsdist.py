@@ -5,7 +5,7 @@
 
 Inside a private network namespace (``unshare --net``, loopback only), on the generated lab of
 ``cache_benchmark.py`` (its NSDs, its helpers): dnsdist runs the committed
-``deploy/dnsdist/dnsdist.conf`` (a wrapper sets its knobs and ``dofile``s it, as the tests do).
+``deploy/dnsdist/dnsdist.conf`` (a wrapper sets its knobs, the ``rootwalk`` table, and ``dofile``s it, as the tests do).
 
 1. **Queries per second through dnsdist** with 1, 2 and 3 backends (``chashed``): the hot
    names warmed, then dnsperf (CPU 0) for ``--seconds`` over them against dnsdist.
@@ -92,9 +92,8 @@ class Front:
         wrapper = self.folder / f"dnsdist-{self.policy}-{self.count}.conf"
         wrapper.write_text(
             'setSecurityPollSuffix("")\n'
-            f'ROOTWALK_LISTEN = {{"127.0.0.1:{DNSDIST_PORT}"}}\n'
-            f"ROOTWALK_BACKENDS = {{{', '.join(backends)}}}\n"
-            f'ROOTWALK_POLICY = "{self.policy}"\n'
+            f'rootwalk = {{ listen = {{"127.0.0.1:{DNSDIST_PORT}"}},\n'
+            f'  backends = {{{", ".join(backends)}}}, policy = "{self.policy}" }}\n'
             f'dofile("{CONFIG}")\n'
         )
         log = (self.folder / f"dnsdist-{self.policy}-{self.count}.log").open("w")

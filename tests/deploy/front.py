@@ -1,7 +1,7 @@
 """dnsdist running ``deploy/dnsdist/dnsdist.conf`` in front of ``rootwalk serve`` backends.
 
 dnsdist reads a small wrapper file that sets the committed configuration's knobs (the
-``ROOTWALK_*`` Lua globals: ports, policy, check interval) and then ``dofile``s it, so the
+``rootwalk`` Lua table: ports, policy, check interval) and then ``dofile``s it, so the
 tests run the very file an operator installs. Readiness is read from dnsdist's own log, as
 for Rootwalk (``tests/process.py``): with ``--supervised`` it prints ``Marking downstream
 NAME (ADDR) as 'up'`` once a backend passed its first health check, and ``... as 'down'``
@@ -74,16 +74,18 @@ class Backend:
         )
 
 
-def wrapper_text(listen: str, backends: list[str], policy: str = "chashed") -> str:
-    """The Lua file dnsdist reads: knobs for this run, then the committed configuration.
-    Security polling (a TXT query to the internet about dnsdist's version) is turned off."""
+def wrapper_text(
+    listen: str, backends: list[str], policy: str = "chashed", *, proxy_protocol: bool = False
+) -> str:
+    """The Lua file dnsdist reads: this run's knobs (the ``rootwalk`` table), then the
+    committed configuration. Security polling (a TXT query to the internet about dnsdist's
+    version) is turned off."""
     return (
         'setSecurityPollSuffix("")\n'
-        f"ROOTWALK_LISTEN = {lua_list([listen])}\n"
-        f"ROOTWALK_BACKENDS = {lua_list(backends)}\n"
-        f'ROOTWALK_POLICY = "{policy}"\n'
-        f"ROOTWALK_CHECK_INTERVAL_S = {CHECK_INTERVAL_S}\n"
-        f"ROOTWALK_CHECK_TIMEOUT_MS = {CHECK_TIMEOUT_MS}\n"
+        f"rootwalk = {{ listen = {lua_list([listen])}, backends = {lua_list(backends)},\n"
+        f'  policy = "{policy}", check_interval_s = {CHECK_INTERVAL_S},\n'
+        f"  check_timeout_ms = {CHECK_TIMEOUT_MS},\n"
+        f"  proxy_protocol = {'true' if proxy_protocol else 'false'} }}\n"
         f'dofile("{CONFIG}")\n'
     )
 
@@ -91,11 +93,21 @@ def wrapper_text(listen: str, backends: list[str], policy: str = "chashed") -> s
 class Dnsdist(WatchedProcess):
     """dnsdist in the foreground (``--supervised``), its log on stdout."""
 
-    def __init__(self, folder: Path, backends: list[str], policy: str = "chashed") -> None:
+    def __init__(
+        self,
+        folder: Path,
+        backends: list[str],
+        policy: str = "chashed",
+        *,
+        proxy_protocol: bool = False,
+    ) -> None:
         assert DNSDIST is not None
         self.port = free_port()
         self.wrapper = folder / "dnsdist.conf"
-        self.wrapper.write_text(wrapper_text(f"127.0.0.1:{self.port}", backends, policy))
+        listen = f"127.0.0.1:{self.port}"
+        self.wrapper.write_text(
+            wrapper_text(listen, backends, policy, proxy_protocol=proxy_protocol)
+        )
         super().__init__([DNSDIST, "--supervised", "--disable-syslog", "-C", str(self.wrapper)])
 
     def wait_marked(self, address: str, state: str, count: int = 1, timeout: float = 30) -> None:
