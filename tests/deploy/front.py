@@ -41,6 +41,8 @@ class Backend:
     port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
     process: RootwalkProcess | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    """Settings for this backend (``ROOTWALK_*`` variables)."""
 
     @property
     def address(self) -> str:
@@ -52,7 +54,7 @@ class Backend:
             "--control", "off", "--root-hints", str(REPO / "zones/lab/root.hints"),
             "--trust-anchors", str(REPO / "zones/lab/trust-anchor.ds"),
             "--outbound-allow", "127.0.0.0/8", "--outbound-port", str(self.lab_port),
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
         )  # fmt: skip
         self.process.wait_listening(self.address)
         return self

@@ -129,3 +129,36 @@ def test_a_killed_backend_s_names_move_and_come_back(
     dnsdist.wait_marked(victim.address, "up", count=2)
     for qname in NAMES:
         assert owner(dnsdist, backends, qname) == owners[qname]
+
+
+def test_with_the_proxy_protocol_the_backend_sees_the_real_client(lab: Lab, tmp_path: Path) -> None:
+    """``proxy_protocol = true`` in the dnsdist configuration and ``proxy_protocol_from`` on
+    the backend: the backend's health checks pass (dnsdist sends them a LOCAL header), and
+    its query log names the client (127.0.0.9 here), not dnsdist (127.0.0.1)."""
+    backend = Backend(
+        lab.port, env={"ROOTWALK_PROXY_PROTOCOL_FROM": "127.0.0.1/32", "ROOTWALK_QUERY_LOG": "true"}
+    ).start()
+    front = Dnsdist(tmp_path, [backend.address], proxy_protocol=True)
+    try:
+        front.wait_marked(backend.address, "up")
+        for tcp in (False, True):
+            query = dns.message.make_query("www.example.lab.", "A")
+            if tcp:
+                reply = dns.query.tcp(
+                    query, "127.0.0.1", timeout=5, port=front.port, source="127.0.0.9"
+                )
+            else:
+                reply = dns.query.udp(
+                    query, "127.0.0.1", timeout=5, port=front.port, source="127.0.0.9"
+                )
+            assert reply.rcode() == dns.rcode.NOERROR and reply.answer
+        assert backend.process is not None
+        backend.process.wait_for("www.example.lab. A NOERROR udp from 127.0.0.9")
+        backend.process.wait_for("www.example.lab. A NOERROR tcp from 127.0.0.9")
+        lines = backend.process.output().splitlines()
+        assert not [line for line in lines if "www.example.lab." in line and "127.0.0.1" in line]
+        # dnsdist's health checks, with a LOCAL header: from dnsdist itself.
+        assert any("localhost. A NOERROR udp from 127.0.0.1" in line for line in lines)
+    finally:
+        front.stop()
+        backend.stop()
