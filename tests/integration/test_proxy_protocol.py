@@ -118,7 +118,7 @@ def test_a_header_from_an_unlisted_source_is_not_read(stack: Stack) -> None:
         sock.settimeout(5)
         sock.sendto(proxy_header(ALLOWED) + query(message_id=4), ("127.0.0.1", stack.port))
         sock.sendto(query(message_id=5), ("127.0.0.1", stack.port))
-        replies = []
+        replies: list[bytes] = []
         while not replies or replies[-1][:2] != (5).to_bytes(2, "big"):
             replies.append(sock.recv(4096))
     # One error reply, its ID the signature's first two bytes, no answer, then query 5's.
