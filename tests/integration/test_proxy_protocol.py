@@ -21,8 +21,7 @@ import pytest
 
 from resolver.access import AccessRule
 from resolver.transport.proxy import proxy_header
-from tests.helpers import lab_with
-from tests.integration.conftest import LAB_PORT, lab_settings
+from tests.integration.conftest import lab_settings
 from tests.integration.stack import Stack
 from tests.ports import free_port
 
@@ -34,7 +33,8 @@ STRANGER = ("198.51.100.7", 40002)
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def proxied(stack: Stack) -> Iterator[Stack]:
+    """A resolver of its own, on the session's lab (``stack`` runs it)."""
     settings = lab_settings(
         free_port(),
         proxy_protocol_from=(ipaddress.ip_network("127.0.0.1/32"),),
@@ -44,7 +44,7 @@ def stack() -> Iterator[Stack]:
         rate_limit_action="refuse",
         query_log=True,
     )
-    running = Stack(settings, lab_with(), LAB_PORT).start()
+    running = Stack(settings).start()
     yield running
     running.stop()
 
@@ -67,64 +67,64 @@ def rejected(stack: Stack) -> int:
     return stack.service.frontend.rejected.get("proxy_header", 0)  # type: ignore[union-attr]
 
 
-def test_the_access_list_sees_the_client_the_header_names(stack: Stack) -> None:
-    reply = udp(stack, proxy_header(ALLOWED) + query())
+def test_the_access_list_sees_the_client_the_header_names(proxied: Stack) -> None:
+    reply = udp(proxied, proxy_header(ALLOWED) + query())
     assert reply.rcode() == dns.rcode.NOERROR
     assert [rr.to_text() for rr in reply.answer[0]] == ["192.0.2.10"]
     # 127.0.0.1 itself (loopback) would be let in: the header's stranger is not.
-    assert udp(stack, proxy_header(STRANGER) + query()).rcode() == dns.rcode.REFUSED
+    assert udp(proxied, proxy_header(STRANGER) + query()).rcode() == dns.rcode.REFUSED
 
 
-def test_rate_limits_count_each_named_client_apart(stack: Stack) -> None:
+def test_rate_limits_count_each_named_client_apart(proxied: Stack) -> None:
     """Burst 3 per client: the fourth query naming one client is refused, while another
     client named by the same balancer is still answered."""
     rcodes = [
-        udp(stack, proxy_header(OTHER_ALLOWED) + query(message_id=i)).rcode() for i in range(4)
+        udp(proxied, proxy_header(OTHER_ALLOWED) + query(message_id=i)).rcode() for i in range(4)
     ]
     assert rcodes == [dns.rcode.NOERROR] * 3 + [dns.rcode.REFUSED]
-    reply = udp(stack, proxy_header(("192.0.2.9", 1)) + query())
+    reply = udp(proxied, proxy_header(("192.0.2.9", 1)) + query())
     assert reply.rcode() == dns.rcode.NOERROR
 
 
 def test_the_query_log_names_the_real_client(
-    stack: Stack, caplog: pytest.LogCaptureFixture
+    proxied: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="rootwalk.query"):
-        udp(stack, proxy_header(("192.0.2.77", 9)) + query())
+        udp(proxied, proxy_header(("192.0.2.77", 9)) + query())
     lines = [r.getMessage() for r in caplog.records if r.name == "rootwalk.query"]
     assert any("www.example.lab. A NOERROR udp from 192.0.2.77" in line for line in lines), lines
 
 
-def test_a_datagram_without_a_header_from_the_listed_source_is_dropped(stack: Stack) -> None:
-    before = rejected(stack)
+def test_a_datagram_without_a_header_from_the_listed_source_is_dropped(proxied: Stack) -> None:
+    before = rejected(proxied)
     # The reply to the good datagram comes first: the bad ones got none.
     version_1 = bytearray(proxy_header(("192.0.2.20", 1)))
     version_1[12] = 0x11
     bad = [query(message_id=7), bytes(version_1) + query(message_id=8)]
-    reply = udp(stack, *bad, proxy_header(("192.0.2.20", 1)) + query(message_id=9))
+    reply = udp(proxied, *bad, proxy_header(("192.0.2.20", 1)) + query(message_id=9))
     assert reply.id == 9
-    assert rejected(stack) == before + 2
+    assert rejected(proxied) == before + 2
 
 
-def test_a_header_from_an_unlisted_source_is_not_read(stack: Stack) -> None:
+def test_a_header_from_an_unlisted_source_is_not_read(proxied: Stack) -> None:
     """From 127.0.0.2 the header's bytes are the start of the DNS message: the resolver
     answers what they are (not a query for the name after them), as from the client
     127.0.0.2, and counts no bad header."""
-    before = rejected(stack)
-    plain = udp(stack, query(message_id=3), source="127.0.0.2")
+    before = rejected(proxied)
+    plain = udp(proxied, query(message_id=3), source="127.0.0.2")
     assert plain.id == 3 and plain.rcode() == dns.rcode.NOERROR
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.2", 0))
         sock.settimeout(5)
-        sock.sendto(proxy_header(ALLOWED) + query(message_id=4), ("127.0.0.1", stack.port))
-        sock.sendto(query(message_id=5), ("127.0.0.1", stack.port))
+        sock.sendto(proxy_header(ALLOWED) + query(message_id=4), ("127.0.0.1", proxied.port))
+        sock.sendto(query(message_id=5), ("127.0.0.1", proxied.port))
         replies: list[bytes] = []
         while not replies or replies[-1][:2] != (5).to_bytes(2, "big"):
             replies.append(sock.recv(4096))
     # One error reply, its ID the signature's first two bytes, no answer, then query 5's.
     assert len(replies) == 2 and replies[0][:2] == b"\r\n", replies
     assert replies[0][3] & 0xF != dns.rcode.NOERROR and replies[0][6:8] == b"\x00\x00"
-    assert rejected(stack) == before
+    assert rejected(proxied) == before
 
 
 def tcp_exchange(stack: Stack, head: bytes, *queries: bytes) -> list[dns.message.Message]:
@@ -148,19 +148,19 @@ def receive(sock: socket.socket, count: int) -> bytes:
     return data
 
 
-def test_tcp_connections_carry_one_header_first(stack: Stack) -> None:
+def test_tcp_connections_carry_one_header_first(proxied: Stack) -> None:
     # Each test speaks for clients of its own: the rate limit counts per client.
     header = proxy_header(("192.0.2.30", 2), datagram=False)
-    replies = tcp_exchange(stack, header, query(message_id=1), query(message_id=2))
+    replies = tcp_exchange(proxied, header, query(message_id=1), query(message_id=2))
     assert sorted(r.id for r in replies) == [1, 2]
     assert all(r.rcode() == dns.rcode.NOERROR for r in replies)
-    stranger = tcp_exchange(stack, proxy_header(STRANGER, datagram=False), query())
+    stranger = tcp_exchange(proxied, proxy_header(STRANGER, datagram=False), query())
     assert stranger[0].rcode() == dns.rcode.REFUSED
 
 
-def test_a_header_split_over_several_segments_is_put_together(stack: Stack) -> None:
+def test_a_header_split_over_several_segments_is_put_together(proxied: Stack) -> None:
     header = proxy_header(STRANGER, datagram=False)
-    with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", proxied.port), timeout=5) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.sendall(header[:5])
         sock.sendall(header[5:20])
@@ -170,8 +170,8 @@ def test_a_header_split_over_several_segments_is_put_together(stack: Stack) -> N
         assert dns.message.from_wire(receive(sock, size)).rcode() == dns.rcode.REFUSED
 
 
-def test_a_tcp_connection_without_a_header_is_closed(stack: Stack) -> None:
-    before = rejected(stack)
+def test_a_tcp_connection_without_a_header_is_closed(proxied: Stack) -> None:
+    before = rejected(proxied)
     with pytest.raises(ConnectionError):
-        tcp_exchange(stack, b"", query())
-    assert rejected(stack) == before + 1
+        tcp_exchange(proxied, b"", query())
+    assert rejected(proxied) == before + 1
