@@ -26,7 +26,7 @@ DNSDIST = shutil.which("dnsdist") or (
 )
 CONFIG = REPO / "deploy" / "dnsdist" / "dnsdist.conf"
 CHECK_INTERVAL_S = 1
-CHECK_TIMEOUT_MS = 500
+CHECK_TIMEOUT_MS = 1000
 
 
 def lua_list(items: list[str]) -> str:
