@@ -38,6 +38,7 @@ from resolver.reload import (
     validator_for,
 )
 from resolver.transport.listeners import Listeners, TcpLimits
+from resolver.transport.proxied import ProxiedListeners
 from resolver.transport.upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -151,9 +152,16 @@ class ResolverService:
             refuse_over_limit=settings.rate_limit_action == "refuse",
             max_pending=settings.max_pending_queries,
         )
-        self.listeners = Listeners(
-            self.frontend.on_query,
-            TcpLimits(settings.tcp_idle_timeout_s, settings.max_tcp_connections),
+        tcp_limits = TcpLimits(settings.tcp_idle_timeout_s, settings.max_tcp_connections)
+        self.listeners = (
+            ProxiedListeners(
+                self.frontend.on_query,
+                tcp_limits,
+                trusted=settings.proxy_protocol_from,
+                rejected=self.frontend.rejected,
+            )
+            if settings.proxy_protocol_from
+            else Listeners(self.frontend.on_query, tcp_limits)
         )
         for endpoint in settings.listen:
             await self._listen(endpoint)

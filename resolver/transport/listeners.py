@@ -309,13 +309,20 @@ class Listeners:
         listeners._answerer = answerer  # its tasks are cancelled on close
         return listeners
 
+    def _udp_protocol(self) -> asyncio.DatagramProtocol:
+        """The protocol of each UDP socket (a subclass may read more than DNS from it:
+        :mod:`resolver.transport.proxied`)."""
+        return _UdpProtocol(self.on_query, self.counters)
+
+    def _tcp_connection(self) -> asyncio.Protocol:
+        """The protocol of each accepted TCP connection."""
+        return _TcpConnection(self.tcp)
+
     async def listen_udp(self, host: str, port: int, *, reuse_port: bool = False) -> int:
         """Listen for UDP on host:port; returns the port (useful with port 0)."""
         loop = asyncio.get_running_loop()
         sock = _socket(host, port, socket.SOCK_DGRAM, reuse_port)
-        transport, protocol = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self.on_query, self.counters), sock=sock
-        )
+        transport, protocol = await loop.create_datagram_endpoint(self._udp_protocol, sock=sock)
         del protocol
         self._udp.append(transport)
         bound_port = int(sock.getsockname()[1])
@@ -326,7 +333,7 @@ class Listeners:
         """Listen for TCP on host:port; returns the port."""
         loop = asyncio.get_running_loop()
         sock = _socket(host, port, socket.SOCK_STREAM, reuse_port)
-        server = await loop.create_server(lambda: _TcpConnection(self.tcp), sock=sock, backlog=1024)
+        server = await loop.create_server(self._tcp_connection, sock=sock, backlog=1024)
         self._servers.append(server)
         bound_port = int(sock.getsockname()[1])
         self.bound.append((host, bound_port, Transport.TCP))

@@ -43,6 +43,7 @@ SANS_IO = [
     PACKAGE / "access.py",
     PACKAGE / "ratelimit.py",
     PACKAGE / "histogram.py",
+    PACKAGE / "transport" / "proxy.py",
     PACKAGE / "lab" / "authority.py",
     PACKAGE / "lab" / "dnssec.py",
     PACKAGE / "lab" / "chains.py",
