@@ -245,7 +245,7 @@ LAYERS = (
     layer("files", "resolver.files", *VALUES, "cache", "events", "core"),
     layer(
         "server",
-        ("resolver.server", "resolver.trace", "resolver.reload"),
+        ("resolver.server", "resolver.binding", "resolver.trace", "resolver.reload"),
         *BELOW_EDGE,
         *("metrics", "lab", "config", "control", "files"),
     ),
