@@ -136,6 +136,37 @@ def nsd_queries(folder: Path) -> int:
     return total
 
 
+def start_nsds(folder: Path) -> list[subprocess.Popen[bytes]]:
+    """The three NSDs of the lab ``write_lab`` wrote (pinned to CPU 0), once each answers
+    its control channel."""
+    nsds = [
+        subprocess.Popen(
+            ["taskset", "-c", "0", "nsd", "-d", "-c", str(folder / f"nsd-{level}.conf")],
+            stderr=subprocess.DEVNULL,
+        )
+        for level in ("root", "tld", "zones")
+    ]
+    for level in ("root", "tld", "zones"):
+        for _ in range(600):
+            if (
+                subprocess.run(
+                    ["nsd-control", "-c", str(folder / f"nsd-{level}.conf"), "status"],
+                    capture_output=True,
+                    check=False,
+                ).returncode
+                == 0
+            ):
+                break
+            time.sleep(0.1)
+    return nsds
+
+
+def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()
+        process.wait(10)
+
+
 # --- measuring a server -----------------------------------------------------------------------
 
 
@@ -354,26 +385,8 @@ def inside(args: argparse.Namespace) -> int:
         took = write_signed_zones(folder, args.zones)
         done = f"in {took:.1f} s" if took else "earlier (reused)"
         print(f"signed {args.zones + 2} zones {done}", flush=True)
-    nsds = [
-        subprocess.Popen(
-            ["taskset", "-c", "0", "nsd", "-d", "-c", str(folder / f"nsd-{level}.conf")],
-            stderr=subprocess.DEVNULL,
-        )
-        for level in ("root", "tld", "zones")
-    ]
+    nsds = start_nsds(folder)
     try:
-        for level in ("root", "tld", "zones"):
-            for _ in range(600):
-                if (
-                    subprocess.run(
-                        ["nsd-control", "-c", str(folder / f"nsd-{level}.conf"), "status"],
-                        capture_output=True,
-                        check=False,
-                    ).returncode
-                    == 0
-                ):
-                    break
-                time.sleep(0.1)
         if args.signed:
             wait_served(args.zones)
         warm = folder / "warm.txt"
@@ -434,9 +447,7 @@ def inside(args: argparse.Namespace) -> int:
                 )
             )
     finally:
-        for nsd in nsds:
-            nsd.terminate()
-            nsd.wait(10)
+        stop_all(nsds)
     report(results, folder)
     return 0
 

@@ -5,6 +5,7 @@
     python3 benchmarks/flood.py soak --seconds 60 --rate 2000       # mixed traffic
     python3 benchmarks/flood.py flood --zone secure.lab. --seconds 20 --rate 2000
     python3 benchmarks/flood.py flood --zone secure.lab. --no-aggressive-nsec ...  # compare
+    python3 benchmarks/flood.py flood --zone nsec3.lab. --seconds 20 --rate 2000   # NSEC3
 
 Starts `rootwalk lab` (its own lab port and resolver port, small caches so limits are
 reached), sends UDP queries from one process at a bounded rate for a bounded time, and
@@ -16,10 +17,11 @@ flood: unique never-seen names under nx.example.lab. (NXDOMAIN at the lab server
 wild.example.lab. (a wildcard: every name exists), as in water-torture attacks.
 soak: cached names, never-seen names, NXDOMAIN, a lame zone, a zone with a dead server.
 flood --zone Z: unique never-seen names under the signed lab zone Z (secure.lab.: NSEC;
-nsec3.lab.: NSEC3), validation on. The lab then runs in this process and `rootwalk serve`
-is pointed at it, so the summary also gives the queries the lab's servers received per
-flood query (RFC 8198's aggressive NSEC makes it near 0; --no-aggressive-nsec for the
-comparison: about 1).
+nsec3.lab.: NSEC3; optout.lab.: NSEC3 opt-out), validation on. The lab then runs in this
+process and `rootwalk serve` is pointed at it, so the summary also gives the queries the
+lab's servers received per flood query (RFC 8198's aggressive use of cached NSEC and NSEC3
+makes it near 0; --no-aggressive-nsec for the comparison, or optout.lab., whose opt-out
+spans deny nothing: about 1).
 """
 
 from __future__ import annotations
@@ -277,7 +279,8 @@ def main() -> int:
         "--max-pending", type=int, help="max_pending_queries (default: the resolver's)"
     )
     parser.add_argument(
-        "--zone", help="flood never-seen names under this signed lab zone (e.g. secure.lab.)"
+        "--zone",
+        help="flood never-seen names under this signed lab zone (secure.lab., nsec3.lab.)",
     )
     parser.add_argument(
         "--no-aggressive-nsec", action="store_true", help="with --zone: aggressive_nsec off"

@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable
 
 from resolver.core.events import Failure, QueryFailed, ReplyReceived
+from resolver.effects import Completed, Effect, Transmit
 from resolver.histogram import Histogram
-from resolver.mesh import Completed, Effect, Mesh, Transmit
+from resolver.mesh import Mesh
 from resolver.model import Question, Result, servfail
 from resolver.stats import DriverStats
 from resolver.transport.upstream import Upstream
@@ -182,21 +183,14 @@ class Driver:
             self.upstream_rtt.observe(event.rtt_s)
         if self.observer is not None:
             self.observer(effect, event)
-        now = self.clock()
-        try:
-            effects = self.mesh.handle(effect.job_id, event, now)
-        except Exception:
-            # A bug, not an upstream fault: log it, count it, SERVFAIL its clients at once,
-            # and end the job that raised too: left in the mesh, a sub-resolution with no
-            # parent would keep its question in flight, and the next asker would merge into
-            # it and wait out its whole deadline.
-            self.bugs += 1
-            log.exception("resolution failed on %s", effect.query)
-            effects = []
-            failure = servfail("internal error")
-            for job_id in (*self.mesh.client_jobs_of(effect.job_id), effect.job_id):
-                effects.extend(self.mesh.fail(job_id, failure, now))
-        self._dispatch(effects)
+        # A step that raises is the mesh's to fail (Mesh.handle): its clients get SERVFAIL.
+        self._dispatch(self.mesh.handle(effect.job_id, event, self.clock()))
+        self._arm()
+
+    def abandon(self, reason: str) -> None:
+        """End every resolution in flight: their clients get SERVFAIL with ``reason`` (a
+        reload changed the DNSSEC settings they were judged under)."""
+        self._dispatch(self.mesh.fail_all(servfail(reason), self.clock()))
         self._arm()
 
     def _note_idle(self) -> None:

@@ -36,15 +36,16 @@ def load_root_hints(path: Path) -> ZoneCut:
 
 def load_trust_anchors(paths: Sequence[Path]) -> dict[dns.name.Name, TrustAnchor]:
     """Read and parse the trust anchor files (DS or DNSKEY records, RFC 4033 §3.4); an
-    unreadable or malformed file is an :class:`AnchorError` naming it. Anchors of one zone
+    unreadable or malformed file is an :class:`AnchorError` naming the setting, the file and
+    the line. Anchors of one zone
     from several files are merged."""
     anchors: dict[dns.name.Name, TrustAnchor] = {}
     for path in paths:
         try:
             text = path.read_text()
         except OSError as exc:
-            raise AnchorError(f"{path}: {exc.strerror}") from exc
-        for zone, found in parse_anchors(text, str(path)).items():
+            raise AnchorError(f"key 'trust_anchors': {path}: {exc.strerror}") from exc
+        for zone, found in parse_anchors(text, f"key 'trust_anchors': {path}").items():
             known = anchors.get(zone)
             if known is not None:
                 found = TrustAnchor(zone, known.ds + found.ds, known.dnskeys + found.dnskeys)  # noqa: PLW2901

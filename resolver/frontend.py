@@ -180,7 +180,9 @@ class Frontend:
                     log_query(client, wire, transport, answer, cached=True, seconds=0.0)
                 return answer
             if isinstance(answer, PrefetchDue):
-                self._prefetch(answer.key)
+                # The whole prefetch starts on the next turn of the loop: this hit's reply
+                # goes out first, without reading the key into a question.
+                asyncio.get_running_loop().call_soon(self._prefetch, answer.key)
                 if self.query_log:
                     log_query(client, wire, transport, answer.reply, cached=True, seconds=0.0)
                 return answer.reply
@@ -332,19 +334,15 @@ class Frontend:
         return full
 
     def _prefetch(self, key: bytes) -> None:
-        """Refresh a popular entry before it expires (called from the hot path): a mesh job
-        whose one waiter stores the answer; started after this hit's reply, no task."""
+        """Refresh a popular entry before it expires: a mesh job whose one waiter stores the
+        answer. Called on the turn after the hit that found it due (one per entry: the
+        answer cache says so once), so that hit replied first; no task."""
         wire = query_from_key(key)
         fast = read_fast_query(wire)
         assert fast is not None, "a key always makes a plain query"
         query = read_plain_query(wire, fast)
-        asyncio.get_running_loop().call_soon(
-            functools.partial(
-                self.driver.resolve_then,
-                query.question,
-                functools.partial(self._store_refresh, query),
-                refresh=True,
-            )
+        self.driver.resolve_then(
+            query.question, functools.partial(self._store_refresh, query), refresh=True
         )
 
     def _store_refresh(self, query: ClientQuery, result: Result) -> None:

@@ -7,21 +7,21 @@ The mesh owns the policy of waiting, as Unbound's mesh does: each client's deadl
 serve-stale wait (:mod:`resolver.waiters`), and refreshes (prefetch) are jobs like any other.
 Jobs know their parents and their children, so finding or dropping one scans nothing.
 Identical questions in flight are merged (Unbound ``services/mesh.c``): many clients asking
-the same uncached question cause one walk. A sub-resolution (the address of a glueless name server) is a job of its own whose
-result is fed back to every job waiting on it; a sub-question that would wait on itself,
-directly or through merged jobs, is a cycle and fails at once. Sub-resolutions share the
-client query's :class:`Budget`.
+the same uncached question cause one walk. A sub-resolution (the address of a glueless name
+server) is a job of its own whose result is fed back to every job waiting on it; a
+sub-question that would wait on itself, directly or through merged jobs, is a cycle and
+fails at once. Sub-resolutions share the client query's :class:`Budget`.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 import typing
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
 
 from resolver.cache.view import Caches
 from resolver.core.dnssec.keys import Validator
@@ -34,38 +34,14 @@ from resolver.core.events import (
     SubqueryDone,
 )
 from resolver.core.machine import Resolution
+from resolver.effects import Completed, Effect, StaleDue, Transmit
 from resolver.limits import Budget, Limits
 from resolver.model import ExtendedError, Question, Result, ZoneCut, servfail
-from resolver.stats import MeshStats
+from resolver.stats import MeshCounters, MeshStats
 from resolver.waiters import Timer, Waiters
 
-
-class Transmit(NamedTuple):
-    """Send ``query`` upstream for job ``job_id``."""
-
-    job_id: int
-    query: SendQuery
-
-
-class Completed(NamedTuple):
-    """``waiters`` of job ``job_id`` have their result: the job's, or SERVFAIL (Extended DNS
-    Error 22) for one whose deadline passed first."""
-
-    job_id: int
-    result: Result
-    waiters: tuple[int, ...]
-
-
-class StaleDue(NamedTuple):
-    """``waiter`` of job ``job_id`` asked for serve-stale and its wait passed with no result
-    yet (RFC 8767 §5): answer it the stale entry now. It keeps waiting for the result, which
-    refreshes the cache."""
-
-    job_id: int
-    waiter: int
-
-
-Effect = Transmit | Completed | StaleDue
+__all__ = ["Completed", "Effect", "Mesh", "StaleDue", "Transmit"]
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -82,17 +58,6 @@ class _Job:
     children: dict[int, None] = field(default_factory=dict)
     """Jobs this one waits on or waited on and that still run, oldest first (an ordered
     set): each has this job among its ``parents``."""
-
-
-@dataclass(slots=True)
-class MeshCounters:
-    started: int = 0
-    merged: int = 0
-    subqueries: int = 0
-    cycles: int = 0
-    upstream: Counter[str] = field(default_factory=Counter)
-    """Upstream outcomes: reply kinds (answer, referral, nxdomain...) and failures, counted
-    from the events fed to the machines and the kinds they report back."""
 
 
 class Mesh:
@@ -159,8 +124,10 @@ class Mesh:
             started=counters.started,
             subqueries=counters.subqueries,
             cycles=counters.cycles,
+            bugs=counters.bugs,
             dnssec_states=dict(validator.verdicts) if validator is not None else {},
             dnssec_bogus=dict(validator.bogus_reasons) if validator is not None else {},
+            dnssec_synthesised=dict(validator.synthesised) if validator is not None else {},
         )
 
     def start(
@@ -199,19 +166,36 @@ class Mesh:
 
     def handle(self, job_id: int, event: Event, now: float) -> list[Effect]:
         """Feed an event to a job; a job that is gone (cancelled) ignores it. An upstream
-        outcome the machine took is counted (``counters.upstream``)."""
+        outcome the machine took is counted (``counters.upstream``). A step that raises
+        fails the job and its clients (:meth:`_failed_by_bug`)."""
         job = self._jobs.get(job_id)
         if job is None:
             return []
         resolution = job.resolution
         try:
-            actions = resolution.handle(event, now)
-        finally:
-            outcome = resolution.last_outcome
-            if outcome is not None:
-                resolution.last_outcome = None
-                self.counters.upstream[outcome] += 1
-        return self._run(job_id, actions, now)
+            try:
+                actions = resolution.handle(event, now)
+            finally:
+                outcome = resolution.last_outcome
+                if outcome is not None:
+                    resolution.last_outcome = None
+                    self.counters.upstream[outcome] += 1
+            return self._run(job_id, actions, now)
+        except Exception:
+            return self._failed_by_bug(job_id, job.question, now)
+
+    def _failed_by_bug(self, job_id: int, question: Question, now: float) -> list[Effect]:
+        """A step of ``job_id`` raised: a bug of ours (ARCHITECTURE.md, principle 5), logged
+        with its traceback and counted (``counters.bugs``); the job and the client jobs it
+        works for end with SERVFAIL at once. The job must end too: left in the mesh, a
+        sub-resolution with no parent keeps its question in flight, and the next asker
+        merges into it and waits out its whole deadline."""
+        self.counters.bugs += 1
+        log.exception("resolution failed on %s", question)
+        effects: list[Effect] = []
+        for failed in (*self.client_jobs_of(job_id), job_id):
+            effects.extend(self._finish(failed, servfail("internal error"), now))
+        return effects
 
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` is next due (monotonic seconds), or None: no timer."""
@@ -277,9 +261,14 @@ class Mesh:
     def fail(self, job_id: int, result: Result, now: float) -> list[Effect]:
         """End ``job_id`` with ``result`` at wall-clock ``now`` (a bug was caught while
         running it); the jobs waiting on it go on with ``now`` too."""
-        if job_id not in self._jobs:
-            return []
         return self._finish(job_id, result, now)
+
+    def fail_all(self, result: Result, now: float) -> list[Effect]:
+        """End every job with ``result``, oldest first (a job ended is fed nothing more)."""
+        effects: list[Effect] = []
+        while self._jobs:
+            effects.extend(self._finish(min(self._jobs), result, now))
+        return effects
 
     # --- internals ---------------------------------------------------------------------------
 

@@ -118,7 +118,8 @@ class RootwalkCollector(Collector):
         )
         yield from _client_metrics(frontend_stats, answers)
         yield from _cache_metrics(answers, service.caches)
-        yield from _upstream_metrics(driver_stats, mesh.stats(), upstream.stats())
+        mesh_stats = mesh.stats()
+        yield from _upstream_metrics(driver_stats, mesh_stats, upstream.stats())
         errors = CounterMetricFamily(
             "rootwalk_internal_errors",
             "Client queries or resolutions that Rootwalk's own code failed on (a bug: logged "
@@ -127,6 +128,7 @@ class RootwalkCollector(Collector):
         )
         errors.add_metric(["frontend"], frontend_stats.bugs)
         errors.add_metric(["driver"], driver_stats.bugs)
+        errors.add_metric(["mesh"], mesh_stats.bugs)
         yield errors
 
 
@@ -290,6 +292,15 @@ def _dnssec_metrics(mesh: MeshStats) -> Iterator[Metric]:
     for reason, count in sorted(mesh.dnssec_bogus.items()):
         reasons.add_metric([reason.lower()], count)
     yield reasons
+    synthesised = CounterMetricFamily(
+        "rootwalk_dnssec_synthesised",
+        "Negative answers synthesised from cached secure NSEC records without asking the "
+        "authority (aggressive use, RFC 8198), by kind: nxdomain, nodata.",
+        labels=["kind"],
+    )
+    for kind in ("nxdomain", "nodata"):
+        synthesised.add_metric([kind], mesh.dnssec_synthesised.get(kind, 0))
+    yield synthesised
 
 
 class MetricsExporter:

@@ -16,6 +16,7 @@ from typing import Any
 import dns.name
 
 from resolver.access import LOOPBACK_RULES, AccessList
+from resolver.binding import bind_error, listen_encrypted
 from resolver.cache.answer import AnswerCache
 from resolver.cache.rrset import TtlBounds
 from resolver.cache.view import Caches
@@ -23,16 +24,23 @@ from resolver.config import Endpoint, Settings
 from resolver.control import ControlServer
 from resolver.core.dnssec.keys import Validator
 from resolver.driver import Driver
-from resolver.files import load_caches, load_root_hints, load_trust_anchors, save_caches
+from resolver.files import load_caches, load_root_hints, save_caches
 from resolver.frontend import Frontend
 from resolver.lab.server import Lab
 from resolver.limits import Limits
 from resolver.mesh import Mesh
 from resolver.metrics import MetricsExporter
-from resolver.model import Transport, ZoneCut
-from resolver.ratelimit import RateLimiter
+from resolver.model import ZoneCut
+from resolver.reload import (
+    LIVE_SETTINGS,
+    judges_alike,
+    needs_restart,
+    rate_limiter_for,
+    validator_for,
+)
 from resolver.transport.encrypted import EncryptedListeners
 from resolver.transport.listeners import Listeners, TcpLimits
+from resolver.transport.proxied import ProxiedListeners
 from resolver.transport.upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -44,33 +52,6 @@ RESOLVER_READY = "resolver ready"
 
 STALE_WINDOW_S = 86400.0
 """RFC 8767 §5: serve data at most one day past its expiry."""
-
-
-def bind_error(setting: str, endpoint: object, exc: OSError, *, can_be_off: bool) -> OSError:
-    """An OSError from binding ``endpoint`` for ``setting``, reworded to say which setting
-    it was, the flag that changes it, and for a privileged port what to do."""
-    flag = f"--{setting.replace('_', '-')}"
-    change = f"use {flag} ADDR:PORT" + (f" or {flag} off" if can_be_off else "")
-    if exc.errno == errno.EADDRINUSE:
-        why = f"address already in use (another rootwalk, or another server?); {change}"
-    elif exc.errno == errno.EACCES:
-        why = (
-            "permission denied: ports below 1024 need root or the CAP_NET_BIND_SERVICE "
-            "capability (see README.md, 'Running it for real'), or "
-            + change.replace("ADDR:PORT", "ADDR:PORT with a port of 1024 or more", 1)
-        )
-    elif exc.errno == errno.EADDRNOTAVAIL:
-        why = f"no such address on this machine; {change}"
-    else:
-        why = f"{exc.strerror or exc}; {change}"
-    return OSError(exc.errno, f"{setting} = {endpoint}: {why}")
-
-
-def _rate_limiter(settings: Settings) -> RateLimiter | None:
-    if not settings.client_rate_limit:
-        return None
-    burst = settings.client_rate_burst or settings.client_rate_limit
-    return RateLimiter(settings.client_rate_limit, burst)
 
 
 class ResolverService:
@@ -111,20 +92,14 @@ class ResolverService:
         self.mesh: Mesh | None = None
         self.metrics: MetricsExporter | None = None
         self.control: ControlServer | None = None
+        self.validator: Validator | None = None
+        self.flushed = False
+        """Whether the last :meth:`apply` flushed the caches (the DNSSEC settings changed)."""
 
     async def start(self) -> None:
         settings = self.settings
         self.root = load_root_hints(settings.root_hints)
-        self.validator = (
-            Validator(
-                load_trust_anchors(settings.trust_anchors),
-                bogus_ttl_s=settings.val_bogus_ttl_s,
-                negative_anchors=frozenset(settings.negative_trust_anchors),
-                aggressive_nsec=settings.aggressive_nsec,
-            )
-            if settings.dnssec
-            else None
-        )
+        self.validator = validator_for(settings)
         if settings.cache_file is not None:
             loaded = load_caches(
                 settings.cache_file, self.answers, self.caches.rrsets, self.clock()
@@ -156,17 +131,24 @@ class ResolverService:
             self.answers,
             self.clock,
             query_log=settings.query_log,
-            rate_limiter=_rate_limiter(settings),
+            rate_limiter=rate_limiter_for(settings),
             refuse_over_limit=settings.rate_limit_action == "refuse",
             max_pending=settings.max_pending_queries,
         )
-        self.listeners = Listeners(
-            self.frontend.on_query,
-            TcpLimits(settings.tcp_idle_timeout_s, settings.max_tcp_connections),
+        tcp_limits = TcpLimits(settings.tcp_idle_timeout_s, settings.max_tcp_connections)
+        self.listeners = (
+            ProxiedListeners(
+                self.frontend.on_query,
+                tcp_limits,
+                trusted=settings.proxy_protocol_from,
+                rejected=self.frontend.rejected,
+            )
+            if settings.proxy_protocol_from
+            else Listeners(self.frontend.on_query, tcp_limits)
         )
         for endpoint in settings.listen:
             await self._listen(endpoint)
-        await self._listen_encrypted(self.listeners)
+        self.encrypted = await listen_encrypted(self.listeners, settings, self._reuse_port)
         if not self.listeners.bound:
             raise OSError(errno.EADDRNOTAVAIL, "could not listen on any address")
         if settings.control is not None:
@@ -199,20 +181,6 @@ class ResolverService:
                 return
             raise bind_error("listen", endpoint, exc, can_be_off=False) from exc
         log.info("listening on %s (UDP and TCP)", endpoint)
-
-    async def _listen_encrypted(self, listeners: Listeners) -> None:
-        """The DoT and DoH listeners, when set (a bad certificate or key: TlsError)."""
-        cert, key = self.settings.tls_cert, self.settings.tls_key
-        if cert is None or key is None:
-            return  # neither listener is on (the config refuses one without the pair)
-        self.encrypted = EncryptedListeners(listeners, cert, key, reuse_port=self._reuse_port)
-        for kind, setting in ((Transport.DOT, "dot_listen"), (Transport.DOH, "doh_listen")):
-            endpoint = getattr(self.settings, setting)
-            try:
-                if endpoint is not None:
-                    await self.encrypted.listen(kind, endpoint.host, endpoint.port)
-            except OSError as exc:
-                raise bind_error(setting, endpoint, exc, can_be_off=True) from exc
 
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
         """Forget cached data for ``name`` (and below it with ``subtree``), or everything;
@@ -253,11 +221,23 @@ class ResolverService:
         }
 
     def apply(self, settings: Settings) -> list[str]:
-        """Take a reloaded configuration without losing the caches; returns the settings that
-        need a restart to change (listen addresses, endpoints, cache sizes)."""
+        """Take a reloaded configuration; returns the settings that need a restart to change
+        (listen addresses, endpoints, cache sizes). The trust anchor files are read again
+        first: a bad one raises ValueError (file, line) before anything changes.
+
+        The caches are kept, unless the DNSSEC judgement changes (``dnssec``, the anchors'
+        records, ``negative_trust_anchors``): then :meth:`forget_validated`, so nothing
+        judged under the old settings is served as judged under the new ones."""
         old = self.settings
         assert self.frontend is not None and self.upstream is not None
         assert self.mesh is not None and self.driver is not None and self.listeners is not None
+        validator = validator_for(settings)
+        self.flushed = not judges_alike(self.validator, validator)
+        if self.flushed:
+            self.forget_validated(validator)
+        elif self.validator is not None and self.validator.enabled:
+            self.validator.bogus_ttl_s = settings.val_bogus_ttl_s
+            self.validator.aggressive_nsec = settings.aggressive_nsec
         access = AccessList([*LOOPBACK_RULES, *settings.allow_clients])
         self.frontend.set_access(access)
         self.upstream.set_allow(settings.outbound_allow)
@@ -270,26 +250,35 @@ class ResolverService:
         )
         self.answers.stale_s = STALE_WINDOW_S if settings.serve_stale else 0.0
         self.frontend.query_log = settings.query_log
-        self.frontend.rate_limiter = _rate_limiter(settings)
+        self.frontend.rate_limiter = rate_limiter_for(settings)
         self.frontend.refuse_over_limit = settings.rate_limit_action == "refuse"
         self.frontend.max_pending = settings.max_pending_queries
         logging.getLogger().setLevel(settings.log_level)
         if self.encrypted is not None and settings.tls_cert and settings.tls_key:
             self.encrypted.reload(settings.tls_cert, settings.tls_key)  # a bad pair: logged
-        live = {
-            "allow_clients", "outbound_allow", "upstream_timeout_s", "client_deadline_s",
-            "tcp_idle_timeout_s", "max_tcp_connections", "serve_stale", "log_level", "query_log",
-            "client_rate_limit", "client_rate_burst", "rate_limit_action", "max_pending_queries",
-            "qname_minimisation", "serve_stale_client_timeout_s",
-            "shutdown_grace_s", "tls_cert", "tls_key",
-        }  # fmt: skip
-        pending = [
-            field.name
-            for field in dataclasses.fields(settings)
-            if field.name not in live and getattr(settings, field.name) != getattr(old, field.name)
-        ]
-        self.settings = dataclasses.replace(old, **{name: getattr(settings, name) for name in live})
-        return pending
+        self.settings = dataclasses.replace(
+            old, **{name: getattr(settings, name) for name in LIVE_SETTINGS}
+        )
+        return needs_restart(old, settings)
+
+    def forget_validated(self, validator: Validator) -> None:
+        """Judge from now on with ``validator`` (not ``enabled``: validation off), forgetting
+        every verdict of the old one: the resolutions in flight end with SERVFAIL (as
+        Unbound's reload drops its queries), the answer, RRset, negative, NSEC and failure
+        caches go with the key cache (a new validator starts empty; its counters carry on).
+        The infra cache (RTT, EDNS, lameness: server facts) stays. Everything else, not only
+        names under a changed anchor: an answer elsewhere may hold a CNAME into it."""
+        assert self.mesh is not None and self.driver is not None
+        old = self.validator
+        if old is not None:
+            validator.verdicts, validator.bogus_reasons = old.verdicts, old.bogus_reasons
+            validator.synthesised = old.synthesised
+        self.driver.abandon("the DNSSEC settings were reloaded")
+        self.validator = self.mesh.validator = validator
+        self.answers.flush()
+        for cache in (self.caches.rrsets, self.caches.negative, self.caches.nsec):
+            cache.flush()
+        self.caches.failures.flush()
 
     async def drain(self, grace_s: float) -> None:
         """Stop taking queries and give those in flight up to ``grace_s`` seconds to be
@@ -342,8 +331,15 @@ def _reload_on_sighup(service: ResolverService, reload: Callable[[], Settings]) 
         except ValueError as exc:
             log.error("reload failed, keeping the running configuration: %s", exc)
             return
-        pending = service.apply(settings)
-        log.info("configuration reloaded; caches kept")
+        try:
+            pending = service.apply(settings)
+        except ValueError as exc:  # a trust anchor file
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            return
+        if service.flushed:
+            log.info("configuration reloaded; DNSSEC settings changed, caches flushed")
+        else:
+            log.info("configuration reloaded; caches kept")
         if pending:
             log.warning("these settings change only on restart: %s", ", ".join(pending))
 

@@ -8,6 +8,7 @@ so the collector imports none of the parts themselves (``tests/unit/test_archite
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from resolver.histogram import HistogramView
@@ -55,6 +56,25 @@ class MeshStats:
     """Validated answers by DNSSEC state (secure, insecure, bogus)."""
     dnssec_bogus: dict[str, int] = field(default_factory=dict)
     """Bogus answers by Extended DNS Error name."""
+    bugs: int = 0
+    """Resolution steps that raised: bugs of ours, each SERVFAIL to its clients."""
+    dnssec_synthesised: dict[str, int] = field(default_factory=dict)
+    """Negative answers synthesised from cached secure NSECs (RFC 8198), by kind."""
+
+
+@dataclass(slots=True)
+class MeshCounters:
+    """The mesh's plain counters, kept as it runs (:meth:`Mesh.stats` copies them)."""
+
+    started: int = 0
+    merged: int = 0
+    subqueries: int = 0
+    cycles: int = 0
+    bugs: int = 0
+    """Steps of a resolution that raised (bugs of ours), each failing its job."""
+    upstream: Counter[str] = field(default_factory=Counter)
+    """Upstream outcomes: reply kinds (answer, referral, nxdomain...) and failures, counted
+    from the events fed to the machines and the kinds they report back."""
 
 
 @dataclass(slots=True)

@@ -14,14 +14,14 @@ import dns.rdatatype
 from resolver.cache.view import Caches
 from resolver.config import Settings
 from resolver.core.classify import ClassifiedReply, ReplyKind, classify_reply
-from resolver.core.dnssec.keys import Validator
 from resolver.core.events import Failure, QueryFailed, ReplyReceived
 from resolver.driver import Driver
-from resolver.files import load_root_hints, load_trust_anchors
+from resolver.files import load_root_hints
 from resolver.limits import Limits
 from resolver.mesh import Mesh, Transmit
 from resolver.model import Question, Result
 from resolver.records import WireRRset, name_from_wire
+from resolver.reload import validator_for
 from resolver.transport.upstream import Upstream
 
 
@@ -65,16 +65,7 @@ async def trace(
 ) -> Result:
     """Resolve ``question`` with fresh caches, writing one block per upstream exchange."""
     root = load_root_hints(settings.root_hints)
-    validator = (
-        Validator(
-            load_trust_anchors(settings.trust_anchors),
-            bogus_ttl_s=settings.val_bogus_ttl_s,
-            negative_anchors=frozenset(settings.negative_trust_anchors),
-            aggressive_nsec=settings.aggressive_nsec,
-        )
-        if settings.dnssec
-        else None
-    )
+    validator = validator_for(settings)  # as serve's (resolver/reload.py)
     upstream = Upstream(port=settings.outbound_port, allow=settings.outbound_allow)
     mesh = Mesh(
         root=root,

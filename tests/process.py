@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Literal
 
@@ -36,15 +36,18 @@ def listening(endpoint: str) -> str:
 LAB_READY = "rootwalk lab: resolver on"
 """The start of the banner ``rootwalk lab`` prints on stdout once the lab and the resolver
 both listen."""
-RELOADED = "configuration reloaded; caches kept"
+RELOADED = "configuration reloaded"
+"""Logged on each applied SIGHUP, followed by "; caches kept" or, when the DNSSEC settings
+changed, "; DNSSEC settings changed, caches flushed"."""
 
 
-class RootwalkProcess(subprocess.Popen[str]):
-    """``python -m resolver ARGS``, run from the repository, its output read as it comes."""
+class WatchedProcess(subprocess.Popen[str]):
+    """A command run from the repository, its output read as it comes (the tests of
+    ``deploy/`` watch dnsdist with it too)."""
 
-    def __init__(self, *args: str, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
         super().__init__(
-            [sys.executable, "-m", "resolver", *args],
+            list(argv),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -94,14 +97,6 @@ class RootwalkProcess(subprocess.Popen[str]):
                     )
                 self._changed.wait(left)
 
-    def wait_listening(self, *endpoints: str, timeout: float = READY_TIMEOUT_S) -> RootwalkProcess:
-        """Until ``rootwalk serve`` listens on each of ``endpoints`` (``ADDR:PORT`` text) and
-        then says it is ready (its SIGHUP handler is in place only from then on)."""
-        for endpoint in endpoints:
-            self.wait_for(listening(endpoint), timeout=timeout)
-        self.wait_for(RESOLVER_READY, timeout=timeout)
-        return self
-
     def output(self, stream: Stream = "stderr") -> str:
         """Everything printed on ``stream``; after the process exited, all of it."""
         if self.poll() is not None:
@@ -122,3 +117,18 @@ class RootwalkProcess(subprocess.Popen[str]):
             self.kill()
             self.wait(timeout)
             return None
+
+
+class RootwalkProcess(WatchedProcess):
+    """``python -m resolver ARGS``, run from the repository, its output read as it comes."""
+
+    def __init__(self, *args: str, env: Mapping[str, str] | None = None) -> None:
+        super().__init__([sys.executable, "-m", "resolver", *args], env=env)
+
+    def wait_listening(self, *endpoints: str, timeout: float = READY_TIMEOUT_S) -> RootwalkProcess:
+        """Until ``rootwalk serve`` listens on each of ``endpoints`` (``ADDR:PORT`` text) and
+        then says it is ready (its SIGHUP handler is in place only from then on)."""
+        for endpoint in endpoints:
+            self.wait_for(listening(endpoint), timeout=timeout)
+        self.wait_for(RESOLVER_READY, timeout=timeout)
+        return self

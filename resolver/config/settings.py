@@ -40,6 +40,11 @@ class Settings:
         ipaddress.ip_network("::/0"),
     )
     outbound_port: int = 53
+    proxy_protocol_from: tuple[IPNetwork, ...] = ()
+    """Sources (a load balancer such as dnsdist with ``useProxyProtocol``) whose datagrams
+    and TCP connections must start with a PROXY protocol v2 header naming the real client,
+    which access lists, rate limits, the query log and the metrics then see. Empty: no
+    header is read from anyone (the plain listeners, nothing added to the hit path)."""
     log_level: str = "INFO"
     log_format: str = "text"
     """``text`` or ``json`` (one JSON object per line)."""
@@ -129,6 +134,7 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "allow_clients": convert.access_rules,
     "outbound_allow": convert.networks,
     "outbound_port": convert.port,
+    "proxy_protocol_from": convert.networks,
     "log_level": convert.log_level,
     "log_format": convert.log_format,
     "query_log": convert.boolean,
@@ -173,6 +179,7 @@ README_ORDER: tuple[str, ...] = (
     "allow_clients",
     "outbound_allow",
     "outbound_port",
+    "proxy_protocol_from",
     "log_level",
     "upstream_timeout_s",
     "client_deadline_s",

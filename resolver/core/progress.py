@@ -255,6 +255,9 @@ class Progress:
         """FINISHED: cap the TTLs, stop listening, return the one ``Finished`` action."""
         max_ttl = self._caches.rrsets.bounds.max_ttl
         max_negative_ttl = self._caches.negative.max_ttl
+        validator, security = self._validator, result.security
+        if validator is not None and not validator.enabled:
+            security = None  # dnssec = false judges nothing: no state to log
         final = Result(
             result.rcode,
             _capped(result.answer, max_ttl),
@@ -263,7 +266,7 @@ class Progress:
             result.error_code,
             upstream_queries=self._budget.upstream_queries,
             cycle_via=result.cycle_via,
-            security=result.security,
+            security=security,
             proof=result.proof,
             zone=self._cut.zone,
         )

@@ -135,10 +135,11 @@ class Validating(Progress):
         if found is not None:
             rcode, soa, proof, state = found.rcode, found.soa, found.proof, found.state
         elif validator.aggressive_nsec and validator.is_covered(self.qname):
-            made = synthesise(caches.nsec, self.qname, qtype, now)
+            made = synthesise(caches.nsec, self.qname, qtype, now, self._budget.work)
             if made is None:
                 return False
             rcode, soa, proof, state = made.rcode, made.soa, made.proof, Security.SECURE
+            validator.count_synthesised(rcode)
         else:
             return False
         if state is not Security.SECURE or Security.INSECURE in self._cached_states:
@@ -170,7 +171,15 @@ class Validating(Progress):
             expires_at=sig_expiration(sigs),
         )
         if state is Security.SECURE:
-            keep_nsecs(self._caches.nsec, segment.zone, soa, segment.proof, self._now)
+            limit = self._budget.work.limits.max_nsec3_iterations
+            keep_nsecs(
+                self._caches.nsec,
+                segment.zone,
+                soa,
+                segment.proof,
+                self._now,
+                max_nsec3_iterations=limit,
+            )
 
     def _mark_validated(self, segment: Segment, state: Security) -> None:
         """Keep the segment's state with its cached RRsets, and their RRSIGs beside them,

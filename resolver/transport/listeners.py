@@ -333,13 +333,20 @@ class Listeners:
         listeners._answerer = answerer  # its tasks are cancelled on close
         return listeners
 
+    def _udp_protocol(self) -> asyncio.DatagramProtocol:
+        """The protocol of each UDP socket (a subclass may read more than DNS from it:
+        :mod:`resolver.transport.proxied`)."""
+        return _UdpProtocol(self.on_query, self.counters)
+
+    def _tcp_connection(self) -> asyncio.Protocol:
+        """The protocol of each accepted TCP connection."""
+        return TcpConnection(self.tcp)
+
     async def listen_udp(self, host: str, port: int, *, reuse_port: bool = False) -> int:
         """Listen for UDP on host:port; returns the port (useful with port 0)."""
         loop = asyncio.get_running_loop()
         sock = _socket(host, port, socket.SOCK_DGRAM, reuse_port)
-        transport, protocol = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self.on_query, self.counters), sock=sock
-        )
+        transport, protocol = await loop.create_datagram_endpoint(self._udp_protocol, sock=sock)
         del protocol
         self._udp.append(transport)
         bound_port = int(sock.getsockname()[1])
@@ -354,16 +361,17 @@ class Listeners:
         reuse_port: bool = False,
         tls: ssl.SSLContext | None = None,
         kind: Transport = Transport.TCP,
-        connection: ConnectionFactory = TcpConnection,
+        connection: ConnectionFactory | None = None,
     ) -> int:
         """Listen for TCP on host:port, or for TLS with ``tls`` (DoT and DoH); returns the
-        port. Each accepted connection is ``connection(state, kind)``. Every stream transport
-        shares :attr:`tcp`: its limits and its count of open connections."""
+        port. Each accepted connection is ``connection(state, kind)``, or the plain one of
+        :meth:`_tcp_connection`. Every stream transport shares :attr:`tcp`: its limits and
+        its count of open connections."""
         loop = asyncio.get_running_loop()
         sock = _socket(host, port, socket.SOCK_STREAM, reuse_port)
         state = self.tcp
         server = await loop.create_server(
-            lambda: connection(state, kind),
+            self._tcp_connection if connection is None else lambda: connection(state, kind),
             sock=sock,
             backlog=1024,
             ssl=tls,

@@ -2,7 +2,10 @@
 # Build the image with podman (no registry: a debootstrapped Debian stands in for the official
 # python:3.11-slim base, as docs/development.md describes), run it inside a private network
 # namespace, ask it with dig over UDP and TCP, stop it with SIGTERM, and check that it exited
-# 0 within 5 s. Run as root. Leaves its work in ${WORK:-/tmp/rootwalk-container}.
+# 0 within 5 s; then run it as deploy/kubernetes/deployment.yaml does (read-only, the cache
+# directory as the only writable path, every capability dropped but NET_BIND_SERVICE, no new
+# privileges, the ConfigMap's TOML as its settings). Run as root. Leaves its work in
+# ${WORK:-/tmp/rootwalk-container}.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -45,6 +48,13 @@ podman build -q --pull=never --network=host --format docker \
   -t localhost/rootwalk "$REPO" >/dev/null
 echo "container: image built"
 
+# The ConfigMap's TOML, as the pod sees it (tests/deploy/test_kubernetes.py checks that this
+# cut equals what a YAML parser reads).
+CONFIGMAP_TOML_AWK='/^  rootwalk\.toml: \|$/ { inside = 1; next } inside && /^[^ ]/ { inside = 0 } inside { sub(/^    /, ""); print }'
+mkdir -p "$WORK/kubernetes-config"
+awk "$CONFIGMAP_TOML_AWK" deploy/kubernetes/configmap.yaml > "$WORK/kubernetes-config/rootwalk.toml"
+export KUBERNETES_CONFIG="$WORK/kubernetes-config"
+
 # Everything that talks to the container happens in a namespace with only loopback.
 unshare --net --mount bash -euo pipefail -c '
   ip link set lo up
@@ -82,5 +92,36 @@ unshare --net --mount bash -euo pipefail -c '
   expect "$(answer 5300 chain.example.lab A +tcp | tail -1)" 192.0.2.60 "lab: chain.example.lab over TCP"
   podman stop -t 5 "$cid" >/dev/null
   expect "$(podman inspect --format "{{.State.ExitCode}}" "$cid")" 0 "lab: exit 0 after SIGTERM"
+  podman rm "$cid" >/dev/null
+
+  # 3. as the Kubernetes Deployment runs it (its probes, not the image'"'"'s HEALTHCHECK): its
+  # user, a read-only root with only the cache directory writable (no tmpfs of podman'"'"'s own:
+  # --read-only-tmpfs=false), capabilities as its securityContext (dropping NET_BIND_SERVICE
+  # as well would stop the interpreter from starting), unprivileged ports from 1024 as on a
+  # node without sysctls, and the ConfigMap'"'"'s TOML.
+  pod=(--no-healthcheck --read-only --read-only-tmpfs=false --tmpfs /var/lib/rootwalk:rw,mode=1777
+       --user 10053:10053 --cap-drop=ALL --cap-add=NET_BIND_SERVICE
+       --security-opt=no-new-privileges --sysctl net.ipv4.ip_unprivileged_port_start=1024
+       -v "$KUBERNETES_CONFIG:/etc/rootwalk:ro")
+  podman run --rm --log-level=error "${pod[@]}" localhost/rootwalk check-config --config /etc/rootwalk/rootwalk.toml >/dev/null \
+    && check "kubernetes: the ConfigMap passes check-config in the image" \
+    || { echo "container: FAILED: check-config on the ConfigMap"; exit 1; }
+  cid=$(podman run -d --log-level=error "${pod[@]}" -p 127.0.0.1:5354:53/udp -p 127.0.0.1:5354:53/tcp \
+    localhost/rootwalk serve --config /etc/rootwalk/rootwalk.toml)
+  trap "podman rm -f $cid >/dev/null 2>&1 || true" EXIT
+  expect "$(answer 5354 localhost. A)" 127.0.0.1 "kubernetes: read-only, non-root, answers over UDP"
+  expect "$(answer 5354 localhost. A +tcp)" 127.0.0.1 "kubernetes: answers over TCP"
+  podman exec "$cid" rootwalk query localhost. --server 127.0.0.1:53 --timeout 2 >/dev/null \
+    && check "kubernetes: the probes'"'"' command passes" \
+    || { echo "container: FAILED: the probe command"; exit 1; }
+  podman exec "$cid" sh -c "touch /probe-root 2>/dev/null" \
+    && { echo "container: FAILED: the root file system is writable"; exit 1; }
+  check "kubernetes: the root file system is read-only"
+  podman stop -t 5 "$cid" >/dev/null
+  expect "$(podman inspect --format "{{.State.ExitCode}}" "$cid")" 0 "kubernetes: exit 0 after SIGTERM"
+  logs=$(podman logs "$cid" 2>&1)
+  grep -q "saved [0-9]* cache entries to /var/lib/rootwalk/cache.json" <<< "$logs" \
+    && check "kubernetes: the cache file saved on the writable directory" \
+    || { echo "container: FAILED: the cache file was not saved"; tail -5 <<< "$logs"; exit 1; }
 '
 echo "container: all checks passed"

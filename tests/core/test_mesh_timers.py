@@ -213,9 +213,10 @@ def test_a_resolution_that_fails_to_start_leaves_no_job_in_flight(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A bug in a resolution's start (planted: it raises for nsg.other.example.) reaches the
-    caller, and the job is gone: left in the table, the next client asking the same question
-    (or needing it as a name server's address) would join a job that never runs and wait out
-    its deadline."""
+    caller of :meth:`Mesh.start`, or, for a sub-question, fails the job that asked it (its
+    client gets SERVFAIL); either way the job is gone: left in the table, the next client
+    asking the same question (or needing it as a name server's address) would join a job
+    that never runs and wait out its deadline."""
     start = Resolution.start
 
     def broken(self: Resolution, now: float) -> list[Action]:
@@ -232,17 +233,18 @@ def test_a_resolution_that_fails_to_start_leaves_no_job_in_flight(
 
     client_question = Question(dns.name.from_text("www.glueless.lab."), dns.rdatatype.A)
     waiter, effects = mesh.start(client_question, T0, 0.0)
-    queue = deque(effects)
-    with pytest.raises(RuntimeError):  # as a sub-question, once the referral names nsg.
-        while queue:
-            effect = queue.popleft()
-            assert isinstance(effect, Transmit)
-            reply = LAB(effect.query.server, dns.message.from_wire(query_wire(effect.query, 0)))
-            assert not isinstance(reply, Failure)
-            event = ReplyReceived(effect.query.ref, read_reply(reply.to_wire()), 0.001)
-            queue.extend(mesh.handle(effect.job_id, event, T0))
-    assert ns_question not in mesh._inflight and len(mesh) == 1  # the client's job only
-    mesh.release(waiter)
+    queue, done = deque(effects), []
+    while queue:  # as a sub-question, once the referral names nsg.: the mesh fails the job
+        effect = queue.popleft()
+        if isinstance(effect, Completed):
+            done.append(effect)
+            continue
+        reply = LAB(effect.query.server, dns.message.from_wire(query_wire(effect.query, 0)))
+        assert not isinstance(reply, Failure)
+        event = ReplyReceived(effect.query.ref, read_reply(reply.to_wire()), 0.001)
+        queue.extend(mesh.handle(effect.job_id, event, T0))
+    assert [(c.waiters, c.result.rcode) for c in done] == [((waiter,), dns.rcode.SERVFAIL)]
+    assert ns_question not in mesh._inflight and mesh.counters.bugs == 1
     assert_empty(mesh)
 
 
@@ -251,10 +253,10 @@ def test_clients_of_a_job_whose_parent_raises_still_get_one_answer(
 ) -> None:
     """A client asks nsg.other.example. A itself while www.glueless.lab. needs it as its
     name server's address; when that job finishes, the parent's handling of the result
-    raises (a planted bug). The exception reaches the caller with the effects of that step,
-    so the mesh must not have forgotten the client meanwhile: it is answered (SERVFAIL,
-    EDE 22) at its deadline. Before, its waiter was dropped with the lost ``Completed`` and
-    the client was never answered (a pending query the frontend waited on at shutdown)."""
+    raises (a planted bug). The mesh fails the parent (its client gets SERVFAIL) and goes
+    on finishing the child: its own client gets the child's answer, once. (Before, the
+    exception reached the driver and the child's client waited for its deadline; earlier
+    still its waiter was dropped and it was never answered.)"""
     handle = Resolution.handle
 
     def broken(self: Resolution, event: Event, now: float) -> list[Action]:
@@ -266,20 +268,82 @@ def test_clients_of_a_job_whose_parent_raises_still_get_one_answer(
     mesh = Mesh(root=lab_root(), caches=Caches(), limits=Limits(), rng=random.Random(1))
     parent = Question(dns.name.from_text("www.glueless.lab."), dns.rdatatype.A)
     child = Question(dns.name.from_text("nsg.other.example."), dns.rdatatype.A)
-    _, effects = mesh.start(parent, T0, 0.0)
-    queue = deque(effects)
+    parent_waiter, effects = mesh.start(parent, T0, 0.0)
+    queue, done = deque(effects), []
     client = None
-    with pytest.raises(RuntimeError):
-        while queue:
-            effect = queue.popleft()
-            assert isinstance(effect, Transmit)
-            if client is None and child in mesh._inflight:
-                client, more = mesh.start(child, T0, 0.0)  # merges into the sub-resolution
-                assert more == []
-            reply = LAB(effect.query.server, dns.message.from_wire(query_wire(effect.query, 0)))
-            assert not isinstance(reply, Failure)
-            event = ReplyReceived(effect.query.ref, read_reply(reply.to_wire()), 0.001)
-            queue.extend(mesh.handle(effect.job_id, event, T0))
+    while queue:
+        effect = queue.popleft()
+        if isinstance(effect, Completed):
+            done.append(effect)
+            continue
+        if client is None and child in mesh._inflight:
+            client, more = mesh.start(child, T0, 0.0)  # merges into the sub-resolution
+            assert more == []
+        reply = LAB(effect.query.server, dns.message.from_wire(query_wire(effect.query, 0)))
+        assert not isinstance(reply, Failure)
+        event = ReplyReceived(effect.query.ref, read_reply(reply.to_wire()), 0.001)
+        queue.extend(mesh.handle(effect.job_id, event, T0))
     assert client is not None
-    answered = [e for e in mesh.handle_timer(4.0) if isinstance(e, Completed)]
-    assert [e.waiters for e in answered if client in e.waiters] == [(client,)]
+    answers = {waiter: c.result.rcode for c in done for waiter in c.waiters}
+    assert answers == {parent_waiter: dns.rcode.SERVFAIL, client: dns.rcode.NOERROR}
+    assert len([w for c in done for w in c.waiters]) == 2  # each once
+    assert mesh.counters.bugs == 1
+    assert_empty(mesh)
+
+
+def test_fail_all_ends_every_job_with_its_clients_answered() -> None:
+    """A reload that changes the DNSSEC settings ends everything in flight (sub-resolutions
+    included): each client gets the failure once, and nothing is left to write a verdict
+    of the old settings into the caches afterwards."""
+    mesh = Mesh(root=lab_root(), caches=Caches(), limits=Limits(), rng=random.Random(1))
+    questions = [
+        Question(dns.name.from_text(name), dns.rdatatype.A)
+        for name in ("www.glueless.lab.", "www.example.lab.", "www.glueless.lab.")
+    ]
+    started = [mesh.start(question, T0, 0.0) for question in questions]
+    waiters = [waiter for waiter, _ in started]
+    queue = deque(effect for _, effects in started for effect in effects)
+    while len(mesh) < 3:  # until www.glueless.lab. waits on its server's address
+        effect = queue.popleft()
+        assert isinstance(effect, Transmit)
+        reply = LAB(effect.query.server, dns.message.from_wire(query_wire(effect.query, 0)))
+        assert not isinstance(reply, Failure)
+        event = ReplyReceived(effect.query.ref, read_reply(reply.to_wire()), 0.001)
+        queue.extend(mesh.handle(effect.job_id, event, T0))
+    assert mesh.counters.subqueries >= 1
+    effects = mesh.fail_all(servfail("the DNSSEC settings were reloaded"), T0)
+    completed = [effect for effect in effects if isinstance(effect, Completed)]
+    assert sorted(w for effect in completed for w in effect.waiters) == sorted(waiters)
+    assert all(effect.result.rcode == dns.rcode.SERVFAIL for effect in completed)
+    assert_empty(mesh)
+
+
+def test_the_mesh_fails_a_resolution_whose_step_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in a sub-resolution's step (planted: nsg.other.example.'s machine raises on its
+    first reply) is the mesh's to handle, not its driver's: :meth:`Mesh.handle` returns the
+    client's SERVFAIL, counts the bug, and leaves no job behind."""
+    handle = Resolution.handle
+
+    def broken(self: Resolution, event: Event, now: float) -> list[Action]:
+        if self.question.qname.to_text().startswith("nsg."):
+            raise RuntimeError("a planted bug in a sub-resolution")
+        return handle(self, event, now)
+
+    monkeypatch.setattr(Resolution, "handle", broken)
+    mesh = Mesh(root=lab_root(), caches=Caches(), limits=Limits(), rng=random.Random(1))
+    question = Question(dns.name.from_text("www.glueless.lab."), dns.rdatatype.A)
+    waiter, effects = mesh.start(question, T0, 0.0)
+    queue, done = deque(effects), []
+    while queue:
+        effect = queue.popleft()
+        if isinstance(effect, Completed):
+            done.append(effect)
+            continue
+        assert isinstance(effect, Transmit)
+        reply = LAB(effect.query.server, dns.message.from_wire(query_wire(effect.query, 0)))
+        assert not isinstance(reply, Failure)
+        event = ReplyReceived(effect.query.ref, read_reply(reply.to_wire()), 0.001)
+        queue.extend(mesh.handle(effect.job_id, event, T0))  # never raises
+    assert [(c.waiters, c.result.rcode) for c in done] == [((waiter,), dns.rcode.SERVFAIL)]
+    assert mesh.counters.bugs == 1
+    assert_empty(mesh)

@@ -237,3 +237,65 @@ def test_a_referral_ds_without_its_rrsig_is_not_trusted() -> None:
     walk = resolve("www.secure.lab.", "A", strip, validator=validator(), now=NOW)
     asked = [(str(s.qname), s.qtype) for s in walk.sent]
     assert ("secure.lab.", dns.rdatatype.DS) in asked, asked
+
+
+def not_validating() -> Validator:
+    """The validator of ``dnssec = false`` (resolver/reload.py: validator_for)."""
+    return Validator({}, enabled=False, aggressive_nsec=False)
+
+
+@pytest.mark.parametrize(("question", "expected"), CASES, ids=[f"{q[0]}{q[1]}" for q, _ in CASES])
+def test_with_validation_off_each_case_is_answered_with_its_dnssec_records(
+    question: tuple[str, str], expected: tuple[str, bool, int | None]
+) -> None:
+    """``dnssec = false`` as Unbound's ``module-config: "iterator"`` (checked against the
+    signed lab: DO is sent upstream, a DO client gets the RRSIGs and a negative answer's
+    NSEC/NSEC3 with their RRSIGs, never AD): no case is SERVFAIL nor secure, the broken
+    zones answer their data, and nothing is counted as validated."""
+    checker = not_validating()
+    walk = resolve(*question, SIGNED, validator=checker, now=NOW)
+    result = walk.result
+    assert result.rcode == dns.rcode.from_text(
+        expected[0] if expected[0] != "SERVFAIL" else "NOERROR"
+    )
+    assert result.security is None  # not validated: no state (the query log says none)
+    assert all(sent.dnssec_ok for sent in walk.sent)
+    unsigned = question[0].endswith(
+        ("example.lab.", "forge.lab.", "insecure.optout.lab.", "nosig.lab.")
+    )
+    if not unsigned:
+        kinds = {proof.rdtype for proof in result.proof}
+        assert dns.rdatatype.RRSIG in kinds, result.proof
+        if result.rcode == dns.rcode.NXDOMAIN or not result.answer:
+            assert kinds & {dns.rdatatype.NSEC, dns.rdatatype.NSEC3}, result.proof
+    assert not checker.verdicts and not checker.bogus_reasons
+
+
+def test_with_validation_off_a_cached_answer_keeps_its_rrsigs() -> None:
+    """The second asking is answered from the RRset and negative caches, RRSIGs and NSECs
+    included (the RRset cache keeps them beside the data, as for a validated answer)."""
+    checker, caches = not_validating(), Caches()
+    for name in ("www.secure.lab.", "nx.secure.lab."):
+        first = resolve(name, "A", SIGNED, validator=checker, caches=caches, now=NOW)
+        again = resolve(name, "A", SIGNED, validator=checker, caches=caches, now=NOW)
+        assert not again.sent
+        assert again.result.proof == first.result.proof and again.result.proof
+
+
+def test_answers_synthesised_from_the_nsec_cache_are_counted_by_kind() -> None:
+    """rootwalk_dnssec_synthesised_total (RFC 8198): an answer made from cached secure NSECs
+    is counted, by kind; one asked upstream or kept whole in the negative cache is not."""
+    checker, caches = validator(), Caches()
+    walks = [
+        resolve(name, qtype, SIGNED, validator=checker, caches=caches, now=NOW)
+        for name, qtype in [
+            ("nx.secure.lab.", "A"),  # asked: its NSECs are cached
+            ("nx.secure.lab.", "A"),  # the negative cache
+            ("nx2.secure.lab.", "A"),  # synthesised NXDOMAIN
+            ("nx3.secure.lab.", "AAAA"),  # synthesised NXDOMAIN
+            ("www.secure.lab.", "MX"),  # asked: www's NSEC is cached
+            ("www.secure.lab.", "TXT"),  # synthesised NODATA
+        ]
+    ]
+    assert [len(walk.sent) > 0 for walk in walks] == [True, False, False, False, True, False]
+    assert checker.synthesised == {"nxdomain": 2, "nodata": 1}

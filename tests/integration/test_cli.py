@@ -329,8 +329,8 @@ def test_a_taken_port_names_the_setting_and_the_flag() -> None:
 def test_port_53_without_privilege_says_what_to_do() -> None:
     import errno  # noqa: PLC0415
 
+    from resolver.binding import bind_error  # noqa: PLC0415
     from resolver.config import Endpoint  # noqa: PLC0415
-    from resolver.server import bind_error  # noqa: PLC0415
 
     denied = OSError(errno.EACCES, "Permission denied")
     text = str(bind_error("listen", Endpoint("127.0.0.1", 53), denied, can_be_off=False))

@@ -10,9 +10,11 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
+import dns.rdatatype
 import pytest
 
 from tests.helpers import run_rootwalk
@@ -126,3 +128,80 @@ def test_control_endpoint_must_be_loopback(tmp_path: Path) -> None:
     result = rootwalk("check-config", "--config", str(config))
     assert result.returncode == 2
     assert "key 'control': the control endpoint must be on loopback" in result.stderr
+
+
+def ask_dnssec(qname: str) -> dns.message.Message:
+    """``qname`` A with DO and AD set (AD asks for the AD bit, RFC 6840 §5.7)."""
+    query = dns.message.make_query(qname, "A", want_dnssec=True)
+    query.flags |= dns.flags.AD
+    return dns.query.udp(query, "127.0.0.1", port=PORT, timeout=3)
+
+
+def reload(process: RootwalkProcess, config: Path, text: str, count: int) -> None:
+    config.write_text(text)
+    process.send_signal(signal.SIGHUP)
+    process.wait_for("configuration reloaded", count=count)
+
+
+def test_sighup_adds_and_removes_a_negative_trust_anchor(
+    served: tuple[RootwalkProcess, Path],
+) -> None:
+    """An NTA added on reload turns a bogus zone's SERVFAIL into its (unvalidated) answer at
+    once, though the bogus verdict is still kept (val_bogus_ttl_s); removed, SERVFAIL is
+    back, though the answer was cached (RFC 7646 §2: the NTA's answers are not validated)."""
+    process, config = served
+    assert ask_dnssec("www.badsig.lab.").rcode() == dns.rcode.SERVFAIL
+    reload(process, config, CONFIG + 'negative_trust_anchors = ["badsig.lab."]\n', 1)
+    stats = json.loads(rootwalk("cache", "stats", "--control", f"127.0.0.1:{CONTROL_PORT}").stdout)
+    assert stats["answer"]["entries"] == stats["rrset"]["entries"] == 0  # judged: flushed
+    assert stats["servers"]["entries"] > 0  # facts about servers: kept
+    answered = ask_dnssec("www.badsig.lab.")
+    assert answered.rcode() == dns.rcode.NOERROR
+    assert answered.answer[0][0].to_text() == "192.0.2.121"
+    assert not answered.flags & dns.flags.AD
+    assert ask_dnssec("www.secure.lab.").flags & dns.flags.AD  # the rest still validated
+    reload(process, config, CONFIG, 2)
+    assert ask_dnssec("www.badsig.lab.").rcode() == dns.rcode.SERVFAIL
+    assert "caches flushed" in process.output()
+
+
+def test_sighup_turning_dnssec_off_serves_no_cached_ad(
+    served: tuple[RootwalkProcess, Path],
+) -> None:
+    """An answer validated before ``dnssec = false`` is not served with AD after it, nor
+    is a bogus zone still SERVFAIL; turned on again, AD is back."""
+    process, config = served
+    assert ask_dnssec("www.secure.lab.").flags & dns.flags.AD
+    assert ask_dnssec("www.badsig.lab.").rcode() == dns.rcode.SERVFAIL
+    reload(process, config, CONFIG + "dnssec = false\n", 1)
+    for _ in range(2):  # resolved, then from the answer cache
+        plain = ask_dnssec("www.secure.lab.")
+        assert plain.rcode() == dns.rcode.NOERROR
+        assert not plain.flags & dns.flags.AD
+        # as Unbound's iterator: a DO client still gets the RRSIGs, and a denial's NSECs
+        assert {rrset.rdtype for rrset in plain.answer} == {dns.rdatatype.A, dns.rdatatype.RRSIG}
+        denial = ask_dnssec("nx.secure.lab.")
+        assert denial.rcode() == dns.rcode.NXDOMAIN and not denial.flags & dns.flags.AD
+        assert dns.rdatatype.NSEC in {rrset.rdtype for rrset in denial.authority}
+    assert len(ask("www.secure.lab.").answer) == 1  # no DO: no RRSIG
+    assert ask_dnssec("www.badsig.lab.").answer[0][0].to_text() == "192.0.2.121"
+    reload(process, config, CONFIG, 2)
+    assert ask_dnssec("www.secure.lab.").flags & dns.flags.AD
+
+
+def test_sighup_with_a_bad_trust_anchor_file_keeps_the_old_settings(
+    served: tuple[RootwalkProcess, Path], tmp_path: Path
+) -> None:
+    process, config = served
+    assert ask_dnssec("www.secure.lab.").flags & dns.flags.AD
+    anchors = tmp_path / "anchors.ds"
+    anchors.write_text("; the lab's anchor, mistyped\nlab. IN DS 1 8 2 zz\n")
+    bad = CONFIG.replace(f"{REPO}/zones/lab/trust-anchor.ds", str(anchors))
+    bad += 'negative_trust_anchors = ["badsig.lab."]\n'
+    config.write_text(bad)
+    process.send_signal(signal.SIGHUP)
+    process.wait_for("reload failed, keeping the running configuration")
+    assert f"key 'trust_anchors': {anchors}: line 2: " in process.output()
+    assert ask_dnssec("www.secure.lab.").flags & dns.flags.AD  # cache and anchors kept
+    assert ask_dnssec("www.badsig.lab.").rcode() == dns.rcode.SERVFAIL  # nor the NTA taken
+    assert "configuration reloaded" not in process.output()

@@ -43,6 +43,7 @@ SANS_IO = [
     PACKAGE / "access.py",
     PACKAGE / "ratelimit.py",
     PACKAGE / "histogram.py",
+    PACKAGE / "transport" / "proxy.py",
     PACKAGE / "lab" / "authority.py",
     PACKAGE / "lab" / "dnssec.py",
     PACKAGE / "lab" / "chains.py",
@@ -195,7 +196,13 @@ LAYERS = (
     layer("events", "resolver.core.events", *VALUES),
     layer("core", "resolver.core", *VALUES, "cache", "events"),
     layer(
-        "mesh", ("resolver.mesh", "resolver.waiters"), *VALUES, "stats", "cache", "events", "core"
+        "mesh",
+        ("resolver.mesh", "resolver.waiters", "resolver.effects"),
+        *VALUES,
+        "stats",
+        "cache",
+        "events",
+        "core",
     ),
     # Screening a client's query (sans-IO): access decisions and the reject rules.
     layer("screen", "resolver.screen", *VALUES, UTIL, "cache", "events", "core"),
@@ -238,7 +245,7 @@ LAYERS = (
     layer("files", "resolver.files", *VALUES, "cache", "events", "core"),
     layer(
         "server",
-        ("resolver.server", "resolver.trace"),
+        ("resolver.server", "resolver.binding", "resolver.trace", "resolver.reload"),
         *BELOW_EDGE,
         *("metrics", "lab", "config", "control", "files"),
     ),

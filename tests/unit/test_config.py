@@ -239,6 +239,7 @@ def test_rootwalk_variables_read_elsewhere_are_allowed() -> None:
         ("outbound_allow", "192.168.1.1/16", "192.168.0.0/16"),
         ("allow_clients", "10.1.2.3/8 allow_snoop", "10.0.0.0/8"),
         ("outbound_allow", "2001:db8::1/32", "2001:db8::/32"),
+        ("proxy_protocol_from", "10.0.0.1/8", "10.0.0.0/8"),
     ],
 )
 def test_a_cidr_with_host_bits_says_the_network_meant(
@@ -270,6 +271,19 @@ def test_an_unknown_key_names_the_closest_setting(tmp_path: Path) -> None:
         ConfigError, match=r"key 'max_tll': unknown setting \(did you mean max_ttl\?\)"
     ):
         build_settings(config_file=write(tmp_path, "max_tll = 600\n"))
+
+
+def test_proxy_protocol_from_is_empty_unless_set(tmp_path: Path) -> None:
+    """Empty by default (no PROXY header read from anyone); a list of networks, a bare
+    address a /32 or /128."""
+    assert Settings().proxy_protocol_from == ()
+    path = write(tmp_path, 'proxy_protocol_from = ["127.0.0.1", "2001:db8::/64"]\n')
+    assert [str(n) for n in build_settings(config_file=path).proxy_protocol_from] == [
+        "127.0.0.1/32",
+        "2001:db8::/64",
+    ]
+    with pytest.raises(ConfigError, match=r"line 1: key 'proxy_protocol_from'"):
+        build_settings(config_file=write(tmp_path, 'proxy_protocol_from = ["dnsdist"]\n'))
 
 
 def test_encrypted_listeners_are_off_by_default_and_take_their_standard_ports(

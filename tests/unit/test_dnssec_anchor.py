@@ -50,10 +50,27 @@ def test_a_dnskey_anchor_with_a_relative_owner() -> None:
 
 
 def test_other_records_and_bad_text_are_errors_that_name_the_source() -> None:
-    with pytest.raises(AnchorError, match=r"anchors\.txt: www\.example\. A"):
+    with pytest.raises(AnchorError, match=r"anchors\.txt: line 1: www\.example\. A"):
         parse_anchors("www.example. IN A 192.0.2.1", "anchors.txt")
     with pytest.raises(AnchorError, match=r"anchors\.txt"):
         parse_anchors("example. IN DS 1 8 2 00", "anchors.txt")
+
+
+@pytest.mark.parametrize(
+    ("bad", "line"),
+    [
+        ("lab. IN DS garbage", 3),  # dnspython's own count says 4: it read the line's end
+        ("lab. IN DS 1 8 2 zz", 3),
+        ('lab. IN TXT "not an anchor"', 3),
+        ("lab. IN DNSKEY 257 3 8 (\n AwEAAa\n !!! )", 5),  # inside parentheses
+    ],
+)
+def test_an_error_names_the_line_of_the_bad_record(bad: str, line: int) -> None:
+    """The reload and start-up errors say where to look (file, line), as the config's do."""
+    ksk = make_key(15)
+    text = f"; anchors\nexample DNSKEY {ksk.dnskey.to_text()}\n{bad}\n\n. IN DS 1 8 2 00\n"
+    with pytest.raises(AnchorError, match=rf"^anchors\.txt: line {line}: "):
+        parse_anchors(text, "anchors.txt")
 
 
 def test_closest_anchor_walks_up_to_the_root() -> None:

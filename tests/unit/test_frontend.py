@@ -13,6 +13,7 @@ import dns.message
 import dns.rcode
 import pytest
 
+from resolver import frontend as frontend_module
 from resolver.access import LOOPBACK_RULES, Access, AccessList, AccessRule
 from resolver.cache.answer import AnswerCache
 from resolver.cache.view import Caches
@@ -176,6 +177,35 @@ async def test_a_hit_late_in_its_ttl_starts_one_prefetch() -> None:
     assert refreshes == []  # started after this turn's replies, never inside the hit
     await asyncio.sleep(0)
     assert [str(q.qname) for q in refreshes] == ["www.example.lab."]  # one refresh, a mesh job
+
+
+async def test_the_hit_that_makes_a_prefetch_due_replies_before_any_prefetch_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The whole prefetch start (the key read back into a question, a dnspython name, and
+    the mesh job) runs on the next turn of the loop: the hit that found it due is answered
+    with no more work than any hit."""
+    frontend = make_frontend(cached_caches())
+    clock = [NOW]
+    frontend.clock = lambda: clock[0]
+    first = await frontend.handle(query_wire(), CLIENT, UDP)
+    assert first is not None
+    ttl = min(rr.ttl for rr in dns.message.from_wire(first).answer)
+    clock[0] = NOW + ttl - ttl / 20  # in the last tenth of the TTL
+    happened: list[str] = []
+    read_plain_query = frontend_module.read_plain_query
+
+    def reading(*args: Any) -> Any:
+        happened.append("prefetch reads its question")
+        return read_plain_query(*args)
+
+    monkeypatch.setattr(frontend_module, "read_plain_query", reading)
+    hit = frontend.on_query(query_wire(message_id=1), CLIENT, UDP, Replies(), ADDRESS)
+    assert isinstance(hit, bytes)
+    happened.append("reply")
+    await asyncio.sleep(0)
+    assert happened == ["reply", "prefetch reads its question"]
+    assert frontend.answers.stats().counters.prefetches == 1
 
 
 async def test_a_send_that_raises_fails_that_try_and_the_client_still_gets_its_answer(

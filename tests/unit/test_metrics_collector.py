@@ -66,8 +66,10 @@ def sources(started: bool = True) -> Sources:
                 started=11,
                 subqueries=4,
                 cycles=2,
+                bugs=7,
                 dnssec_states={"secure": 4, "bogus": 2},
                 dnssec_bogus={"SIGNATURE_EXPIRED": 2},
+                dnssec_synthesised={"nxdomain": 5},
             )
         ),
         View(UpstreamCounters(tcp_fallbacks=2, late_replies=1)),
@@ -107,9 +109,12 @@ def test_the_collector_reads_the_stats_views_alone() -> None:
     assert got["rootwalk_dependency_cycles_total", ()] == 2
     assert got["rootwalk_internal_errors_total", (("part", "driver"),)] == 3
     assert got["rootwalk_internal_errors_total", (("part", "frontend"),)] == 0
+    assert got["rootwalk_internal_errors_total", (("part", "mesh"),)] == 7
     assert got["rootwalk_dnssec_answers_total", (("state", "secure"),)] == 4
     assert got["rootwalk_dnssec_answers_total", (("state", "insecure"),)] == 0
     assert got["rootwalk_dnssec_bogus_total", (("reason", "signature_expired"),)] == 2
+    assert got["rootwalk_dnssec_synthesised_total", (("kind", "nxdomain"),)] == 5
+    assert got["rootwalk_dnssec_synthesised_total", (("kind", "nodata"),)] == 0
 
 
 def test_nothing_is_collected_before_the_resolver_starts() -> None:

@@ -9,6 +9,7 @@ errors, so a typo cannot silently leave a zone without its anchor.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import cast
@@ -58,23 +59,13 @@ class AnchorError(ValueError):
 def parse_anchors(text: str, source: str = "trust anchors") -> dict[dns.name.Name, TrustAnchor]:
     """The trust anchors in ``text``, by zone. AnchorError names ``source`` and the line of
     the first record that is not a DS or DNSKEY of class IN, or that does not parse."""
+    try:
+        rrsets = _read_anchors(text)
+    except AnchorError as exc:
+        raise AnchorError(f"{source}: line {_first_bad_line(text)}: {exc}") from exc
     ds: dict[dns.name.Name, list[DS]] = {}
     keys: dict[dns.name.Name, list[DNSKEY]] = {}
-    try:
-        rrsets = dns.zonefile.read_rrsets(
-            text, origin=dns.name.root, relativize=False, default_ttl=0, rdclass=None
-        )
-    except dns.exception.DNSException as exc:
-        raise AnchorError(f"{source}: {exc}") from exc
     for rrset in rrsets:
-        if rrset.rdclass != dns.rdataclass.IN or rrset.rdtype not in (
-            dns.rdatatype.DS,
-            dns.rdatatype.DNSKEY,
-        ):
-            raise AnchorError(
-                f"{source}: {rrset.name} {rrset.rdtype.name}: only DS and DNSKEY records are"
-                " trust anchors"
-            )
         if rrset.rdtype == dns.rdatatype.DS:
             ds.setdefault(rrset.name, []).extend(cast(DS, rd) for rd in rrset)
         else:
@@ -83,6 +74,45 @@ def parse_anchors(text: str, source: str = "trust anchors") -> dict[dns.name.Nam
         zone: TrustAnchor(zone, tuple(ds.get(zone, ())), tuple(keys.get(zone, ())))
         for zone in sorted({*ds, *keys})
     }
+
+
+def _read_anchors(text: str) -> list[dns.rrset.RRset]:
+    """The records of ``text``; AnchorError (without a line) when one does not parse or is
+    not a DS or DNSKEY of class IN."""
+    try:
+        rrsets = dns.zonefile.read_rrsets(
+            text, origin=dns.name.root, relativize=False, default_ttl=0, rdclass=None
+        )
+    except dns.exception.DNSException as exc:
+        raise AnchorError(_DNSPYTHON_PLACE.sub("", str(exc))) from exc
+    for rrset in rrsets:
+        if rrset.rdclass != dns.rdataclass.IN or rrset.rdtype not in (
+            dns.rdatatype.DS,
+            dns.rdatatype.DNSKEY,
+        ):
+            raise AnchorError(
+                f"{rrset.name} {rrset.rdtype.name}: only DS and DNSKEY records are trust anchors"
+            )
+    return rrsets
+
+
+_DNSPYTHON_PLACE = re.compile(r"^<input>:\d+: ")
+"""dnspython's own place in its message: its line is off by one when it read the line's
+end before it failed, so the line is found again by :func:`_first_bad_line`."""
+
+
+def _first_bad_line(text: str) -> int:
+    """The first line of ``text`` at which its first lines no longer read as trust anchors
+    (lines whose record is still open, inside parentheses, read on). Only on the error
+    path: a trust anchor file is a few lines."""
+    lines = text.splitlines()
+    for count in range(1, len(lines) + 1):
+        try:
+            _read_anchors("\n".join(lines[:count]) + "\n")
+        except AnchorError as exc:
+            if "parenthes" not in str(exc) and "unexpected end" not in str(exc):
+                return count
+    return len(lines)
 
 
 def closest_anchor(

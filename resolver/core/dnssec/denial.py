@@ -11,7 +11,6 @@ checks it); NSEC3 hashes compare as base32hex text, whose order is the hashes' b
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from typing import cast
 
@@ -22,6 +21,7 @@ import dns.rrset
 from dns.rdtypes.ANY.NSEC import NSEC
 from dns.rdtypes.ANY.NSEC3 import NSEC3
 
+from resolver.core.dnssec.nsec3 import Nsec3Hashes, nsec3_covers, nsec3_hash
 from resolver.core.dnssec.security import SECURE, Security, Verdict, bogus, insecure, out_of_work
 from resolver.limits import ValidationWork
 from resolver.model import ExtendedError
@@ -209,17 +209,21 @@ def proves_unsigned_delegation(verdict: Verdict) -> bool:
 
 class _Nsec3Proof:
     """The usable NSEC3 records of one reply and the hashes computed for them, each charged
-    to the client query's work (CVE-2023-50868)."""
+    to the client query's work (CVE-2023-50868) unless in ``hashes`` (RFC 8198 synthesis)."""
 
     def __init__(
-        self, rrsets: Sequence[dns.rrset.RRset], zone: dns.name.Name, work: ValidationWork
+        self,
+        rrsets: Sequence[dns.rrset.RRset],
+        zone: dns.name.Name,
+        work: ValidationWork,
+        hashes: Nsec3Hashes | None = None,
     ) -> None:
         self.zone = zone
         self.work = work
         self.records: list[tuple[str, NSEC3]] = []
         self.too_many_iterations = False
         self.spent = False
-        self._hashes: dict[tuple[dns.name.Name, bytes, int], str] = {}
+        self._hashes: Nsec3Hashes = {} if hashes is None else hashes
         for rrset in rrsets:
             if rrset.rdtype != dns.rdatatype.NSEC3 or rrset.name.parent() != zone or not len(rrset):
                 continue  # RFC 5155 §8.1: the owner is one hash label below the zone
@@ -233,16 +237,10 @@ class _Nsec3Proof:
             self.records.append((label, record))
 
     def hash(self, name: dns.name.Name, record: NSEC3) -> str | None:
-        """The NSEC3 hash of ``name`` with ``record``'s parameters; None when the budget is
-        spent."""
-        key = (name, record.salt, record.iterations)
-        found = self._hashes.get(key)
+        """``name``'s NSEC3 hash with ``record``'s parameters; None once the budget is spent."""
+        found = nsec3_hash(name, record.salt, record.iterations, self.work, self._hashes)
         if found is None:
-            if not self.work.spend_nsec3_hash():
-                self.spent = True
-                return None
-            found = dns.dnssec.nsec3_hash(name, record.salt, record.iterations, _NSEC3_SHA1)
-            self._hashes[key] = found
+            self.spent = True
         return found
 
     def match(self, name: dns.name.Name) -> NSEC3 | None:
@@ -256,8 +254,7 @@ class _Nsec3Proof:
             hashed = self.hash(name, record)
             if hashed is None:
                 return None
-            nxt = base64.b32hexencode(record.next).decode("ascii")
-            if (label < hashed < nxt) if label < nxt else (hashed > label or hashed < nxt):
+            if nsec3_covers(label, record, hashed):
                 return record
         return None
 
@@ -298,11 +295,13 @@ def nsec3_nxdomain(
     nsec3s: Sequence[dns.rrset.RRset],
     zone: dns.name.Name,
     work: ValidationWork,
+    *,
+    hashes: Nsec3Hashes | None = None,
 ) -> Verdict:
     """NXDOMAIN (RFC 5155 §8.4): the closest encloser proof and an NSEC3 covering the
     wildcard at the closest encloser. A next closer covered by an opt-out span is insecure
-    (an unsigned delegation may be there; Unbound does the same)."""
-    proof = _Nsec3Proof(nsec3s, zone, work)
+    (an unsigned delegation may be there; Unbound does the same). ``hashes``: see above."""
+    proof = _Nsec3Proof(nsec3s, zone, work, hashes)
     high = _insecure_iterations(proof)
     if high is not None:
         return high
@@ -324,6 +323,8 @@ def nsec3_nodata(
     nsec3s: Sequence[dns.rrset.RRset],
     zone: dns.name.Name,
     work: ValidationWork,
+    *,
+    hashes: Nsec3Hashes | None = None,
 ) -> Verdict:
     """NODATA (RFC 5155 §8.5-8.7): the NSEC3 matching ``qname`` lacks the type and CNAME;
     for DS without a match (§8.6), the closest encloser proof with an opt-out next closer
@@ -331,7 +332,7 @@ def nsec3_nodata(
     the wildcard lacking the type. For DS, as :func:`nsec_no_ds`: the parent's NSEC3 at a
     delegation (NS, no DS, no SOA) makes the child insecure (§8.9); secure means no DS and
     no zone cut at ``qname``."""
-    proof = _Nsec3Proof(nsec3s, zone, work)
+    proof = _Nsec3Proof(nsec3s, zone, work, hashes)
     high = _insecure_iterations(proof)
     if high is not None:
         return high

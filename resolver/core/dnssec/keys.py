@@ -55,6 +55,11 @@ class Validator:
     aggressive_nsec: bool = True
     """Synthesise negative answers from cached secure NSECs (RFC 8198; Unbound's
     ``aggressive-nsec``, on by default)."""
+    enabled: bool = True
+    """False for ``dnssec = false``, given no anchors: nothing is validated, never AD, yet
+    the resolutions still ask with DO and keep the RRSIGs and NSEC/NSEC3 records (as the
+    insecure state) for clients that set DO, as Unbound's ``module-config: "iterator"``
+    does; nothing is counted."""
     _keys: OrderedDict[dns.name.Name, KeyEntry] = field(default_factory=OrderedDict)
     _bogus: OrderedDict[tuple[bytes, int], tuple[Verdict, float]] = field(
         default_factory=OrderedDict
@@ -65,6 +70,9 @@ class Validator:
     """Answers per validation state (``secure``, ``bogus``...), counted as resolutions end."""
     bogus_reasons: dict[str, int] = field(default_factory=dict)
     """Bogus answers by Extended DNS Error (``DNSSEC_BOGUS``, ``SIGNATURE_EXPIRED``...)."""
+    synthesised: dict[str, int] = field(default_factory=dict)
+    """Negative answers made from cached secure NSEC records without asking (RFC 8198), by
+    kind (``nxdomain``, ``nodata``): what aggressive use spares the authorities."""
 
     def keys_of(self, zone: dns.name.Name, now: float) -> KeyEntry | None:
         """The live entry of ``zone``, or None."""
@@ -108,11 +116,18 @@ class Validator:
 
     def count(self, verdict: Verdict) -> None:
         """Count one validated answer by state, and a bogus one by its reason."""
+        if not self.enabled:
+            return
         state = verdict.state.value
         self.verdicts[state] = self.verdicts.get(state, 0) + 1
         if verdict.is_bogus:
             reason = verdict.code.name if verdict.code is not None else "DNSSEC_BOGUS"
             self.bogus_reasons[reason] = self.bogus_reasons.get(reason, 0) + 1
+
+    def count_synthesised(self, rcode: int) -> None:
+        """Count one negative answer synthesised from the NSEC cache (RFC 8198 §5)."""
+        kind = "nxdomain" if rcode == 3 else "nodata"  # RCODE 3: NXDOMAIN (RFC 1035)
+        self.synthesised[kind] = self.synthesised.get(kind, 0) + 1
 
     def remember_bogus(self, key: bytes, qtype: int, verdict: Verdict, now: float) -> None:
         """Keep a bogus answer's verdict ``bogus_ttl_s`` seconds."""
