@@ -1,9 +1,15 @@
 """What a failed bind says: the setting, the flag that changes it, and for a privileged port
-what to do (the listeners, the control socket and the metrics endpoint share it)."""
+what to do (the listeners, the control socket and the metrics endpoint share it); and the
+encrypted listeners started from their settings."""
 
 from __future__ import annotations
 
 import errno
+
+from resolver.config import Settings
+from resolver.model import Transport
+from resolver.transport.encrypted import EncryptedListeners
+from resolver.transport.listeners import Listeners
 
 
 def bind_error(setting: str, endpoint: object, exc: OSError, *, can_be_off: bool) -> OSError:
@@ -24,3 +30,23 @@ def bind_error(setting: str, endpoint: object, exc: OSError, *, can_be_off: bool
     else:
         why = f"{exc.strerror or exc}; {change}"
     return OSError(exc.errno, f"{setting} = {endpoint}: {why}")
+
+
+async def listen_encrypted(
+    listeners: Listeners, settings: Settings, reuse_port: bool
+) -> EncryptedListeners | None:
+    """The DoT and DoH listeners ``settings`` ask for, or None when neither is on; a bad
+    certificate or key raises :class:`~resolver.transport.tls.TlsError`, a failed bind
+    :func:`bind_error`'s OSError."""
+    cert, key = settings.tls_cert, settings.tls_key
+    if cert is None or key is None:
+        return None  # neither listener is on (the config refuses one without the pair)
+    encrypted = EncryptedListeners(listeners, cert, key, reuse_port=reuse_port)
+    for kind, setting in ((Transport.DOT, "dot_listen"), (Transport.DOH, "doh_listen")):
+        endpoint = getattr(settings, setting)
+        try:
+            if endpoint is not None:
+                await encrypted.listen(kind, endpoint.host, endpoint.port)
+        except OSError as exc:
+            raise bind_error(setting, endpoint, exc, can_be_off=True) from exc
+    return encrypted

@@ -96,6 +96,10 @@ class Transport(enum.Enum):
 
     UDP = "udp"
     TCP = "tcp"
+    DOT = "dot"
+    """DNS over TLS (RFC 7858): TCP framing inside TLS."""
+    DOH = "doh"
+    """DNS over HTTPS (RFC 8484), over HTTP/2."""
 
 
 class ExtendedError(enum.IntEnum):

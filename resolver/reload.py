@@ -18,7 +18,7 @@ LIVE_SETTINGS = frozenset(
         "client_rate_limit", "client_rate_burst", "rate_limit_action", "max_pending_queries",
         "qname_minimisation", "serve_stale_client_timeout_s", "shutdown_grace_s",
         "dnssec", "trust_anchors", "negative_trust_anchors", "val_bogus_ttl_s",
-        "aggressive_nsec",
+        "aggressive_nsec", "tls_cert", "tls_key",
     }
 )  # fmt: skip
 """The settings :meth:`resolver.server.ResolverService.apply` changes on a reload; the

@@ -16,7 +16,7 @@ from typing import Any
 import dns.name
 
 from resolver.access import LOOPBACK_RULES, AccessList
-from resolver.binding import bind_error
+from resolver.binding import bind_error, listen_encrypted
 from resolver.cache.answer import AnswerCache
 from resolver.cache.rrset import TtlBounds
 from resolver.cache.view import Caches
@@ -38,6 +38,7 @@ from resolver.reload import (
     rate_limiter_for,
     validator_for,
 )
+from resolver.transport.encrypted import EncryptedListeners
 from resolver.transport.listeners import Listeners, TcpLimits
 from resolver.transport.proxied import ProxiedListeners
 from resolver.transport.upstream import Upstream
@@ -78,6 +79,7 @@ class ResolverService:
         self.driver: Driver | None = None
         self.frontend: Frontend | None = None
         self.listeners: Listeners | None = None
+        self.encrypted: EncryptedListeners | None = None
         self.answers = AnswerCache(
             settings.answer_cache_bytes,
             stale_s=STALE_WINDOW_S if settings.serve_stale else 0.0,
@@ -146,6 +148,7 @@ class ResolverService:
         )
         for endpoint in settings.listen:
             await self._listen(endpoint)
+        self.encrypted = await listen_encrypted(self.listeners, settings, self._reuse_port)
         if not self.listeners.bound:
             raise OSError(errno.EADDRNOTAVAIL, "could not listen on any address")
         if settings.control is not None:
@@ -251,6 +254,8 @@ class ResolverService:
         self.frontend.refuse_over_limit = settings.rate_limit_action == "refuse"
         self.frontend.max_pending = settings.max_pending_queries
         logging.getLogger().setLevel(settings.log_level)
+        if self.encrypted is not None and settings.tls_cert and settings.tls_key:
+            self.encrypted.reload(settings.tls_cert, settings.tls_key)  # a bad pair: logged
         self.settings = dataclasses.replace(
             old, **{name: getattr(settings, name) for name in LIVE_SETTINGS}
         )

@@ -128,6 +128,8 @@ class PrefetchDue(NamedTuple):
 
 
 _UDP = Transport.UDP
+_TCP = Transport.TCP
+_DOT = Transport.DOT
 
 _TCP_LIMIT = 0xFFFF
 """The largest reply over TCP: its two-octet length prefix (RFC 1035 §4.2.2)."""
@@ -150,11 +152,14 @@ class AnswerCache(BoundedCache):
         self._kind_index: dict[tuple[bytes, int], int] = {}
         self._udp_hits: list[int] = []
         self._tcp_hits: list[int] = []
+        self._dot_hits: list[int] = []
+        self._doh_hits: list[int] = []
         """Hits per transport and kind: one list index bumped per hit, read by :meth:`stats`."""
         self._udp_ready: dict[bytes, ReadyReply] = {}
         self._tcp_ready: dict[bytes, ReadyReply] = {}
-        """Replies ready for repeats of exact queries, per transport (their size limits
-        differ), keyed by the query's bytes after its ID; see :meth:`hit`."""
+        """Replies ready for repeats of exact queries, for UDP and for the stream transports
+        (TCP, DoT and DoH all carry 65535 octets: their size limits differ from UDP's), keyed
+        by the query's bytes after its ID; see :meth:`hit`."""
         self.stale_s = stale_s
         """How long past expiry an entry is kept for serve-stale (0: not kept)."""
 
@@ -180,8 +185,8 @@ class AnswerCache(BoundedCache):
             kind = len(self.kinds)
             self.kinds.append((qtype, rcode))
             self._kind_index[(qtype, rcode)] = kind
-            self._udp_hits.append(0)
-            self._tcp_hits.append(0)
+            for counts in (self._udp_hits, self._tcp_hits, self._dot_hits, self._doh_hits):
+                counts.append(0)
         return kind
 
     def hit(
@@ -205,9 +210,12 @@ class AnswerCache(BoundedCache):
         if transport is _UDP:  # no dict keyed by the enum: Enum.__hash__ is Python
             ready = self._udp_ready
             counts = self._udp_hits
-        else:
+        else:  # the stream transports: UDP's path stays one test
             ready = self._tcp_ready
-            counts = self._tcp_hits
+            if transport is _TCP:
+                counts = self._tcp_hits
+            else:
+                counts = self._dot_hits if transport is _DOT else self._doh_hits
         kept = ready.get(query_wire[2:])
         if kept is not None and now < kept.valid_until and self._data.get(kept.key) is kept.packed:
             self.counters.hits += 1
@@ -289,6 +297,8 @@ class AnswerCache(BoundedCache):
             for transport, counts in (
                 (Transport.UDP, self._udp_hits),
                 (Transport.TCP, self._tcp_hits),
+                (Transport.DOT, self._dot_hits),
+                (Transport.DOH, self._doh_hits),
             )
             for kind, count in enumerate(list(counts))
         }

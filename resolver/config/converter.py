@@ -74,6 +74,30 @@ def optional_endpoint(raw: Any) -> Endpoint | None:
     return Endpoint.parse(raw)
 
 
+DOT_PORT = 853
+"""RFC 7858 §3.1: DNS over TLS listens on port 853."""
+DOH_PORT = 443
+"""RFC 8484 §3: DoH is HTTPS, whose port is 443."""
+
+
+def _endpoint_with_port(raw: Any, default_port: int) -> Endpoint | None:
+    if raw == "off":
+        return None
+    if not isinstance(raw, str):
+        raise ValueError(f"expected ADDR[:PORT] (port {default_port} when not given) or off")
+    return Endpoint.parse(raw, default_port)
+
+
+def dot_endpoint(raw: Any) -> Endpoint | None:
+    """Where DNS over TLS listens: ``off``, or an address with port 853 by default."""
+    return _endpoint_with_port(raw, DOT_PORT)
+
+
+def doh_endpoint(raw: Any) -> Endpoint | None:
+    """Where DNS over HTTPS listens: ``off``, or an address with port 443 by default."""
+    return _endpoint_with_port(raw, DOH_PORT)
+
+
 def control_endpoint(raw: Any) -> Endpoint | None:
     endpoint = optional_endpoint(raw)
     if endpoint is not None and not ipaddress.ip_address(endpoint.host).is_loopback:

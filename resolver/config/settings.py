@@ -117,6 +117,15 @@ class Settings:
     shutdown_grace_s: float = 2.0
     """On SIGTERM or SIGINT: stop taking queries, then give those in flight this long to be
     answered before exiting (0: exit at once)."""
+    tls_cert: Path | None = None
+    """The PEM certificate (chain) served to DoT and DoH clients; re-read on SIGHUP."""
+    tls_key: Path | None = None
+    """The PEM private key of ``tls_cert``; re-read on SIGHUP."""
+    dot_listen: Endpoint | None = None
+    """DNS over TLS (RFC 7858) on this address, port 853 unless given; None (``off``)."""
+    doh_listen: Endpoint | None = None
+    """DNS over HTTPS (RFC 8484, HTTP/2, path ``/dns-query``) on this address, port 443
+    unless given; None (``off``)."""
 
 
 CONVERTERS: dict[str, Callable[[Any], Any]] = {
@@ -157,6 +166,10 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "val_bogus_ttl_s": convert.seconds,
     "aggressive_nsec": convert.boolean,
     "shutdown_grace_s": convert.grace_seconds,
+    "tls_cert": convert.path,
+    "tls_key": convert.path,
+    "dot_listen": convert.dot_endpoint,
+    "doh_listen": convert.doh_endpoint,
 }
 assert set(CONVERTERS) == {f.name for f in dataclasses.fields(Settings)}
 
@@ -198,6 +211,10 @@ README_ORDER: tuple[str, ...] = (
     "val_bogus_ttl_s",
     "aggressive_nsec",
     "shutdown_grace_s",
+    "tls_cert",
+    "tls_key",
+    "dot_listen",
+    "doh_listen",
 )
 """The rows of the README's configuration table, in order (a test keeps the two in step);
 ``check-config`` prints the settings in this order."""

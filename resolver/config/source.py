@@ -108,7 +108,7 @@ def _layer_from_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
             )
         values[key] = _converted(key, raw, where)
         sources[key] = f"{path}:{line}" if line else str(path)
-    for key in ("root_hints", "cache_file"):
+    for key in ("root_hints", "cache_file", "tls_cert", "tls_key"):
         if key in values and not values[key].is_absolute():
             values[key] = path.parent / values[key]
     if "trust_anchors" in values:  # relative to the file, as the hints
@@ -183,4 +183,19 @@ def build_layered_settings(
         raise ConfigError(
             f"key 'min_ttl': {settings.min_ttl} is more than max_ttl ({settings.max_ttl})"
         )
+    _check_tls(settings, sources)
     return settings, sources
+
+
+def _check_tls(settings: Settings, sources: Mapping[str, str]) -> None:
+    """An encrypted listener needs both halves of the pair (only their presence is checked
+    here: the files are read when the server starts, and again on SIGHUP)."""
+    for key in ("dot_listen", "doh_listen"):
+        if getattr(settings, key) is None:
+            continue
+        missing = [name for name in ("tls_cert", "tls_key") if getattr(settings, name) is None]
+        if missing:
+            raise ConfigError(
+                f"{sources[key]}: key '{key}': needs {' and '.join(missing)} "
+                "(a PEM certificate and its private key)"
+            )

@@ -17,6 +17,7 @@ import enum
 import ipaddress
 import logging
 import socket
+import ssl
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -187,10 +188,15 @@ class _DroppingUdp(asyncio.DatagramProtocol):
         del data, addr
 
 
-class _TcpConnection(asyncio.Protocol):
-    def __init__(self, server: TcpServerState) -> None:
+class StreamConnection(asyncio.Protocol):
+    """One client connection of a stream transport (TCP, DoT, DoH): the connection limit,
+    the idle timer (RFC 7766 §6.2.3: not idle while queries are being answered) and closing.
+    A subclass reads queries in ``data_received`` and counts them in ``_waiting``."""
+
+    def __init__(self, server: TcpServerState, kind: Transport) -> None:
         self._server = server
-        self._buffer = bytearray()
+        self._kind = kind
+        """The transport the frontend is told (TCP, DoT or DoH)."""
         self._transport: asyncio.Transport | None = None
         self._client = ""
         self._waiting = 0
@@ -211,36 +217,9 @@ class _TcpConnection(asyncio.Protocol):
         self._client = str(peer[0]) if peer else ""
         self._arm_idle_timer()
 
-    def data_received(self, data: bytes) -> None:
-        self._buffer.extend(data)
-        try:
-            messages = split_frames(self._buffer)
-        except ValueError:
-            self.close()
-            return
-        on_query = self._server.on_query
-        for message in messages:
-            self._waiting += 1  # before the call: a pending reply may come before it returns
-            try:
-                reply = on_query(message, self._client, Transport.TCP, self._reply_to, ())
-            except Exception:
-                self._waiting -= 1
-                self._server.counters.handler_errors += 1
-                log.exception("handler failed for a TCP query from %s", self._client)
-                continue
-            if reply is PENDING:
-                continue
-            self._waiting -= 1
-            if reply is not DROP and self._transport is not None:
-                self._transport.write(frame(reply))
-        self._arm_idle_timer()
-
     def _reply_later(self, address: Address, reply: bytes | None) -> None:
         """The reply to a query that was pending (None: nothing to send)."""
-        del address  # one client per connection
-        self._waiting -= 1
-        if reply is not None and self._transport is not None and not self._transport.is_closing():
-            self._transport.write(frame(reply))
+        raise NotImplementedError
 
     def _arm_idle_timer(self) -> None:
         if self._idle is not None:
@@ -272,6 +251,51 @@ class _TcpConnection(asyncio.Protocol):
         self._transport = None  # replies still being resolved are dropped when they come
 
 
+class TcpConnection(StreamConnection):
+    """DNS messages with a two-octet length (RFC 1035 §4.2.2) over TCP, or over TLS for DoT
+    (RFC 7858 §3.3: the same framing), answered as each finishes (RFC 7766 §6.2.1.1)."""
+
+    def __init__(self, server: TcpServerState, kind: Transport = Transport.TCP) -> None:
+        super().__init__(server, kind)
+        self._buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer.extend(data)
+        try:
+            messages = split_frames(self._buffer)
+        except ValueError:
+            self.close()
+            return
+        on_query = self._server.on_query
+        kind = self._kind
+        for message in messages:
+            self._waiting += 1  # before the call: a pending reply may come before it returns
+            try:
+                reply = on_query(message, self._client, kind, self._reply_to, ())
+            except Exception:
+                self._waiting -= 1
+                self._server.counters.handler_errors += 1
+                log.exception("handler failed for a %s query from %s", kind.value, self._client)
+                continue
+            if reply is PENDING:
+                continue
+            self._waiting -= 1
+            if reply is not DROP and self._transport is not None:
+                self._transport.write(frame(reply))
+        self._arm_idle_timer()
+
+    def _reply_later(self, address: Address, reply: bytes | None) -> None:
+        """The reply to a query that was pending (None: nothing to send)."""
+        del address  # one client per connection
+        self._waiting -= 1
+        if reply is not None and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(frame(reply))
+
+
+ConnectionFactory = Callable[["TcpServerState", Transport], StreamConnection]
+"""Makes the protocol of one accepted connection: :class:`TcpConnection`, or DoH's."""
+
+
 @dataclass(slots=True)
 class TcpServerState:
     on_query: OnQuery
@@ -279,7 +303,7 @@ class TcpServerState:
     counters: ListenerCounters
     connections: int = 0
     rejected: int = 0
-    open: set[_TcpConnection] = field(default_factory=set)
+    open: set[StreamConnection] = field(default_factory=set)
 
 
 class Listeners:
@@ -316,7 +340,7 @@ class Listeners:
 
     def _tcp_connection(self) -> asyncio.Protocol:
         """The protocol of each accepted TCP connection."""
-        return _TcpConnection(self.tcp)
+        return TcpConnection(self.tcp)
 
     async def listen_udp(self, host: str, port: int, *, reuse_port: bool = False) -> int:
         """Listen for UDP on host:port; returns the port (useful with port 0)."""
@@ -329,14 +353,34 @@ class Listeners:
         self.bound.append((host, bound_port, Transport.UDP))
         return bound_port
 
-    async def listen_tcp(self, host: str, port: int, *, reuse_port: bool = False) -> int:
-        """Listen for TCP on host:port; returns the port."""
+    async def listen_tcp(
+        self,
+        host: str,
+        port: int,
+        *,
+        reuse_port: bool = False,
+        tls: ssl.SSLContext | None = None,
+        kind: Transport = Transport.TCP,
+        connection: ConnectionFactory | None = None,
+    ) -> int:
+        """Listen for TCP on host:port, or for TLS with ``tls`` (DoT and DoH); returns the
+        port. Each accepted connection is ``connection(state, kind)``, or the plain one of
+        :meth:`_tcp_connection`. Every stream transport shares :attr:`tcp`: its limits and
+        its count of open connections."""
         loop = asyncio.get_running_loop()
         sock = _socket(host, port, socket.SOCK_STREAM, reuse_port)
-        server = await loop.create_server(self._tcp_connection, sock=sock, backlog=1024)
+        state = self.tcp
+        server = await loop.create_server(
+            self._tcp_connection if connection is None else lambda: connection(state, kind),
+            sock=sock,
+            backlog=1024,
+            ssl=tls,
+            # A handshake that stalls holds a socket as an idle connection does.
+            ssl_handshake_timeout=state.limits.idle_timeout_s if tls is not None else None,
+        )
         self._servers.append(server)
         bound_port = int(sock.getsockname()[1])
-        self.bound.append((host, bound_port, Transport.TCP))
+        self.bound.append((host, bound_port, kind))
         return bound_port
 
     def stop_accepting(self) -> None:

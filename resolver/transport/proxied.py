@@ -25,9 +25,9 @@ from resolver.transport.listeners import (
     Address,
     Listeners,
     OnQuery,
+    TcpConnection,
     TcpLimits,
     TcpServerState,
-    _TcpConnection,
     _UdpProtocol,
 )
 from resolver.transport.proxy import ProxyHeaderError, parse_proxy_header
@@ -95,7 +95,7 @@ class _ProxiedUdp(_UdpProtocol):
             self._outbox.add((reply, addr))
 
 
-class _ProxiedTcp(_TcpConnection):
+class _ProxiedTcp(TcpConnection):
     def __init__(self, server: TcpServerState, trust: ProxyTrust) -> None:
         super().__init__(server)
         self._trust = trust

@@ -317,16 +317,23 @@ def test_hits_are_counted_by_transport_and_kind() -> None:
         cache.hit(wire, T0, UDP)
     cache.hit(wire, T0, TCP)
     cache.hit(nx_wire, T0, TCP)
+    cache.hit(wire, T0, Transport.DOT)  # the stream transports share ready replies...
+    cache.hit(wire, T0, Transport.DOH)
+    cache.hit(wire, T0, Transport.DOH)
     cache.hit(dns.message.make_query("missing.example.lab.", "A").to_wire(), T0, UDP)
     stats = cache.stats()
     a = b"\x00\x01"
-    assert stats.hits == {
+    assert stats.hits == {  # ...but each counts its own hits
         ("udp", a, dns.rcode.NOERROR): 3,
         ("udp", a, dns.rcode.NXDOMAIN): 0,
         ("tcp", a, dns.rcode.NOERROR): 1,
         ("tcp", a, dns.rcode.NXDOMAIN): 1,
+        ("dot", a, dns.rcode.NOERROR): 1,
+        ("dot", a, dns.rcode.NXDOMAIN): 0,
+        ("doh", a, dns.rcode.NOERROR): 2,
+        ("doh", a, dns.rcode.NXDOMAIN): 0,
     }
-    assert stats.counters.hits == 5 and stats.counters.misses == 1
+    assert stats.counters.hits == 8 and stats.counters.misses == 1
     assert stats.size.entries == 2 == len(cache)
     assert stats.size.bytes_used == cache.bytes_used
 

@@ -284,3 +284,35 @@ def test_proxy_protocol_from_is_empty_unless_set(tmp_path: Path) -> None:
     ]
     with pytest.raises(ConfigError, match=r"line 1: key 'proxy_protocol_from'"):
         build_settings(config_file=write(tmp_path, 'proxy_protocol_from = ["dnsdist"]\n'))
+
+
+def test_encrypted_listeners_are_off_by_default_and_take_their_standard_ports(
+    tmp_path: Path,
+) -> None:
+    """DoT on 853 (RFC 7858 §3.1) and DoH on 443 unless a port is given; the certificate
+    and key are files relative to the settings file, as the root hints."""
+    assert Settings().dot_listen is None and Settings().doh_listen is None
+    path = write(
+        tmp_path,
+        'tls_cert = "lab.crt"\ntls_key = "lab.key"\ndot_listen = "127.0.0.1"\n'
+        'doh_listen = "[::1]:8443"\n',
+    )
+    settings = build_settings(config_file=path)
+    assert settings.dot_listen == Endpoint("127.0.0.1", 853)
+    assert settings.doh_listen == Endpoint("::1", 8443)
+    assert settings.tls_cert == tmp_path / "lab.crt" and settings.tls_key == tmp_path / "lab.key"
+    assert build_settings(environ={"ROOTWALK_DOH_LISTEN": "off"}).doh_listen is None
+
+
+def test_an_encrypted_listener_without_its_certificate_names_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path, 'listen = ["127.0.0.1:53"]\ntls_cert = "lab.crt"\ndot_listen = "127.0.0.1"\n'
+    )
+    with pytest.raises(ConfigError, match=rf"{path}:3: key 'dot_listen': needs tls_key"):
+        build_settings(config_file=path)
+    with pytest.raises(ConfigError, match="ROOTWALK_DOH_LISTEN: key 'doh_listen': needs tls_cert"):
+        build_settings(environ={"ROOTWALK_DOH_LISTEN": "127.0.0.1"})
+    with pytest.raises(ConfigError, match=r"line 1: key 'dot_listen': expected ADDR\[:PORT\]"):
+        build_settings(config_file=write(tmp_path, "dot_listen = 853\n"))
