@@ -156,10 +156,10 @@ class Instance:
         )
         self.replies: list[bytes | None] = []
 
-    async def ask(self, names: list[str], concurrency: int) -> None:
-        """Ask each name once, ``concurrency`` at a time (dnsperf keeps several in flight)."""
+    async def ask(self, queries: list[bytes], concurrency: int) -> None:
+        """Send each query once, ``concurrency`` at a time (dnsperf keeps several in flight)."""
         done = asyncio.Event()
-        left = list(reversed(names))
+        left = queries[::-1]
         in_flight = 0
 
         def reply_to(_address: object, reply: bytes | None) -> None:
@@ -171,12 +171,10 @@ class Instance:
         def fill() -> None:
             nonlocal in_flight
             while left and in_flight < concurrency:
-                name = left.pop()
-                query = dns.message.make_query(name, dns.rdatatype.A, id=len(self.replies) & 0xFFFF)
-                query.flags |= dns.flags.AD  # AD without DO: AD in the reply when secure
+                wire = left.pop()
                 in_flight += 1
                 answer = self.frontend.on_query(
-                    query.to_wire(), "127.0.0.1", Transport.UDP, reply_to, ("127.0.0.1", 1)
+                    wire, "127.0.0.1", Transport.UDP, reply_to, ("127.0.0.1", 1)
                 )
                 if isinstance(answer, bytes):
                     reply_to(None, answer)
@@ -185,6 +183,13 @@ class Instance:
 
         fill()
         await done.wait()
+
+
+def _client_query(name: str, index: int) -> bytes:
+    """The client's query (built before the clock or the profiler runs, as dnsperf's are)."""
+    query = dns.message.make_query(name, dns.rdatatype.A, id=index & 0xFFFF)
+    query.flags |= dns.flags.AD  # AD without DO: AD in the reply when secure (RFC 6840 §5.7)
+    return query.to_wire()
 
 
 _verifications = [0]
@@ -266,7 +271,8 @@ def main() -> int:
     print(f"signed lab of {args.zones} zones in {folder} ({took:.1f} s)")
     authorities = Authorities(folder, args.zones)
     names = [f"www.z{i}.bench." for i in range(args.zones)]
-    warm, cold = names[: args.warm], names[args.warm :]
+    queries = [_client_query(name, index) for index, name in enumerate(names)]
+    warm, cold = queries[: args.warm], queries[args.warm :]
 
     def fresh_warm() -> Instance:
         instance = Instance(folder, authorities)
