@@ -160,13 +160,14 @@ class Instance:
         """Send each query once, ``concurrency`` at a time (dnsperf keeps several in flight)."""
         done = asyncio.Event()
         left = queries[::-1]
+        loop = asyncio.get_running_loop()
         in_flight = 0
 
         def reply_to(_address: object, reply: bytes | None) -> None:
             nonlocal in_flight
             self.replies.append(reply)
             in_flight -= 1
-            fill()
+            loop.call_soon(fill)  # the next query comes in a later turn, as over a socket
 
         def fill() -> None:
             nonlocal in_flight
