@@ -263,13 +263,10 @@ class Validating(Progress):
                 verdict = anchor.verify(rrset, sigs, now=now, work=work)  # type: ignore[arg-type]
                 self._keep_dnskeys(zone, verdict, rrset, ttl)
             return None
-        verified = self._secure_ds.get(zone)
-        if verified is None:
-            step = self._verify_ds(zone)
-            if not isinstance(step, tuple):
-                return step
-            verified = step
-        ds, ds_ttl = verified
+        step = self._secure_ds.get(zone) or self._verify_ds(zone)  # a DS verified once
+        if not isinstance(step, tuple):
+            return step
+        ds, ds_ttl = step
         if fetched_keys is None:
             return self._fetch(zone, _DNSKEY)
         found = self._dnskeys_or_bogus(zone, fetched_keys, f"for {zone}, which has DS")
