@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import dns.name
 import dns.rcode
 import dns.rdatatype
+import dns.rrset
 
 from resolver.cache.view import Caches
 from resolver.core.dnssec.keys import Validator
@@ -128,6 +129,9 @@ class Progress:
         """The reply being handled (its DNSSEC records are read from it)."""
         self._fetched: dict[tuple[dns.name.Name, int], Result] = {}
         """DNSKEY and DS fetches done for this answer's validation."""
+        self._secure_ds: dict[dns.name.Name, tuple[dns.rrset.RRset, int]] = {}
+        """DS RRsets (with their TTL) verified for this answer's validation: a zone's DS is
+        verified once, not again when its DNSKEY RRset arrives."""
 
     @property
     def zone(self) -> dns.name.Name:

@@ -272,6 +272,34 @@ class Validating(Progress):
                 verdict = anchor.verify(rrset, sigs, now=now, work=work)  # type: ignore[arg-type]
                 self._keep_dnskeys(zone, verdict, rrset, ttl)
             return None
+        step = self._secure_ds.get(zone) or self._verify_ds(zone)  # a DS verified once
+        if not isinstance(step, tuple):
+            return step
+        ds, ds_ttl = step
+        if fetched_keys is None:
+            return self._fetch(zone, _DNSKEY)
+        found = self._dnskeys_or_bogus(zone, fetched_keys, f"for {zone}, which has DS")
+        if found is None:
+            return None
+        rrset, sigs, ttl = found
+        verdict = verify_dnskeys(
+            rrset,
+            sigs,  # type: ignore[arg-type]
+            zone,
+            now=now,
+            work=work,
+            ds=[cast(DS, record) for record in ds],
+        )
+        self._keep_dnskeys(zone, verdict, rrset, min(ttl, ds_ttl))
+        return None
+
+    def _verify_ds(self, zone: dns.name.Name) -> list[Action] | tuple[dns.rrset.RRset, int] | None:
+        """The DS RRset of ``zone`` (and its TTL) verified with the parent's keys, kept for
+        this resolution so the DNSKEY step does not verify it again; else a fetch to start
+        (its actions), or None when a verdict was kept or the parent's keys are needed."""
+        validator = self._validator
+        assert validator is not None
+        now, work = self._now, self._budget.work
         fetched_ds = self._fetched.get((zone, _DS))
         if fetched_ds is None:
             return self._fetch(zone, _DS)
@@ -300,22 +328,8 @@ class Validating(Progress):
         if not verdict.is_secure:
             self._remember_keys(zone, verdict, (), 0)
             return None
-        if fetched_keys is None:
-            return self._fetch(zone, _DNSKEY)
-        found = self._dnskeys_or_bogus(zone, fetched_keys, f"for {zone}, which has DS")
-        if found is None:
-            return None
-        rrset, sigs, ttl = found
-        verdict = verify_dnskeys(
-            rrset,
-            sigs,  # type: ignore[arg-type]
-            zone,
-            now=now,
-            work=work,
-            ds=[cast(DS, record) for record in ds],
-        )
-        self._keep_dnskeys(zone, verdict, rrset, min(ttl, ds_rrset.ttl))
-        return None
+        self._secure_ds[zone] = (ds, ds_rrset.ttl)
+        return ds, ds_rrset.ttl
 
     def _dnskeys_or_bogus(
         self, zone: dns.name.Name, fetched: Result, which: str

@@ -97,7 +97,9 @@ class UdpExchange:
         self._fd = sock.fileno()
         self._watch = watch
         watch.watch(self._fd, self)
-        self._timer = watch.loop.call_later(send.timeout_s, self._on_timeout)
+        self._timer: asyncio.TimerHandle | None = None
+        """Armed when the query leaves (:meth:`send_query`), not when it is queued: the wait
+        is the server's round trip, not the rest of the turn that queued it."""
 
     def joined(self, question: QuestionTries, owner: Hashable, key: GroupKey) -> None:
         """Count this try among the open tries of its question at its server."""
@@ -113,12 +115,15 @@ class UdpExchange:
             except OSError as exc:
                 self.end()
                 self._upstream._network_error(self._send, exc, self._on_outcome)
+                return
+            self._timer = self._watch.loop.call_later(self._send.timeout_s, self._on_timeout)
 
     def end(self) -> None:
         """Stop listening and close the socket (at most once)."""
         if not self._watch.is_watching(self._fd, self):
             return
-        self._timer.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
         self._watch.forget(self._fd)
         self._sock.close()
         if self._question is not None:

@@ -18,6 +18,7 @@ from resolver.cache.view import Caches
 from resolver.core.dnssec.anchor import parse_anchors
 from resolver.core.dnssec.keys import Validator
 from resolver.core.events import Failure
+from resolver.limits import ValidationWork
 from resolver.model import ExtendedError, Security
 from resolver.paths import lab_description
 from tests.core.harness import Responder, lab_responder, resolve
@@ -299,3 +300,26 @@ def test_answers_synthesised_from_the_nsec_cache_are_counted_by_kind() -> None:
     ]
     assert [len(walk.sent) > 0 for walk in walks] == [True, False, False, False, True, False]
     assert checker.synthesised == {"nxdomain": 2, "nodata": 1}
+
+
+COLD_SECURE_VERIFICATIONS = 6
+
+
+def test_each_rrset_of_a_cold_secure_name_is_verified_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """www.secure.lab. from empty caches: the DNSKEY RRsets of ., lab. and secure.lab., the
+    DS of lab. and of secure.lab. (from the referrals), and the answer, one signature
+    verification each (each DS was verified twice before: once when it came, once more
+    when its zone's DNSKEY RRset arrived)."""
+    spent: list[int] = []
+    real = ValidationWork.spend_verification
+
+    def counted(work: ValidationWork) -> bool:
+        spent.append(1)
+        return real(work)
+
+    monkeypatch.setattr(ValidationWork, "spend_verification", counted)
+    walk = resolve("www.secure.lab.", "A", SIGNED, validator=validator(), now=NOW)
+    assert walk.result.security is Security.SECURE
+    assert len(spent) == COLD_SECURE_VERIFICATIONS

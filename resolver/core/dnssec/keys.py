@@ -28,6 +28,8 @@ KEY_CACHE_ENTRIES = 10_000
 VAL_BOGUS_TTL_S = 60
 """How long a bogus verdict is kept (Unbound's ``val-bogus-ttl``: 60 s)."""
 
+_ROOT = dns.name.root
+
 MAX_KEY_TTL = 86400
 """No key verdict outlives a day (Unbound's ``cache-max-ttl``)."""
 
@@ -110,6 +112,8 @@ class Validator:
     def is_covered(self, name: dns.name.Name) -> bool:
         """Whether a trust anchor covers ``name`` and no negative trust anchor exempts it
         (RFC 4035 §4.3: without an anchor the state is indeterminate; RFC 7646 §2)."""
+        if not self.negative_anchors and _ROOT in self.anchors:
+            return True  # the usual case, asked several times per validated answer
         if any(name.is_subdomain(nta) for nta in self.negative_anchors):
             return False
         return any(name.is_subdomain(zone) for zone in self.anchors)

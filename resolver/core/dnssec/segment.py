@@ -18,10 +18,11 @@ from resolver.core.dnssec.verify import signatures, verify_rrset
 from resolver.limits import ValidationWork
 from resolver.model import ExtendedError, Result
 from resolver.names import NameKey, is_at_or_below
-from resolver.records import Reply, WireRRset
+from resolver.records import Reply, WireRRset, name_from_wire, read_name
 
 _RRSIG, _NSEC, _NSEC3, _SOA = 46, 47, 50, 6
 _CNAME, _DNAME, _DS = 5, 39, 43
+_DS_TYPE_WIRE = _DS.to_bytes(2, "big")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,14 +71,15 @@ def sigs_at(proof: Sequence[WireRRset], owner_key: NameKey, covered: int) -> lis
 
 def signer_of(proof: Sequence[WireRRset], owner: dns.name.Name) -> dns.name.Name | None:
     """The signer name of the first RRSIG in ``proof`` that may sign ``owner`` (at or above
-    it, RFC 4035 §5.3.1): the zone whose keys verify it."""
+    it, RFC 4035 §5.3.1): the zone whose keys verify it. Read from the record's wire form
+    (the name after 18 bytes of fixed fields, RFC 4034 §3.1), names memoised."""
     for rrset in proof:
         if rrset.rdtype != _RRSIG:
             continue
         for rdata in rrset.rdatas:
             try:
-                signer = dns.name.from_wire(rdata, 18)[0]
-            except Exception:  # a malformed RRSIG names no zone; it will not verify
+                signer = name_from_wire(read_name(rdata, 18)[0])
+            except (ValueError, IndexError):  # a malformed RRSIG names no zone; it won't verify
                 continue
             if owner.is_subdomain(signer):
                 return signer
@@ -216,6 +218,7 @@ def referral_ds(
     if ds is None:
         return None
     sigs = tuple(r for r in reply.authority if r.rdtype == _RRSIG and r.owner_key == zone_key)
-    if not sigs_at(sigs, zone_key, _DS) or signer_of(sigs, zone) != parent:
+    covers_ds = any(w[:2] == _DS_TYPE_WIRE for r in sigs for w in r.rdatas)  # RFC 4034 §3.1
+    if not covers_ds or signer_of(sigs, zone) != parent:
         return None
     return Result(dns.rcode.NOERROR, (ds,), proof=sigs, zone=parent)
