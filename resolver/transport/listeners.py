@@ -5,9 +5,8 @@ The same listeners serve the resolver's clients (:meth:`Frontend.on_query
 <resolver.frontend.Frontend.on_query>`) and the lab's authoritative servers (an async
 handler run in a task, :class:`TaskAnswerer`). ``on_query`` answers at once (a cache hit:
 the reply bytes), drops the query, or answers later through a callback. TCP connections
-carry several queries, answered as each finishes (out of order, RFC 7766 §6.2.1.1), close
-after an idle timeout, and are limited in number.
-"""
+carry several queries, answered as each finishes (RFC 7766 §6.2.1.1), close when idle,
+and are limited in number."""
 
 from __future__ import annotations
 
@@ -17,7 +16,6 @@ import enum
 import ipaddress
 import logging
 import socket
-import ssl
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -359,14 +357,14 @@ class Listeners:
         port: int,
         *,
         reuse_port: bool = False,
-        tls: ssl.SSLContext | None = None,
         kind: Transport = Transport.TCP,
         connection: ConnectionFactory | None = None,
     ) -> int:
-        """Listen for TCP on host:port, or for TLS with ``tls`` (DoT and DoH); returns the
-        port. Each accepted connection is ``connection(state, kind)``, or the plain one of
-        :meth:`_tcp_connection`. Every stream transport shares :attr:`tcp`: its limits and
-        its count of open connections."""
+        """Listen for TCP on host:port; returns the port. Each accepted connection is
+        ``connection(state, kind)`` (DoT and DoH start TLS in theirs:
+        :mod:`resolver.transport.encrypted`), or the plain one of :meth:`_tcp_connection`.
+        Every stream transport shares :attr:`tcp`: its limits and its count of open
+        connections."""
         loop = asyncio.get_running_loop()
         sock = _socket(host, port, socket.SOCK_STREAM, reuse_port)
         state = self.tcp
@@ -374,9 +372,6 @@ class Listeners:
             self._tcp_connection if connection is None else lambda: connection(state, kind),
             sock=sock,
             backlog=1024,
-            ssl=tls,
-            # A handshake that stalls holds a socket as an idle connection does.
-            ssl_handshake_timeout=state.limits.idle_timeout_s if tls is not None else None,
         )
         self._servers.append(server)
         bound_port = int(sock.getsockname()[1])
