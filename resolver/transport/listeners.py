@@ -201,6 +201,7 @@ class StreamConnection(asyncio.Protocol):
         """Queries on this connection still being answered."""
         self._reply_to: ReplyTo = self._reply_later  # bound once, not per query
         self._idle: asyncio.TimerHandle | None = None
+        self._stopped = False  # by stop_reading (shutting down): reading never resumes
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = typing.cast(asyncio.Transport, transport)
@@ -237,8 +238,20 @@ class StreamConnection(asyncio.Protocol):
 
     def stop_reading(self) -> None:
         """Take no more queries on this connection; those in flight are still answered."""
+        self._stopped = True
         if self._transport is not None and not self._transport.is_closing():
             self._transport.pause_reading()
+
+    def pause_writing(self) -> None:
+        """The client is not reading its replies (past the high-water mark): read none of its
+        queries until it does, or pipelining (RFC 7766 §6.2.1.1) grows our buffer no end."""
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        """The client read its replies: read its queries again (unless shutting down)."""
+        if not self._stopped and self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._idle is not None:

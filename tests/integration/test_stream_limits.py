@@ -5,9 +5,13 @@ stays bounded whatever they do."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import struct
+import typing
 from pathlib import Path
+
+import pytest
 
 from resolver.model import Transport
 from resolver.transport.encrypted import EncryptedListeners
@@ -17,6 +21,9 @@ from tests.tls import make_certificate
 REPLY = b"\x00" * 500
 """Each query's reply: 36 times the 14-octet framed query, as a large cached answer is."""
 QUERY = struct.pack("!H", 12) + b"\x12\x34" + b"\x00" * 10
+BOUND = 2 * 1024 * 1024
+"""What the server may hold unsent for one connection (asyncio's high-water mark is 64 KiB;
+one read's worth of replies may come on top)."""
 Pem = tuple[Path, Path] | None
 """A certificate and key to listen for DoT with, or None for plain TCP."""
 
@@ -36,6 +43,48 @@ async def listening(pem: Pem, limits: TcpLimits) -> tuple[Listeners, int]:
         return listeners, await listeners.listen_tcp("127.0.0.1", 0)
     encrypted = EncryptedListeners(listeners, *pem, reuse_port=False)
     return listeners, await encrypted.listen(Transport.DOT, "127.0.0.1", 0)
+
+
+async def connect_without_reading(pem: Pem, port: int) -> asyncio.StreamWriter:
+    _, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=ssl._create_unverified_context() if pem else None
+    )
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    typing.cast(asyncio.Transport, writer.transport).pause_reading()  # never read a reply
+    return writer
+
+
+def certificate(encrypted: bool, folder: Path) -> Pem:
+    return make_certificate(folder) if encrypted else None
+
+
+async def flood_without_reading(pem: Pem) -> int:
+    """Send queries for a while and never read a reply; the most the server held unsent."""
+    listeners, port = await listening(pem, TcpLimits())
+    writer = await connect_without_reading(pem, port)
+    loop = asyncio.get_running_loop()
+    most = 0
+    deadline = loop.time() + 1.5
+    while loop.time() < deadline:
+        if writer.transport.get_write_buffer_size() < 64 * 1024:
+            writer.write(QUERY * 1000)
+        await asyncio.sleep(0.005)
+        held = (c._transport for c in listeners.tcp.open if c._transport is not None)
+        most = max(most, sum(transport.get_write_buffer_size() for transport in held))
+    writer.transport.abort()
+    await listeners.close()
+    return most
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["tcp", "dot"])
+def test_a_client_that_never_reads_cannot_grow_the_servers_buffer(
+    encrypted: bool, tmp_path: Path
+) -> None:
+    """RFC 7766 §6.2.1 lets a client pipeline; a client that sends queries but never reads
+    the replies must not make the server buffer them without end (the server stops reading
+    its queries until it reads)."""
+    most = asyncio.run(flood_without_reading(certificate(encrypted, tmp_path)))
+    assert most < BOUND, f"the server held {most} unsent octets for one connection"
 
 
 async def stalled_handshakes(pem: Pem, count: int) -> tuple[int, bool]:
