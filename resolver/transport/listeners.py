@@ -229,8 +229,10 @@ class StreamConnection(asyncio.Protocol):
     def _on_idle(self) -> None:
         if self._waiting:  # queries still being answered: not idle (RFC 7766 §6.2.3)
             self._arm_idle_timer()
-            return
-        self.close()
+        elif self._transport is not None and self._transport.get_write_buffer_size():
+            self._transport.abort()  # replies unread for a whole idle period: close() waits
+        else:
+            self.close()
 
     def close(self) -> None:
         if self._transport is not None and not self._transport.is_closing():

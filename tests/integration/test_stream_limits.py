@@ -87,6 +87,31 @@ def test_a_client_that_never_reads_cannot_grow_the_servers_buffer(
     assert most < BOUND, f"the server held {most} unsent octets for one connection"
 
 
+async def idle_with_unread_replies(pem: Pem) -> int:
+    """Fill the server's buffer with replies the client never reads, then idle: how many
+    connections the server still holds a while after its idle timeout."""
+    listeners, port = await listening(pem, TcpLimits(idle_timeout_s=0.3))
+    writer = await connect_without_reading(pem, port)
+    for _ in range(100):
+        writer.write(QUERY * 1000)
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(1.5)
+    held = listeners.tcp.connections
+    writer.transport.abort()
+    await listeners.close()
+    return held
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["tcp", "dot"])
+def test_an_idle_connection_whose_client_reads_nothing_is_closed(
+    encrypted: bool, tmp_path: Path
+) -> None:
+    """RFC 7766 §6.2.3: an idle connection is closed. A close waits for the unsent replies,
+    which a client that reads nothing never takes: the connection (and its place under
+    max_tcp_connections) would be held for as long as the client likes."""
+    assert asyncio.run(idle_with_unread_replies(certificate(encrypted, tmp_path))) == 0
+
+
 async def stalled_handshakes(pem: Pem, count: int) -> tuple[int, bool]:
     """Open ``count`` TCP connections to a DoT listener allowing 2 and never start TLS:
     how many the server keeps open after a moment; and whether a real client is then
