@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import typing
 from collections.abc import Callable
 from pathlib import Path
 
@@ -91,6 +92,10 @@ class TlsHandshake(StreamConnection):
         super().__init__(server, kind)
         self._context = context
         self._serve = serve
+        self._hello = bytearray()
+        """TLS bytes read before start_tls took the socket (uvloop starts reading once
+        ``connection_made`` returns, paused or not): given to TLS when it starts."""
+        self._wrapped = False
         self._early = bytearray()
         """Application data read with the end of the handshake, before the hand-over."""
 
@@ -105,14 +110,21 @@ class TlsHandshake(StreamConnection):
 
     async def _handshake(self, raw: asyncio.Transport) -> None:
         loop = asyncio.get_running_loop()
-        try:
-            tls = await loop.start_tls(
+        starting = asyncio.ensure_future(
+            loop.start_tls(
                 raw,
                 self,
                 self._context,
                 server_side=True,
                 ssl_handshake_timeout=self._server.limits.idle_timeout_s,
             )
+        )
+        await asyncio.sleep(0)  # start_tls has taken the socket and queued its connection_made
+        self._wrapped = True
+        if self._hello:  # fed after that connection_made, before anything read later
+            loop.call_soon(_feed, raw.get_protocol(), bytes(self._hello))
+        try:
+            tls = await starting
         except Exception as exc:  # ssl.SSLError, a reset, the timeout: the client's doing
             log.debug("TLS handshake with %s failed: %s", self._client, exc)
             return  # start_tls closed the socket; connection_lost uncounted it
@@ -126,10 +138,25 @@ class TlsHandshake(StreamConnection):
             connection.data_received(bytes(self._early))
 
     def data_received(self, data: bytes) -> None:
-        self._early.extend(data)
+        (self._early if self._wrapped else self._hello).extend(data)
 
     def _reply_later(self, address: Address, reply: bytes | None) -> None:
         del address, reply  # no query is read before the handshake ends
+
+
+def _feed(protocol: asyncio.BaseProtocol, data: bytes) -> None:
+    """Give ``data`` to ``protocol`` as its transport would (TLS protocols are buffered)."""
+    if not hasattr(protocol, "get_buffer"):
+        typing.cast(asyncio.Protocol, protocol).data_received(data)
+        return
+    buffered = typing.cast(asyncio.BufferedProtocol, protocol)
+    view = memoryview(data)
+    while view:
+        buffer = memoryview(buffered.get_buffer(len(view)))
+        size = min(len(buffer), len(view))
+        buffer[:size] = view[:size]
+        buffered.buffer_updated(size)
+        view = view[size:]
 
 
 def _endpoint(host: str, port: int) -> str:
