@@ -134,6 +134,8 @@ class TlsHandshake(StreamConnection):
         connection = self._serve()
         tls.set_protocol(connection)
         connection.connection_made(tls)
+        if self._stopped:  # the service began shutting down during the handshake
+            connection.stop_reading()
         if self._early:
             connection.data_received(bytes(self._early))
 
