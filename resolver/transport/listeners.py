@@ -5,9 +5,8 @@ The same listeners serve the resolver's clients (:meth:`Frontend.on_query
 <resolver.frontend.Frontend.on_query>`) and the lab's authoritative servers (an async
 handler run in a task, :class:`TaskAnswerer`). ``on_query`` answers at once (a cache hit:
 the reply bytes), drops the query, or answers later through a callback. TCP connections
-carry several queries, answered as each finishes (out of order, RFC 7766 §6.2.1.1), close
-after an idle timeout, and are limited in number.
-"""
+carry several queries, answered as each finishes (RFC 7766 §6.2.1.1), close when idle,
+and are limited in number."""
 
 from __future__ import annotations
 
@@ -17,7 +16,6 @@ import enum
 import ipaddress
 import logging
 import socket
-import ssl
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -203,6 +201,7 @@ class StreamConnection(asyncio.Protocol):
         """Queries on this connection still being answered."""
         self._reply_to: ReplyTo = self._reply_later  # bound once, not per query
         self._idle: asyncio.TimerHandle | None = None
+        self._stopped = False  # by stop_reading (shutting down): reading never resumes
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = typing.cast(asyncio.Transport, transport)
@@ -230,8 +229,10 @@ class StreamConnection(asyncio.Protocol):
     def _on_idle(self) -> None:
         if self._waiting:  # queries still being answered: not idle (RFC 7766 §6.2.3)
             self._arm_idle_timer()
-            return
-        self.close()
+        elif self._transport is not None and self._transport.get_write_buffer_size():
+            self._transport.abort()  # replies unread for a whole idle period: close() waits
+        else:
+            self.close()
 
     def close(self) -> None:
         if self._transport is not None and not self._transport.is_closing():
@@ -239,8 +240,20 @@ class StreamConnection(asyncio.Protocol):
 
     def stop_reading(self) -> None:
         """Take no more queries on this connection; those in flight are still answered."""
+        self._stopped = True
         if self._transport is not None and not self._transport.is_closing():
             self._transport.pause_reading()
+
+    def pause_writing(self) -> None:
+        """The client is not reading its replies (past the high-water mark): read none of its
+        queries until it does, or pipelining (RFC 7766 §6.2.1.1) grows our buffer no end."""
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        """The client read its replies: read its queries again (unless shutting down)."""
+        if not self._stopped and self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._idle is not None:
@@ -359,14 +372,14 @@ class Listeners:
         port: int,
         *,
         reuse_port: bool = False,
-        tls: ssl.SSLContext | None = None,
         kind: Transport = Transport.TCP,
         connection: ConnectionFactory | None = None,
     ) -> int:
-        """Listen for TCP on host:port, or for TLS with ``tls`` (DoT and DoH); returns the
-        port. Each accepted connection is ``connection(state, kind)``, or the plain one of
-        :meth:`_tcp_connection`. Every stream transport shares :attr:`tcp`: its limits and
-        its count of open connections."""
+        """Listen for TCP on host:port; returns the port. Each accepted connection is
+        ``connection(state, kind)`` (DoT and DoH start TLS in theirs:
+        :mod:`resolver.transport.encrypted`), or the plain one of :meth:`_tcp_connection`.
+        Every stream transport shares :attr:`tcp`: its limits and its count of open
+        connections."""
         loop = asyncio.get_running_loop()
         sock = _socket(host, port, socket.SOCK_STREAM, reuse_port)
         state = self.tcp
@@ -374,9 +387,6 @@ class Listeners:
             self._tcp_connection if connection is None else lambda: connection(state, kind),
             sock=sock,
             backlog=1024,
-            ssl=tls,
-            # A handshake that stalls holds a socket as an idle connection does.
-            ssl_handshake_timeout=state.limits.idle_timeout_s if tls is not None else None,
         )
         self._servers.append(server)
         bound_port = int(sock.getsockname()[1])

@@ -13,7 +13,6 @@ Rootwalk's again, from its cache) to ``DIR/iterator_only.json``. :mod:`tests.pee
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -29,8 +28,9 @@ import dns.rcode
 import dns.rdatatype
 
 from resolver.paths import lab_root_hints
+from tests.peer import harness
 from tests.peer.harness import REPO, unbound_path
-from tests.peer.signed_lab_unbound import EXPECTED, wait_for
+from tests.peer.signed_lab_unbound import EXPECTED, command_line, wait_for
 
 UNBOUND_PORT = 5322
 ROOTWALK_PORT = 5399
@@ -104,25 +104,13 @@ def inside(out: Path) -> int:
 
 def run_in_namespace(out: Path, timeout_s: float = 90.0) -> tuple[int, str]:
     """:func:`inside` under ``unshare --net`` (only loopback: nothing can leave)."""
-    command = f"ip link set lo up && exec {sys.executable} -m tests.peer.iterator_only"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.run(
-        ["unshare", "--net", "sh", "-c", f"{command} --inside --out {out}"],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout_s, check=False,
-    )  # fmt: skip
-    return process.returncode, process.stdout + process.stderr
+    return harness.run_in_namespace(
+        out, timeout_s, module="tests.peer.iterator_only", what="the iterator-only comparison"
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--inside", action="store_true")
-    args = parser.parse_args()
-    if args.inside:
-        return inside(args.out)
-    returncode, output = run_in_namespace(args.out)
-    print(output or (args.out / "iterator_only.json").read_text())
-    return returncode
+    return command_line(inside, run_in_namespace, "iterator_only.json", __doc__)
 
 
 if __name__ == "__main__":

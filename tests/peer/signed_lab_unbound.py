@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dns.edns
@@ -29,6 +29,7 @@ import dns.query
 import dns.rcode
 
 from resolver.paths import lab_description, lab_root_hints
+from tests.peer import harness
 from tests.peer.harness import REPO, unbound_path
 
 UNBOUND_PORT = 5321
@@ -146,25 +147,32 @@ def inside(out: Path) -> int:
 
 def run_in_namespace(out: Path, timeout_s: float = 60.0) -> tuple[int, str]:
     """:func:`inside` under ``unshare --net`` (only loopback: nothing can leave)."""
-    command = f"ip link set lo up && exec {sys.executable} -m tests.peer.signed_lab_unbound"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.run(
-        ["unshare", "--net", "sh", "-c", f"{command} --inside --out {out}"],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout_s, check=False,
-    )  # fmt: skip
-    return process.returncode, process.stdout + process.stderr
+    return harness.run_in_namespace(
+        out, timeout_s, module="tests.peer.signed_lab_unbound", what="Unbound on the signed lab"
+    )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+def command_line(
+    inside: Callable[[Path], int],
+    run_in_namespace: Callable[[Path], tuple[int, str]],
+    written: str,
+    description: str | None,
+) -> int:
+    """A peer run's command line: ``--out DIR`` runs ``inside`` in a namespace of its own
+    (``--inside``: here, as the namespace does) and prints what it wrote (``DIR/written``)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--inside", action="store_true")
     args = parser.parse_args()
     if args.inside:
         return inside(args.out)
     returncode, output = run_in_namespace(args.out)
-    print(output or (args.out / "validated.json").read_text())
+    print(output or (args.out / written).read_text())
     return returncode
+
+
+def main() -> int:
+    return command_line(inside, run_in_namespace, "validated.json", __doc__)
 
 
 if __name__ == "__main__":
