@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
@@ -81,6 +81,9 @@ class Policy:
     opt_out: bool = False
     iterations: int = 0
     broken: str = ""
+    ds_digest: str = field(default="SHA256", repr=False)
+    """The digest of the DS the parent publishes (RFC 4509 SHA-256; RFC 6605 SHA-384). Left
+    out of the repr that heads each signed file, so adding it changed no existing file."""
 
 
 POLICIES: dict[str, Policy] = {
@@ -105,6 +108,10 @@ POLICIES: dict[str, Policy] = {
     "nsec3iter.lab.": Policy(nsec3=True, iterations=151),
     "forge.lab.": Policy(Algorithm.ED25519),
     "keytrap.lab.": Policy(Algorithm.ED25519, broken="keytrap"),
+    "mixed.lab.": Policy(Algorithm.ECDSAP256SHA256),
+    "hop.lab.": Policy(Algorithm.ED25519),
+    "ds384.lab.": Policy(Algorithm.ECDSAP256SHA256, ds_digest="SHA384"),
+    "maxname.lab.": Policy(Algorithm.ECDSAP256SHA256, nsec3=True),
 }
 
 
@@ -294,11 +301,11 @@ UNSUPPORTED_KEY_TAGS: dict[int, int] = {}
 
 
 def ds_for(zone: dns.name.Name, keys: ZoneKeys, policy: Policy) -> DS:
-    """The DS the parent publishes for the zone (SHA-256, RFC 4509), broken as asked."""
+    """The DS the parent publishes for the zone (the policy's digest), broken as asked."""
     dnskey = keys.ksk[1]
     if policy.broken == "unsupported":
         dnskey = cast(DNSKEY, dnskey.replace(algorithm=UNSUPPORTED_ALGORITHM))
-    ds = dns.dnssec.make_ds(zone, dnskey, "SHA256")
+    ds = dns.dnssec.make_ds(zone, dnskey, policy.ds_digest)
     if policy.broken == "dsmismatch":
         ds = cast(DS, ds.replace(digest=hashlib.sha256(b"no such key" + ds.digest).digest()))
     return ds

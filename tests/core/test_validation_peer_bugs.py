@@ -9,6 +9,7 @@ import dns.edns
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rdatatype
 import pytest
 
 from resolver.cache.view import Caches
@@ -99,3 +100,46 @@ def test_a_cd_answer_from_the_cache_carries_its_rrsigs(qname: str, qtype: str) -
         ).result
         assert result.answer
         assert any(r.rdtype == 46 and r.name == result.answer[0].name for r in result.proof)
+
+
+@pytest.mark.parametrize("qname", ["c2.mixed.lab.", "x6.mixed.lab."])
+@pytest.mark.parametrize("checking_disabled", [False, True])
+def test_a_cd_chain_from_the_cache_carries_every_cnames_rrsigs(
+    qname: str, checking_disabled: bool
+) -> None:
+    """Found by the validating run on mixed.lab. (a signed zone of CNAME chains, in-zone
+    and across hop.lab.): once a question without CD had cached the chain, a DO=1 CD=1
+    question got its CNAMEs without their RRSIGs, only the final RRset's. RFC 4035 §3.2.1:
+    every RRset of the answer comes with its RRSIGs; Unbound 1.17 gives them."""
+    shared, caches = validator(), Caches()
+    first = resolve(
+        qname, "A", SIGNED, validator=shared, caches=caches, now=NOW,
+        checking_disabled=checking_disabled,
+    ).result  # fmt: skip
+    assert first.rcode == dns.rcode.NOERROR, first.reason
+    result = resolve(
+        qname, "A", SIGNED, validator=shared, caches=caches, now=NOW, checking_disabled=True
+    ).result
+    cnames = [r.name for r in result.answer if r.rdtype == dns.rdatatype.CNAME]
+    assert len(cnames) >= 2
+    reply = rendered(qname, "A", result)
+    signed = {r.name for r in reply.answer if r.rdtype == dns.rdatatype.RRSIG}
+    assert set(cnames) <= signed, sorted(set(cnames) - signed)
+
+
+def test_a_signed_chain_of_eight_cnames_fits_1232_octets_with_its_targets_compressed() -> None:
+    """Found by the differential run on mixed.lab.: ``c8.mixed.lab. A`` with DO (8 signed
+    CNAMEs, then the A) came back TC=1 to a 1232-octet client; uncompressed CNAME targets
+    made it 1236 octets. Unbound compresses them (RFC 1035 §4.1.4) and fits; so do we."""
+    result = resolve("c8.mixed.lab.", "A", SIGNED, validator=validator(), now=NOW).result
+    assert result.rcode == dns.rcode.NOERROR, result.reason
+    wire = dns.message.make_query("c8.mixed.lab.", "A", want_dnssec=True).to_wire()
+    fast = read_fast_query(wire)
+    assert fast is not None
+    data = render_result(read_plain_query(wire, fast), result, 1232)
+    reply = dns.message.from_wire(data)
+    assert not reply.flags & dns.flags.TC, len(data)
+    targets = [rrset[0].target for rrset in reply.answer if rrset.rdtype == dns.rdatatype.CNAME]
+    assert [t.to_text() for t in targets] == [f"c{i}.mixed.lab." for i in range(7, 0, -1)] + [
+        "www.mixed.lab."
+    ]
