@@ -143,3 +143,17 @@ def test_a_signed_chain_of_eight_cnames_fits_1232_octets_with_its_targets_compre
     assert [t.to_text() for t in targets] == [f"c{i}.mixed.lab." for i in range(7, 0, -1)] + [
         "www.mixed.lab."
     ]
+
+
+def test_a_sha1_ds_beside_a_sha256_one_that_matches_no_key_is_bogus() -> None:
+    """dsdowngrade.lab.: lab. publishes a right SHA-1 DS and a SHA-256 DS that matches no
+    DNSKEY. RFC 4509 §3: a validator SHOULD ignore SHA-1 DS records when SHA-256 ones are
+    present (else a forged SHA-256 DS could not stop a downgrade), so the zone is bogus
+    (EDE 9). Unbound 1.17 accepts the SHA-1 match (NOERROR AD): a difference kept on
+    purpose (tests/peer/allowed_differences.toml). A SHA-1 DS alone validates (ds1.lab.)."""
+    result = resolve("www.dsdowngrade.lab.", "A", SIGNED, validator=validator(), now=NOW).result
+    assert result.rcode == dns.rcode.SERVFAIL
+    assert result.security is Security.BOGUS
+    assert result.error_code is not None and int(result.error_code) == 9, result.reason
+    alone = resolve("www.ds1.lab.", "A", SIGNED, validator=validator(), now=NOW).result
+    assert alone.security is Security.SECURE
