@@ -211,7 +211,8 @@ class Resolution(ResponseHandling):
                     continue
             negative = caches.negative.get(self.qname, qtype, now, key=key)
             if negative is not None:
-                self._finish(Result(negative.rcode, tuple(self.chain), (negative.soa,)))
+                chain, proof = tuple(self.chain), (*self._proof,)  # the chain's RRSIGs (CD)
+                self._finish(Result(negative.rcode, chain, (negative.soa,), proof=proof))
                 return None
             break
         self._skip_cache_once = False
