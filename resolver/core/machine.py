@@ -62,6 +62,7 @@ exist on both sides and follow the question's other types."""
 
 
 _SIGNED_FETCHES = frozenset({dns.rdatatype.DNSKEY, dns.rdatatype.DS})
+_CNAME = dns.rdatatype.CNAME
 
 
 def parent_side_name(
@@ -196,18 +197,22 @@ class Resolution(ResponseHandling):
                         Result(dns.rcode.NOERROR, tuple(self.chain), proof=(*self._proof,))
                     )
                     return None
-                cname = (
-                    caches.rrsets.get(self.qname, dns.rdatatype.CNAME, now, Rank.ANSWER, key=key)
-                    if qtype != dns.rdatatype.CNAME
-                    else None
-                )
+                cname = None
+                if qtype != _CNAME and self._validator is None:
+                    cname = caches.rrsets.get(self.qname, _CNAME, now, Rank.ANSWER, key=key)
+                elif qtype != _CNAME and (
+                    found := caches.rrsets.get_validated(self.qname, _CNAME, now, key=key)
+                ):  # CD=1: a CNAME with its RRSIGs too, as the answer (RFC 4035 §3.2.1)
+                    cname, _, sigs = found
+                    self._proof.extend(() if sigs is None else (sigs,))
                 if cname is not None:
                     if not self._restart_at(cname.target(), cname.target_key(), (cname,)):
                         return None
                     continue
             negative = caches.negative.get(self.qname, qtype, now, key=key)
             if negative is not None:
-                self._finish(Result(negative.rcode, tuple(self.chain), (negative.soa,)))
+                chain, proof = tuple(self.chain), (*self._proof,)  # the chain's RRSIGs (CD)
+                self._finish(Result(negative.rcode, chain, (negative.soa,), proof=proof))
                 return None
             break
         self._skip_cache_once = False

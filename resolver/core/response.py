@@ -181,14 +181,17 @@ class ResponseHandling(Validating):
         dname = rrsets.dname_above(self.qname, self._now, key=self.qname_key)
         if dname is None:
             return False
-        if self._validating:  # only a DNAME a validation judged (RFC 4035 §4.5)
+        if self._validator is not None:  # only a DNAME a validation judged (RFC 4035 §4.5)
             found = rrsets.get_validated(
                 dname.name, dns.rdatatype.DNAME, self._now, key=dname.owner_key
             )
             if found is None:
                 return False
             dname, state, sigs = found
-            self._take_validated(state, sigs)
+            if self._validating:
+                self._take_validated(state, sigs)
+            elif sigs is not None:  # CD=1: not judged, but with its RRSIGs (RFC 4035 §3.2.1)
+                self._proof.append(sigs)
         cname = synthesised_cname(name_wire(self.qname), dname)
         if cname is None:
             self._finish_yxdomain((dname,))

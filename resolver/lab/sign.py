@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
@@ -81,6 +81,9 @@ class Policy:
     opt_out: bool = False
     iterations: int = 0
     broken: str = ""
+    ds_digest: str = field(default="SHA256", repr=False)
+    """The digest of the DS the parent publishes (RFC 4509 SHA-256; RFC 6605 SHA-384). Left
+    out of the repr that heads each signed file, so adding it changed no existing file."""
 
 
 POLICIES: dict[str, Policy] = {
@@ -105,6 +108,13 @@ POLICIES: dict[str, Policy] = {
     "nsec3iter.lab.": Policy(nsec3=True, iterations=151),
     "forge.lab.": Policy(Algorithm.ED25519),
     "keytrap.lab.": Policy(Algorithm.ED25519, broken="keytrap"),
+    "mixed.lab.": Policy(Algorithm.ECDSAP256SHA256),
+    "hop.lab.": Policy(Algorithm.ED25519),
+    "ds384.lab.": Policy(Algorithm.ECDSAP256SHA256, ds_digest="SHA384"),
+    "maxname.lab.": Policy(Algorithm.ECDSAP256SHA256, nsec3=True),
+    "ds1.lab.": Policy(Algorithm.ECDSAP256SHA256, ds_digest="SHA1"),
+    "dsdowngrade.lab.": Policy(Algorithm.ECDSAP256SHA256, ds_digest="SHA1", broken="dsdowngrade"),
+    "dsunknown.lab.": Policy(Algorithm.ECDSAP256SHA256, broken="dsunknown"),
 }
 
 
@@ -293,28 +303,42 @@ UNSUPPORTED_KEY_TAGS: dict[int, int] = {}
 """Key tag of each real key -> the tag of its algorithm-200 twin (filled while signing)."""
 
 
-def ds_for(zone: dns.name.Name, keys: ZoneKeys, policy: Policy) -> DS:
-    """The DS the parent publishes for the zone (SHA-256, RFC 4509), broken as asked."""
+DS_UNKNOWN_DIGEST = 250
+"""An unassigned DS digest type: a DS set of only such digests leaves the zone insecure
+(RFC 4035 §5.2, RFC 6840 §5.2)."""
+
+
+def ds_for(zone: dns.name.Name, keys: ZoneKeys, policy: Policy) -> list[DS]:
+    """The DS set the parent publishes for the zone (the policy's digest), broken as asked:
+    ``dsdowngrade`` adds a SHA-256 DS that matches no key beside a right SHA-1 one (RFC 4509
+    §3: SHA-1 is then to be ignored), ``dsunknown`` publishes one of an unknown digest type."""
     dnskey = keys.ksk[1]
     if policy.broken == "unsupported":
         dnskey = cast(DNSKEY, dnskey.replace(algorithm=UNSUPPORTED_ALGORITHM))
-    ds = dns.dnssec.make_ds(zone, dnskey, "SHA256")
-    if policy.broken == "dsmismatch":
-        ds = cast(DS, ds.replace(digest=hashlib.sha256(b"no such key" + ds.digest).digest()))
-    return ds
+    allow = dns.dnssec.allow_all_policy  # SHA-1 on purpose: ds1.lab., dsdowngrade.lab.
+    ds = dns.dnssec.make_ds(zone, dnskey, policy.ds_digest, policy=allow)
+    if policy.broken in ("dsmismatch", "dsdowngrade"):
+        sha256 = dns.dnssec.make_ds(zone, dnskey, "SHA256")
+        digest = hashlib.sha256(b"no such key" + sha256.digest).digest()
+        wrong = cast(DS, sha256.replace(digest=digest))
+        return [wrong] if policy.broken == "dsmismatch" else [ds, wrong]
+    if policy.broken == "dsunknown":
+        return [cast(DS, ds.replace(digest_type=DS_UNKNOWN_DIGEST))]
+    return [ds]
 
 
 def sign_one(
     zone: dns.zone.Zone,
     keys: ZoneKeys,
     policy: Policy,
-    children: dict[dns.name.Name, DS],
+    children: dict[dns.name.Name, list[DS]],
 ) -> None:
     """Add the children's DS, the DNSKEY set and the denial chain, sign, then break."""
     origin = zone.origin
     assert origin is not None
-    for child, ds in children.items():
-        zone.find_rdataset(child, dns.rdatatype.DS, create=True).add(ds, TTL_DS)
+    for child, ds_set in children.items():
+        for ds in ds_set:
+            zone.find_rdataset(child, dns.rdatatype.DS, create=True).add(ds, TTL_DS)
     if policy.broken == "unsupported":
         for _, dnskey in (keys.ksk, keys.zsk):
             twin = cast(DNSKEY, dnskey.replace(algorithm=UNSUPPORTED_ALGORITHM))
@@ -342,7 +366,7 @@ def _order(names: list[dns.name.Name]) -> list[dns.name.Name]:
 def sign_lab(description: LabDescription, keys_dir: Path, anchor: Path) -> list[Path]:
     """Sign every zone of ``description.signed_files``; returns the files written."""
     written = []
-    ds_records: dict[dns.name.Name, DS] = {}
+    ds_records: dict[dns.name.Name, list[DS]] = {}
     for name in _order(list(description.signed_files)):
         policy = POLICIES[name.to_text()]
         zone = dns.zone.from_file(str(description.zone_files[name]), origin=name, relativize=False)
@@ -358,7 +382,7 @@ def sign_lab(description: LabDescription, keys_dir: Path, anchor: Path) -> list[
         )
         path.write_text(header + zone.to_text(sorted=True, relativize=False))
         written.append(path)
-    root = ds_records[dns.name.root]
+    (root,) = ds_records[dns.name.root]
     anchor.write_text(
         "; The lab's trust anchor: the DS of the lab root's KSK (python -m resolver.lab.sign).\n"
         f". {TTL_DS} IN DS {root.to_text()}\n"

@@ -9,6 +9,7 @@ import dns.edns
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rdatatype
 import pytest
 
 from resolver.cache.view import Caches
@@ -99,3 +100,68 @@ def test_a_cd_answer_from_the_cache_carries_its_rrsigs(qname: str, qtype: str) -
         ).result
         assert result.answer
         assert any(r.rdtype == 46 and r.name == result.answer[0].name for r in result.proof)
+
+
+@pytest.mark.parametrize(
+    ("qname", "first_link"),
+    [
+        ("c2.mixed.lab.", "c2.mixed.lab."),  # in-zone CNAMEs
+        ("x6.mixed.lab.", "x6.mixed.lab."),  # CNAMEs across mixed.lab. and hop.lab.
+        ("www.dn.mixed.lab.", "dn.mixed.lab."),  # a DNAME (its CNAME unsigned, RFC 6672 §5.3.3)
+        ("a.peer-w.dnbogus.mixed.lab.", "dnbogus.mixed.lab."),  # a DNAME, then NXDOMAIN
+    ],
+)
+@pytest.mark.parametrize("checking_disabled", [False, True])
+def test_a_cd_chain_from_the_cache_carries_every_rrsig(
+    qname: str, first_link: str, checking_disabled: bool
+) -> None:
+    """Found by the validating run on mixed.lab. (a signed zone of CNAME chains, in-zone
+    and across hop.lab., and DNAMEs): once a question had cached the chain, a DO=1 CD=1
+    question got its CNAMEs and DNAMEs without their RRSIGs, only the final RRset's. RFC
+    4035 §3.2.1: every signed RRset of the answer comes with its RRSIGs, as in the first
+    answer; Unbound 1.17 gives them."""
+    shared, caches = validator(), Caches()
+
+    def signatures(cd: bool) -> set[tuple[str, int]]:
+        result = resolve(
+            qname, "A", SIGNED, validator=shared, caches=caches, now=NOW, checking_disabled=cd
+        ).result
+        assert result.answer, result.reason
+        reply = rendered(qname, "A", result)
+        return {(r.name.to_text(), r.covers) for r in reply.answer if r.rdtype == 46}
+
+    first = signatures(checking_disabled)
+    assert first_link in {owner for owner, _ in first}
+    assert signatures(True) == first
+
+
+def test_a_signed_chain_of_eight_cnames_fits_1232_octets_with_its_targets_compressed() -> None:
+    """Found by the differential run on mixed.lab.: ``c8.mixed.lab. A`` with DO (8 signed
+    CNAMEs, then the A) came back TC=1 to a 1232-octet client; uncompressed CNAME targets
+    made it 1236 octets. Unbound compresses them (RFC 1035 §4.1.4) and fits; so do we."""
+    result = resolve("c8.mixed.lab.", "A", SIGNED, validator=validator(), now=NOW).result
+    assert result.rcode == dns.rcode.NOERROR, result.reason
+    wire = dns.message.make_query("c8.mixed.lab.", "A", want_dnssec=True).to_wire()
+    fast = read_fast_query(wire)
+    assert fast is not None
+    data = render_result(read_plain_query(wire, fast), result, 1232)
+    reply = dns.message.from_wire(data)
+    assert not reply.flags & dns.flags.TC, len(data)
+    targets = [rrset[0].target for rrset in reply.answer if rrset.rdtype == dns.rdatatype.CNAME]
+    assert [t.to_text() for t in targets] == [f"c{i}.mixed.lab." for i in range(7, 0, -1)] + [
+        "www.mixed.lab."
+    ]
+
+
+def test_a_sha1_ds_beside_a_sha256_one_that_matches_no_key_is_bogus() -> None:
+    """dsdowngrade.lab.: lab. publishes a right SHA-1 DS and a SHA-256 DS that matches no
+    DNSKEY. RFC 4509 §3: a validator SHOULD ignore SHA-1 DS records when SHA-256 ones are
+    present (else a forged SHA-256 DS could not stop a downgrade), so the zone is bogus
+    (EDE 9). Unbound 1.17 accepts the SHA-1 match (NOERROR AD): a difference kept on
+    purpose (tests/peer/allowed_differences.toml). A SHA-1 DS alone validates (ds1.lab.)."""
+    result = resolve("www.dsdowngrade.lab.", "A", SIGNED, validator=validator(), now=NOW).result
+    assert result.rcode == dns.rcode.SERVFAIL
+    assert result.security is Security.BOGUS
+    assert result.error_code is not None and int(result.error_code) == 9, result.reason
+    alone = resolve("www.ds1.lab.", "A", SIGNED, validator=validator(), now=NOW).result
+    assert alone.security is Security.SECURE
