@@ -8,7 +8,7 @@ without padding, ``POST /dns-query`` in the body as ``application/dns-message`` 
 §4.1). Bad requests get 400, a wrong content type 415, a body past 65535 octets 413; a
 stream whose body would pass the connection's budget of buffered bodies is reset with
 REFUSED_STREAM (:data:`MAX_BUFFERED_BODIES`). The reply's ``Cache-Control: max-age`` is its
-smallest TTL (RFC 8484 §5.1). TLS (ALPN ``h2``) is the listener's; connection limits and
+smallest TTL (RFC 8484 §5.1), 0 for a reply with no record. TLS (ALPN ``h2``) is the listener's; connection limits and
 idle timeouts are those of every stream transport.
 """
 
@@ -257,16 +257,18 @@ class DohConnection(StreamConnection):
         self._flush()
 
     def _respond(self, stream_id: int, reply: bytes) -> None:
-        """200 with the DNS message; cacheable for its smallest TTL (RFC 8484 §5.1)."""
+        """200 with the DNS message; cacheable for its smallest TTL (RFC 8484 §5.1: the
+        freshness lifetime must not pass it). A reply with no record (SERVFAIL, REFUSED, an
+        empty one) says ``max-age=0``: with no Cache-Control at all an HTTP cache could give
+        it a heuristic lifetime of its own (RFC 9111 §4.2.2)."""
+        offsets = ttl_offsets(reply)
+        max_age = min(ttl for _, ttl in offsets) if offsets else 0
         headers = [
             (b":status", b"200"),
             (b"content-type", CONTENT_TYPE),
             (b"content-length", str(len(reply)).encode()),
+            (b"cache-control", b"max-age=%d" % max_age),
         ]
-        offsets = ttl_offsets(reply)
-        if offsets:
-            max_age = min(ttl for _, ttl in offsets)
-            headers.append((b"cache-control", b"max-age=%d" % max_age))
         self._send(stream_id, headers, reply)
 
     def _error(self, stream_id: int, status: int) -> None:

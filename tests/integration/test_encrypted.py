@@ -15,7 +15,9 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import dns.flags
 import dns.message
+import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rdatatype
@@ -242,6 +244,29 @@ def test_doh_answers_may_be_cached_for_their_smallest_ttl(
     message = dns.message.from_wire(reply.content)
     smallest = min(rrset.ttl for rrset in message.answer)
     assert reply.headers["cache-control"] == f"max-age={smallest}"
+
+
+def test_doh_replies_without_records_may_not_be_cached(
+    encrypted: Stack, certificate: tuple[Path, Path]
+) -> None:
+    """A reply with no record has no TTL to bound its freshness (RFC 8484 §5.1): it says
+    ``max-age=0``, or an HTTP cache could keep it for a heuristic lifetime of its own."""
+    message = {"content-type": "application/dns-message"}
+    no_recursion = query("www.example.lab.", message_id=0)
+    no_recursion.flags &= ~dns.flags.RD  # REFUSED: this resolver only recurses
+    notify = query("www.example.lab.", message_id=0)
+    notify.set_opcode(dns.opcode.NOTIFY)  # NOTIMP
+    with httpx2.Client(
+        http2=True, http1=False, verify=client_context(certificate[0]), timeout=5
+    ) as client:
+        for wire, rcode in (
+            (no_recursion.to_wire(), dns.rcode.REFUSED),
+            (notify.to_wire(), dns.rcode.NOTIMP),
+        ):
+            reply = client.post(doh_url(), content=wire, headers=message)
+            assert reply.status_code == 200
+            assert dns.message.from_wire(reply.content).rcode() == rcode
+            assert reply.headers.get("cache-control") == "max-age=0"
 
 
 KDIG = shutil.which("kdig")
