@@ -4,6 +4,7 @@ httpx over HTTP/2) against a self-signed certificate made for the test, on the l
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import shutil
 import signal
@@ -29,7 +30,7 @@ import httpx2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from resolver.config import Endpoint
+from resolver.config import Endpoint, Settings
 from resolver.transport.doh import MAX_BUFFERED_BODIES, MAX_STREAMS
 from resolver.transport.listeners import TcpLimits
 from tests.helpers import run_rootwalk
@@ -370,6 +371,35 @@ def test_sighup_rereads_the_certificate_and_a_bad_one_keeps_the_old(
         assert addresses(reply) == {WWW}
     finally:
         process.stop()
+
+
+def test_a_pair_that_fails_to_reload_leaves_the_running_paths_in_the_settings(
+    encrypted: Stack, certificate: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A reload whose pair does not load keeps the old pair serving, and the running
+    settings name the old pair's files (not the new paths, as if they served); a pair that
+    loads is recorded with its paths."""
+    service = encrypted.service
+    running = service.settings
+    cert, key = certificate
+    bad_key = tmp_path / "bad.key"
+    bad_key.write_text("not a key\n")
+    copy_cert, copy_key = tmp_path / "copy.crt", tmp_path / "copy.key"
+    copy_cert.write_bytes(cert.read_bytes())  # the same pair: the other tests see no change
+    copy_key.write_bytes(key.read_bytes())
+
+    async def apply(settings: Settings) -> list[str]:
+        return service.apply(settings)
+
+    try:
+        assert encrypted.run(apply(dataclasses.replace(running, tls_key=bad_key))) == []
+        assert (service.settings.tls_cert, service.settings.tls_key) == (cert, key)
+        assert served_certificate(DOT_PORT) == certificate_der(cert)
+        encrypted.run(apply(dataclasses.replace(running, tls_cert=copy_cert, tls_key=copy_key)))
+        assert (service.settings.tls_cert, service.settings.tls_key) == (copy_cert, copy_key)
+    finally:
+        encrypted.run(apply(running))
+    assert (service.settings.tls_cert, service.settings.tls_key) == (cert, key)
 
 
 def test_serve_with_a_bad_pair_says_which_file(tmp_path: Path) -> None:
