@@ -317,7 +317,7 @@ class DohConnection(StreamConnection):
     def _drop_body(self, request: _Request) -> None:
         """The body is read or refused: it no longer counts against the budget."""
         self._buffered -= len(request.body)
-        request.body = bytearray()
+        request.body.clear()  # frees the buffer; no new object per request
 
     def _forget(self, stream_id: int) -> None:
         """The stream is over (answered, refused or reset): its request and body go."""
