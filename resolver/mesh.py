@@ -152,12 +152,12 @@ class Mesh:
         job_id = self._new_job(question, Budget(self.limits), frozenset(), 0, refresh=refresh)
         waiter = self._add_waiter(job_id, deadline_at, stale_at)
         self.counters.started += 1
-        try:
+        try:  # a bug in the start or the sub-resolutions it starts: leave no job in flight
             actions = self._jobs[job_id].resolution.start(now)
+            return waiter, self._run(job_id, actions, now)
         except Exception:
-            self.release(waiter)  # a bug: leave no job in flight for the next asker to join
+            self.release(waiter)  # and its sub-resolutions: the next asker would join them
             raise
-        return waiter, self._run(job_id, actions, now)
 
     def job_of(self, waiter: int) -> int | None:
         """The job ``waiter`` waits on; None once it has its result or stopped waiting."""
@@ -389,10 +389,10 @@ class Mesh:
         self._link(job_id, child_id, action.ref)
         try:
             actions = self._jobs[child_id].resolution.start(now)
-        except Exception:
-            self._end(child_id)  # a bug: leave no job in flight for the next asker to join
-            raise
-        return self._run(child_id, actions, now)
+            return self._run(child_id, actions, now)
+        except Exception:  # a bug, in its start or a sub-resolution's it starts in turn:
+            self._drop(child_id)  # end them, or the next asker joins a job that never runs;
+            raise  # the job that asked fails with its clients (handle: _failed_by_bug)
 
     def _finish(self, job_id: int, result: Result, now: float) -> list[Effect]:
         job = self._end(job_id)

@@ -254,11 +254,14 @@ class ResolverService:
         self.frontend.refuse_over_limit = settings.rate_limit_action == "refuse"
         self.frontend.max_pending = settings.max_pending_queries
         logging.getLogger().setLevel(settings.log_level)
-        if self.encrypted is not None and settings.tls_cert and settings.tls_key:
-            self.encrypted.reload(settings.tls_cert, settings.tls_key)  # a bad pair: logged
-        self.settings = dataclasses.replace(
-            old, **{name: getattr(settings, name) for name in LIVE_SETTINGS}
-        )
+        live = {name: getattr(settings, name) for name in LIVE_SETTINGS}
+        if self.encrypted is not None and not (
+            settings.tls_cert
+            and settings.tls_key
+            and self.encrypted.reload(settings.tls_cert, settings.tls_key)  # a bad pair: logged
+        ):  # the old pair serves on: the running settings name its files, not the new ones
+            live["tls_cert"], live["tls_key"] = old.tls_cert, old.tls_key
+        self.settings = dataclasses.replace(old, **live)
         return needs_restart(old, settings)
 
     def forget_validated(self, validator: Validator) -> None:

@@ -5,9 +5,11 @@ as over UDP and TCP (a cache hit is answered within ``data_received``, no task p
 Each request is a stream; its reply goes back on it, as each finishes (several streams at
 once are RFC 7540 §5's multiplexing). ``GET /dns-query?dns=`` carries the query in base64url
 without padding, ``POST /dns-query`` in the body as ``application/dns-message`` (RFC 8484
-§4.1). Bad requests get 400, a wrong content type 415, a body past 65535 octets 413. The
-reply's ``Cache-Control: max-age`` is its smallest TTL (RFC 8484 §5.1). TLS (ALPN ``h2``) is
-the listener's; connection limits and idle timeouts are those of every stream transport.
+§4.1). Bad requests get 400, a wrong content type 415, a body past 65535 octets 413; a
+stream whose body would pass the connection's budget of buffered bodies is reset with
+REFUSED_STREAM (:data:`MAX_BUFFERED_BODIES`). The reply's ``Cache-Control: max-age`` is its
+smallest TTL (RFC 8484 §5.1), 0 for a reply with no record. TLS (ALPN ``h2``) is the listener's; connection limits and
+idle timeouts are those of every stream transport.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
@@ -52,6 +55,16 @@ MAX_HEADER_LIST = 65536
 48 KiB (real queries are a few hundred octets; larger ones can be POSTed)."""
 MAX_BODY = MAX_TCP_MESSAGE
 """The largest request body: one DNS message (65535 octets, RFC 8484 §6)."""
+MAX_BUFFERED_BODIES = 131072
+"""Octets of request bodies one connection may have buffered at once, all its streams
+together (a POST's body is held until its stream ends). Without it a client could hold
+MAX_STREAMS x MAX_BODY, 6.5 MB, per connection: 1.6 GB over 256 connections; with it, 32 MiB.
+128 KiB holds two bodies of the largest DNS message, or a thousand of the 128-octet padded
+queries real clients send (RFC 8467 §4.1). A stream whose body would pass it is reset with
+REFUSED_STREAM: RFC 9113 §8.7 says the request was not processed and may be retried (once
+the other streams end), which is the truth; a 413 (RFC 9110 §15.5.14) would say this
+request's own content is too large, which it need not be, and ENHANCE_YOUR_CALM (RFC 9113
+§7) calls a client abusive that may only be busy."""
 CONTENT_TYPE = b"application/dns-message"
 
 _NO_BODY = b""
@@ -70,6 +83,8 @@ class _Request:
 
     method: bytes
     body: bytearray = field(default_factory=bytearray)
+    """The body read so far; emptied once the query is taken or refused (it counts against
+    :data:`MAX_BUFFERED_BODIES` until then)."""
     rejected: bool = False
     """Answered already with an HTTP error: the rest of its body is ignored."""
 
@@ -91,6 +106,8 @@ class DohConnection(StreamConnection):
         self._requests: dict[int, _Request] = {}
         self._unsent: dict[int, bytes] = {}
         """Reply bodies the flow-control window has not let out yet, by stream."""
+        self._buffered = 0
+        """Octets in the bodies of ``_requests`` (:data:`MAX_BUFFERED_BODIES`)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -122,7 +139,7 @@ class DohConnection(StreamConnection):
             elif isinstance(event, h2.events.StreamEnded):
                 self._on_end(event.stream_id)
             elif isinstance(event, h2.events.StreamReset):
-                self._requests.pop(event.stream_id, None)
+                self._forget(event.stream_id)
                 self._unsent.pop(event.stream_id, None)
             elif isinstance(event, h2.events.WindowUpdated):
                 self._send_unsent()
@@ -182,7 +199,13 @@ class DohConnection(StreamConnection):
         if request.method != b"POST":
             self._error(stream_id, 400)
             return
-        request.body.extend(event.data or b"")
+        data = event.data or b""
+        if self._buffered + len(data) > MAX_BUFFERED_BODIES:
+            self._forget(stream_id)
+            self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        request.body.extend(data)
+        self._buffered += len(data)
         if len(request.body) > MAX_BODY:
             self._error(stream_id, 413)
 
@@ -190,7 +213,9 @@ class DohConnection(StreamConnection):
         request = self._requests.get(stream_id)
         if request is None or request.rejected or request.method != b"POST":
             return
-        self._ask(stream_id, bytes(request.body))
+        wire = bytes(request.body)
+        self._drop_body(request)
+        self._ask(stream_id, wire)
 
     def _ask(self, stream_id: int, wire: bytes) -> None:
         """Hand the query to ``on_query``, once, and send what it answers now."""
@@ -232,22 +257,25 @@ class DohConnection(StreamConnection):
         self._flush()
 
     def _respond(self, stream_id: int, reply: bytes) -> None:
-        """200 with the DNS message; cacheable for its smallest TTL (RFC 8484 §5.1)."""
+        """200 with the DNS message; cacheable for its smallest TTL (RFC 8484 §5.1: the
+        freshness lifetime must not pass it). A reply with no record (SERVFAIL, REFUSED, an
+        empty one) says ``max-age=0``: with no Cache-Control at all an HTTP cache could give
+        it a heuristic lifetime of its own (RFC 9111 §4.2.2)."""
+        offsets = ttl_offsets(reply)
+        max_age = min(ttl for _, ttl in offsets) if offsets else 0
         headers = [
             (b":status", b"200"),
             (b"content-type", CONTENT_TYPE),
             (b"content-length", str(len(reply)).encode()),
+            (b"cache-control", b"max-age=%d" % max_age),
         ]
-        offsets = ttl_offsets(reply)
-        if offsets:
-            max_age = min(ttl for _, ttl in offsets)
-            headers.append((b"cache-control", b"max-age=%d" % max_age))
         self._send(stream_id, headers, reply)
 
     def _error(self, stream_id: int, status: int) -> None:
         request = self._requests.get(stream_id)
         if request is not None:
             request.rejected = True
+            self._drop_body(request)
         self._send(
             stream_id, [(b":status", str(status).encode()), (b"content-length", b"0")], _NO_BODY
         )
@@ -256,13 +284,13 @@ class DohConnection(StreamConnection):
         try:
             self._h2.send_headers(stream_id, headers, end_stream=not body)
         except h2.exceptions.ProtocolError:  # the stream is closed (reset by the client)
-            self._requests.pop(stream_id, None)
+            self._forget(stream_id)
             return
         if body:
             self._unsent[stream_id] = body
             self._send_unsent()
         else:
-            self._requests.pop(stream_id, None)
+            self._forget(stream_id)
 
     def _send_unsent(self) -> None:
         """Send what the flow-control windows allow (RFC 7540 §6.9) of each reply body, in
@@ -284,7 +312,18 @@ class DohConnection(StreamConnection):
                 self._unsent[stream_id] = body
             else:
                 del self._unsent[stream_id]
-                self._requests.pop(stream_id, None)
+                self._forget(stream_id)
+
+    def _drop_body(self, request: _Request) -> None:
+        """The body is read or refused: it no longer counts against the budget."""
+        self._buffered -= len(request.body)
+        request.body.clear()  # frees the buffer; no new object per request
+
+    def _forget(self, stream_id: int) -> None:
+        """The stream is over (answered, refused or reset): its request and body go."""
+        request = self._requests.pop(stream_id, None)
+        if request is not None:
+            self._drop_body(request)
 
     def _flush(self) -> None:
         data = self._h2.data_to_send()

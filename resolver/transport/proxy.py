@@ -32,6 +32,13 @@ FAMILY_UNIX = 0x3
 ADDRESS_LENGTHS = {FAMILY_UNSPEC: 0, FAMILY_INET: 12, FAMILY_INET6: 36, FAMILY_UNIX: 216}
 """Bytes of source and destination address and port, by family (section 2.2)."""
 
+PROTOCOL_UNSPEC = 0x0
+PROTOCOL_STREAM = 0x1
+PROTOCOL_DGRAM = 0x2
+PROTOCOLS = (PROTOCOL_UNSPEC, PROTOCOL_STREAM, PROTOCOL_DGRAM)
+"""The transport protocols of byte 13's low nibble (section 2.2); any other value "must be
+rejected as invalid by receivers"."""
+
 
 class ProxyHeaderError(ValueError):
     """The bytes are not a well-formed version 2 header (the reason is the message)."""
@@ -52,7 +59,9 @@ def parse_proxy_header(data: bytes | bytearray) -> ProxyHeader | None:
 
     Raises :class:`ProxyHeaderError` for anything else: a wrong signature (already in its
     first bytes), a version other than 2, a command other than LOCAL or PROXY, an unknown
-    address family, or a length too short for the family's addresses."""
+    address family or transport protocol, or a length too short for the family's addresses.
+    The family and protocol are checked under LOCAL too, whose addresses are not read: the
+    section asks receivers to reject any other value, and a balancer writes none."""
     start = bytes(data[: len(SIGNATURE)])
     if start != SIGNATURE[: len(start)]:
         raise ProxyHeaderError("no PROXY protocol v2 signature")
@@ -63,9 +72,11 @@ def parse_proxy_header(data: bytes | bytearray) -> ProxyHeader | None:
         raise ProxyHeaderError(f"version {version}, not 2")
     if command not in (COMMAND_LOCAL, COMMAND_PROXY):
         raise ProxyHeaderError(f"unknown command {command}")
-    family = data[13] >> 4
+    family, protocol = data[13] >> 4, data[13] & 0x0F
     if family not in ADDRESS_LENGTHS:
         raise ProxyHeaderError(f"unknown address family {family}")
+    if protocol not in PROTOCOLS:
+        raise ProxyHeaderError(f"unknown transport protocol {protocol}")
     rest = int.from_bytes(data[14:16], "big")
     if command == COMMAND_PROXY and rest < ADDRESS_LENGTHS[family]:
         raise ProxyHeaderError(f"length {rest} too short for address family {family}")
@@ -92,7 +103,7 @@ def proxy_header(
 ) -> bytes:
     """A version 2 header as a balancer writes it: PROXY for ``source``, or LOCAL when
     ``source`` is None (for tests and tools; the resolver only reads headers)."""
-    protocol = 0x2 if datagram else 0x1
+    protocol = PROTOCOL_DGRAM if datagram else PROTOCOL_STREAM
     if source is None:
         return SIGNATURE + bytes([0x20, 0x00]) + len(tlvs).to_bytes(2, "big") + tlvs
     src = ipaddress.ip_address(source[0])

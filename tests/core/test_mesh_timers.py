@@ -21,11 +21,12 @@ from resolver.core.events import (
     QueryFailed,
     ReplyReceived,
     SendQuery,
+    StartSubquery,
     SubqueryDone,
 )
 from resolver.core.machine import Resolution
 from resolver.limits import Limits
-from resolver.mesh import Completed, Mesh, StaleDue, Transmit
+from resolver.mesh import Completed, Effect, Mesh, StaleDue, Transmit
 from resolver.model import ExtendedError, Question, servfail
 from resolver.records import read_reply
 from resolver.transport.upstream import query_wire
@@ -346,4 +347,65 @@ def test_the_mesh_fails_a_resolution_whose_step_raises(monkeypatch: pytest.Monke
         queue.extend(mesh.handle(effect.job_id, event, T0))  # never raises
     assert [(c.waiters, c.result.rcode) for c in done] == [((waiter,), dns.rcode.SERVFAIL)]
     assert mesh.counters.bugs == 1
+    assert_empty(mesh)
+
+
+def test_a_sub_resolution_whose_own_sub_resolution_fails_to_start_is_ended(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """nsg.other.example.'s resolution starts by asking for a further address at once (as
+    it does when the cache holds a delegation without glue), and that grandchild's start
+    raises (a planted bug). The sub-resolution must end with it: left in the mesh with no
+    parent, its queries were lost and the next client asking nsg.other.example. joined it
+    and waited out its whole deadline. The client that needed it gets SERVFAIL, the bug is
+    counted once; a client asking nsg.other.example. itself sees the bug raised from
+    :meth:`Mesh.start` and leaves no job behind either. Once the bug is gone, the next
+    client of the same name gets a walk of its own and its answer."""
+    start = Resolution.start
+    nsg = dns.name.from_text("nsg.other.example.")
+    grandchild = Question(dns.name.from_text("ns9.other.example."), dns.rdatatype.A)
+    planted = [True]
+
+    def broken(self: Resolution, now: float) -> list[Action]:
+        if planted[0] and self.question == grandchild:
+            raise RuntimeError("a planted bug in a grandchild's start")
+        actions = start(self, now)
+        if planted[0] and self.question.qname == nsg:
+            return [*actions, StartSubquery(10_000, grandchild)]
+        return actions
+
+    def drive(mesh: Mesh, effects: list[Effect]) -> list[Completed]:
+        queue, done = deque(effects), []
+        while queue:
+            effect = queue.popleft()
+            if isinstance(effect, Completed):
+                done.append(effect)
+                continue
+            assert isinstance(effect, Transmit)
+            query = dns.message.from_wire(query_wire(effect.query, 0))
+            reply = LAB(effect.query.server, query)
+            assert not isinstance(reply, Failure)
+            event = ReplyReceived(effect.query.ref, read_reply(reply.to_wire()), 0.001)
+            queue.extend(mesh.handle(effect.job_id, event, T0))  # never raises
+        return done
+
+    monkeypatch.setattr(Resolution, "start", broken)
+    mesh = Mesh(root=lab_root(), caches=Caches(), limits=Limits(), rng=random.Random(1))
+    ns_question = Question(nsg, dns.rdatatype.A)
+    with pytest.raises(RuntimeError):
+        mesh.start(ns_question, T0, 0.0)
+    assert_empty(mesh)  # as a client's question
+
+    client_question = Question(dns.name.from_text("www.glueless.lab."), dns.rdatatype.A)
+    waiter, effects = mesh.start(client_question, T0, 0.0)
+    done = drive(mesh, effects)
+    assert [(c.waiters, c.result.rcode) for c in done] == [((waiter,), dns.rcode.SERVFAIL)]
+    assert mesh.counters.bugs == 1
+    assert_empty(mesh)  # the sub-resolution ended with its grandchild
+
+    planted[0] = False
+    waiter, effects = mesh.start(ns_question, T0, 0.0)
+    assert effects  # a walk of its own, not a merge into a job that never runs
+    done = drive(mesh, effects)
+    assert [(c.waiters, c.result.rcode) for c in done] == [((waiter,), dns.rcode.NOERROR)]
     assert_empty(mesh)

@@ -4,6 +4,7 @@ httpx over HTTP/2) against a self-signed certificate made for the test, on the l
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import shutil
 import signal
@@ -15,7 +16,9 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import dns.flags
 import dns.message
+import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rdatatype
@@ -27,8 +30,8 @@ import httpx2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from resolver.config import Endpoint
-from resolver.transport.doh import MAX_STREAMS
+from resolver.config import Endpoint, Settings
+from resolver.transport.doh import MAX_BUFFERED_BODIES, MAX_STREAMS
 from resolver.transport.listeners import TcpLimits
 from tests.helpers import run_rootwalk
 from tests.integration.conftest import LAB_PORT, lab_settings
@@ -244,6 +247,29 @@ def test_doh_answers_may_be_cached_for_their_smallest_ttl(
     assert reply.headers["cache-control"] == f"max-age={smallest}"
 
 
+def test_doh_replies_without_records_may_not_be_cached(
+    encrypted: Stack, certificate: tuple[Path, Path]
+) -> None:
+    """A reply with no record has no TTL to bound its freshness (RFC 8484 §5.1): it says
+    ``max-age=0``, or an HTTP cache could keep it for a heuristic lifetime of its own."""
+    message = {"content-type": "application/dns-message"}
+    no_recursion = query("www.example.lab.", message_id=0)
+    no_recursion.flags &= ~dns.flags.RD  # REFUSED: this resolver only recurses
+    notify = query("www.example.lab.", message_id=0)
+    notify.set_opcode(dns.opcode.NOTIFY)  # NOTIMP
+    with httpx2.Client(
+        http2=True, http1=False, verify=client_context(certificate[0]), timeout=5
+    ) as client:
+        for wire, rcode in (
+            (no_recursion.to_wire(), dns.rcode.REFUSED),
+            (notify.to_wire(), dns.rcode.NOTIMP),
+        ):
+            reply = client.post(doh_url(), content=wire, headers=message)
+            assert reply.status_code == 200
+            assert dns.message.from_wire(reply.content).rcode() == rcode
+            assert reply.headers.get("cache-control") == "max-age=0"
+
+
 KDIG = shutil.which("kdig")
 
 
@@ -347,6 +373,35 @@ def test_sighup_rereads_the_certificate_and_a_bad_one_keeps_the_old(
         process.stop()
 
 
+def test_a_pair_that_fails_to_reload_leaves_the_running_paths_in_the_settings(
+    encrypted: Stack, certificate: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A reload whose pair does not load keeps the old pair serving, and the running
+    settings name the old pair's files (not the new paths, as if they served); a pair that
+    loads is recorded with its paths."""
+    service = encrypted.service
+    running = service.settings
+    cert, key = certificate
+    bad_key = tmp_path / "bad.key"
+    bad_key.write_text("not a key\n")
+    copy_cert, copy_key = tmp_path / "copy.crt", tmp_path / "copy.key"
+    copy_cert.write_bytes(cert.read_bytes())  # the same pair: the other tests see no change
+    copy_key.write_bytes(key.read_bytes())
+
+    async def apply(settings: Settings) -> list[str]:
+        return service.apply(settings)
+
+    try:
+        assert encrypted.run(apply(dataclasses.replace(running, tls_key=bad_key))) == []
+        assert (service.settings.tls_cert, service.settings.tls_key) == (cert, key)
+        assert served_certificate(DOT_PORT) == certificate_der(cert)
+        encrypted.run(apply(dataclasses.replace(running, tls_cert=copy_cert, tls_key=copy_key)))
+        assert (service.settings.tls_cert, service.settings.tls_key) == (copy_cert, copy_key)
+    finally:
+        encrypted.run(apply(running))
+    assert (service.settings.tls_cert, service.settings.tls_key) == (cert, key)
+
+
 def test_serve_with_a_bad_pair_says_which_file(tmp_path: Path) -> None:
     """At start a missing file, a file without the PEM block, or a key that is not the
     certificate's is an error naming the setting and the file (exit status 2)."""
@@ -432,3 +487,109 @@ def test_a_doh_client_past_its_streams_loses_the_connection(
             events += client.receive_data(data)
     (goaway,) = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
     assert goaway.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+
+
+DOH_POST_HEADERS = [
+    (b":method", b"POST"),
+    (b":scheme", b"https"),
+    (b":authority", NAME.encode()),
+    (b":path", b"/dns-query"),
+    (b"content-type", b"application/dns-message"),
+]
+
+
+class H2Client:
+    """A bare HTTP/2 client over TLS to the DoH listener, driven frame by frame."""
+
+    def __init__(self, tls: ssl.SSLSocket) -> None:
+        self.tls = tls
+        self.h2 = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding=None)
+        )
+        self.h2.initiate_connection()
+        self.events: list[h2.events.Event] = []
+        self.flush()
+
+    def flush(self) -> None:
+        self.tls.sendall(self.h2.data_to_send())
+
+    def read(self) -> None:
+        data = self.tls.recv(65536)
+        assert data, "the server closed the connection"
+        self.events += self.h2.receive_data(data)
+        self.flush()  # the acknowledgements h2 owes
+
+    def post(self, body: bytes, *, end: bool) -> int:
+        """A POST on a new stream with ``body`` (waiting for flow-control window as needed),
+        its stream ended or left open for more."""
+        stream_id = self.h2.get_next_available_stream_id()
+        self.h2.send_headers(stream_id, DOH_POST_HEADERS)
+        self.send(stream_id, body, end=end)
+        return stream_id
+
+    def send(self, stream_id: int, body: bytes, *, end: bool) -> None:
+        while body:
+            window = self.h2.local_flow_control_window(stream_id)
+            size = min(window, self.h2.max_outbound_frame_size, len(body))
+            if size <= 0:
+                self.flush()
+                self.read()
+                continue
+            self.h2.send_data(stream_id, body[:size], end_stream=end and size == len(body))
+            body = body[size:]
+        self.flush()
+
+    def sync(self) -> None:
+        """Wait until the server has read everything sent so far (a PING is answered in
+        order, after the frames before it)."""
+        self.h2.ping(b"rootwalk")
+        self.flush()
+        while not any(isinstance(e, h2.events.PingAckReceived) for e in self.events):
+            self.read()
+        self.events = [e for e in self.events if not isinstance(e, h2.events.PingAckReceived)]
+
+    def status(self, stream_id: int) -> bytes:
+        """The status of the response on ``stream_id``, once it has come."""
+        while True:
+            for event in self.events:
+                if isinstance(event, h2.events.ResponseReceived) and event.stream_id == stream_id:
+                    return dict(event.headers or ())[b":status"]
+                assert not (
+                    isinstance(event, h2.events.StreamReset) and event.stream_id == stream_id
+                )
+            self.read()
+
+
+def test_a_doh_connection_buffers_at_most_its_budget_of_request_bodies(
+    encrypted: Stack, certificate: tuple[Path, Path]
+) -> None:
+    """POST bodies held at once on one connection are bounded (``MAX_BUFFERED_BODIES``, not
+    ``MAX_STREAMS`` x 64 KiB): a stream whose body would pass the budget is reset with
+    REFUSED_STREAM (RFC 9113 §8.7: not processed, may be retried), the others are answered,
+    and once they are the budget is free again for new streams on the same connection."""
+    large = query("www.example.lab.", message_id=0)
+    large.use_edns(0, pad=MAX_BUFFERED_BODIES // 2 - 4096)
+    large_wire = large.to_wire(max_size=MAX_BUFFERED_BODIES // 2)
+    assert MAX_BUFFERED_BODIES // 2 - 4096 <= len(large_wire) < MAX_BUFFERED_BODIES // 2
+    small = query("www.example.lab.", message_id=0)
+    small.use_edns(0, pad=16384)
+    small_wire = small.to_wire(max_size=MAX_BUFFERED_BODIES // 2)
+    context = client_context(certificate[0])
+    context.set_alpn_protocols(["h2"])
+    with (
+        socket.create_connection((SERVER, DOH_PORT), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=NAME) as tls,
+    ):
+        client = H2Client(tls)
+        held = [client.post(large_wire[:-1], end=False) for _ in range(2)]
+        refused = client.post(small_wire, end=False)  # more than the budget has left
+        client.sync()
+        resets = [e for e in client.events if isinstance(e, h2.events.StreamReset)]
+        assert [(e.stream_id, e.error_code) for e in resets] == [
+            (refused, h2.errors.ErrorCodes.REFUSED_STREAM)
+        ]
+        for stream_id in held:
+            client.send(stream_id, large_wire[-1:], end=True)
+        assert [client.status(stream_id) for stream_id in held] == [b"200", b"200"]
+        after = client.post(small_wire, end=True)
+        assert client.status(after) == b"200"

@@ -86,6 +86,9 @@ def test_every_truncation_asks_for_more(header: bytes) -> None:
         (SIGNATURE + b"\x22\x12\x00\x0c" + bytes(12), "command 2"),
         (SIGNATURE + b"\x2f\x12\x00\x0c" + bytes(12), "command 15"),
         (SIGNATURE + b"\x21\x42\x00\x0c" + bytes(12), "family 4"),
+        (SIGNATURE + b"\x21\x13\x00\x0c" + bytes(12), "protocol 3"),  # 0, 1, 2 are known
+        (SIGNATURE + b"\x21\x1f\x00\x0c" + bytes(12), "protocol 15"),
+        (SIGNATURE + b"\x20\x03\x00\x00", "protocol 3"),  # LOCAL too: no value but known ones
         (SIGNATURE + b"\x21\x12\x00\x0b" + bytes(11), "too short"),  # INET needs 12
         (SIGNATURE + b"\x21\x22\x00\x0c" + bytes(12), "too short"),  # INET6 needs 36
         (SIGNATURE + b"\x21\x32\x00\x10" + bytes(16), "too short"),  # UNIX needs 216
