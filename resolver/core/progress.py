@@ -97,6 +97,9 @@ class Progress:
         self._names_seen: set[NameKey] = {question.qname_key}
         """Owners met along a CNAME chain (a dnspython name hashes in Python, letter by
         letter; a key hashes in C)."""
+        self._cname_hops = 0
+        """CNAMEs followed so far (a DNAME's synthesised one included), wherever each came
+        from: one reply, several, or the cache (see ``_end_chain``)."""
         self.last_outcome: str | None = None
         """What the last upstream event taught, for the mesh to count and clear: the reply's
         kind (``answer``, ``referral``, ``rcode REFUSED``...) or the failure's name."""
@@ -204,20 +207,47 @@ class Progress:
     ) -> bool:
         """Add ``chain`` and move on to ``target`` (keyed ``target_key``); False (and
         finished) on a loop or when the chain grows too long."""
-        self.chain.extend(chain)
         if target_key in self._names_seen:
+            self.chain.extend(chain)
             self._finish(servfail(f"CNAME loop at {target}"))
             return False
-        hops = sum(1 for r in self.chain if r.rdtype == dns.rdatatype.CNAME)
-        if hops > self._budget.limits.max_cname_hops:
-            limit = self._budget.limits.max_cname_hops
-            self._finish(servfail(f"CNAME chain longer than {limit} at {target}"))
+        if self._end_chain(chain, target, target_key) is not None:
             return False
-        self._names_seen.update(r.owner_key for r in chain if r.rdtype == dns.rdatatype.CNAME)
         self._names_seen.add(target_key)
         self.qname = target
         self.qname_key = target_key
         return True
+
+    def _end_chain(
+        self, chain: tuple[WireRRset, ...], end: dns.name.Name, end_key: NameKey
+    ) -> list[Action] | None:
+        """Add the links of ``chain`` that lead to ``end``: from a reply that ends the walk
+        (an answer, NXDOMAIN, NODATA, YXDOMAIN), one that restarts it, or the cache. Every
+        CNAME counts as a hop (a DNAME's synthesised one too, RFC 6672 §3.2) and its target
+        is checked against the names already met, wherever it came from, so whether a
+        chain is answered never depends on how its links arrived (one reply, several, the
+        cache). A CNAME owned by ``end`` is the answer (QTYPE CNAME or ANY), not a hop.
+        None when the chain is acceptable, else the SERVFAIL's actions (finished)."""
+        self.chain.extend(chain)
+        seen = self._names_seen
+        for rrset in chain:
+            if rrset.rdtype != dns.rdatatype.CNAME or rrset.owner_key == end_key:
+                continue
+            self._cname_hops += 1
+            seen.add(rrset.owner_key)
+            target_key = rrset.target_key()
+            if target_key in seen:  # a loop inside one reply is CNAME_LOOP already
+                return self._finish(servfail(f"CNAME loop at {rrset.target()}"))
+            seen.add(target_key)
+        if self._cname_hops > self._budget.limits.max_cname_hops:
+            return self._finish_too_long(end)
+        return None
+
+    def _finish_too_long(self, at: dns.name.Name) -> list[Action]:
+        """SERVFAIL (EDE 0, Other, RFC 8914 §4.1: no code names this) for a chain past the
+        hop limit, with the text saying so."""
+        limit = self._budget.limits.max_cname_hops
+        return self._finish(servfail(f"CNAME chain longer than {limit} at {at}"))
 
     # --- QNAME minimisation (RFC 9156) --------------------------------------------------
 

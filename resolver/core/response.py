@@ -90,14 +90,16 @@ class ResponseHandling(Validating):
         match reply.kind:
             case ReplyKind.ANSWER:
                 self._note(query, reply, dns.rcode.NOERROR, False)
-                self.chain.extend(reply.chain)
+                if (failed := self._end_reply_chain(reply)) is not None:
+                    return failed
                 return self._validate_and_finish(Result(dns.rcode.NOERROR, tuple(self.chain)))
             case ReplyKind.NXDOMAIN | ReplyKind.NODATA:
                 rcode = (
                     dns.rcode.NXDOMAIN if reply.kind is ReplyKind.NXDOMAIN else dns.rcode.NOERROR
                 )
                 self._note(query, reply, rcode, True)
-                self.chain.extend(reply.chain)
+                if (failed := self._end_reply_chain(reply)) is not None:
+                    return failed
                 authority = (reply.soa,) if reply.soa is not None else ()
                 return self._validate_and_finish(Result(rcode, tuple(self.chain), authority))
             case ReplyKind.CNAME | ReplyKind.CNAME_LOOP:
@@ -108,7 +110,9 @@ class ResponseHandling(Validating):
                 return self._follow_referral(query, reply)
             case ReplyKind.YXDOMAIN:
                 self._note(query, reply, dns.rcode.YXDOMAIN, False)
-                return self._finish_yxdomain(reply.chain)
+                if (failed := self._end_reply_chain(reply)) is not None:
+                    return failed
+                return self._validate_and_finish(Result(dns.rcode.YXDOMAIN, tuple(self.chain)))
             case ReplyKind.EDNS_UNSUPPORTED:
                 # RFC 6891 §7: a FORMERR to a query with OPT means retry without EDNS.
                 self._caches.infra.mark_no_edns(query.server, self._now)
@@ -124,6 +128,12 @@ class ResponseHandling(Validating):
                 return self._advance()
             case _:
                 typing.assert_never(reply.kind)
+
+    def _end_reply_chain(self, reply: ClassifiedReply) -> list[Action] | None:
+        """Add the chain of a reply that ends the walk, its CNAMEs counted and checked as
+        every other link is (``_end_chain``); None, or the SERVFAIL's actions."""
+        assert reply.next_qname is not None and reply.next_key is not None
+        return self._end_chain(reply.chain, reply.next_qname, reply.next_key)
 
     def _follow_cname(self, reply: ClassifiedReply) -> list[Action]:
         """Restart at the CNAME target (RFC 1034 §5.3.3 step 4c)."""
