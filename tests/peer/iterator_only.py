@@ -14,9 +14,6 @@ Rootwalk's again, from its cache) to ``DIR/iterator_only.json``. :mod:`tests.pee
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -29,8 +26,7 @@ import dns.rdatatype
 
 from resolver.paths import lab_root_hints
 from tests.peer import harness
-from tests.peer.harness import REPO, unbound_path
-from tests.peer.signed_lab_unbound import EXPECTED, command_line, wait_for
+from tests.peer.signed_lab_unbound import EXPECTED, command_line, lab_and_unbound
 
 UNBOUND_PORT = 5322
 ROOTWALK_PORT = 5399
@@ -71,21 +67,9 @@ def seen(port: int, name: str, rdtype: str) -> list[object]:
 
 
 def inside(out: Path) -> int:
-    unbound = unbound_path()
-    assert unbound is not None
-    lab = subprocess.Popen(
-        [sys.executable, "-m", "resolver", "lab", "--lab-port", "53",
-         "--listen", f"127.0.0.1:{ROOTWALK_PORT}", "--metrics", "off", "--control", "off"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
-        env={**os.environ, "ROOTWALK_DNSSEC": "false"},
-    )  # fmt: skip
-    iterator = subprocess.Popen(
-        [unbound, "-d", "-c", str(unbound_config(out))],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_for(ROOTWALK_PORT)
-        wait_for(UNBOUND_PORT)
+    with lab_and_unbound(
+        ROOTWALK_PORT, UNBOUND_PORT, unbound_config(out), env={"ROOTWALK_DNSSEC": "false"}
+    ):
         results = {
             f"{name} {rdtype}": {
                 "rootwalk": seen(ROOTWALK_PORT, name, rdtype),
@@ -94,10 +78,6 @@ def inside(out: Path) -> int:
             }
             for name, rdtype in EXPECTED
         }
-    finally:
-        for process in (iterator, lab):
-            process.send_signal(signal.SIGTERM)
-            process.wait(10)
     (out / "iterator_only.json").write_text(json.dumps(results, indent=1))
     return 0
 

@@ -13,12 +13,14 @@ to ``DIR/validated.json``. :mod:`tests.peer.test_unbound_validates` compares the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dns.edns
@@ -156,26 +158,38 @@ def wait_for(port: int, deadline_s: float = 10.0) -> None:
                 raise
 
 
-def inside(out: Path) -> int:
+@contextlib.contextmanager
+def lab_and_unbound(
+    lab_port: int, unbound_port: int, unbound_conf: Path, env: dict[str, str] | None = None
+) -> Iterator[None]:
+    """``rootwalk lab --lab-port 53`` (its resolver on ``lab_port``, with ``env`` added to the
+    environment) and Debian's ``unbound -d -c unbound_conf`` on ``unbound_port``, both
+    answering before the body runs and stopped after it (the peer runs share it)."""
     unbound = unbound_path()
     assert unbound is not None
     lab = subprocess.Popen(
         [sys.executable, "-m", "resolver", "lab", "--lab-port", "53",
-         "--listen", f"127.0.0.1:{LAB_RESOLVER_PORT}", "--metrics", "off", "--control", "off"],
+         "--listen", f"127.0.0.1:{lab_port}", "--metrics", "off", "--control", "off"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
+        env={**os.environ, **(env or {})},
     )  # fmt: skip
-    validator = subprocess.Popen(
-        [unbound, "-d", "-c", str(unbound_config(out))],
+    peer = subprocess.Popen(
+        [unbound, "-d", "-c", str(unbound_conf)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        wait_for(LAB_RESOLVER_PORT)
-        wait_for(UNBOUND_PORT)
-        results = [[name, rdtype, *ask(name, rdtype)] for name, rdtype in EXPECTED]
+        wait_for(lab_port)
+        wait_for(unbound_port)
+        yield
     finally:
-        for process in (validator, lab):
+        for process in (peer, lab):
             process.send_signal(signal.SIGTERM)
             process.wait(10)
+
+
+def inside(out: Path) -> int:
+    with lab_and_unbound(LAB_RESOLVER_PORT, UNBOUND_PORT, unbound_config(out)):
+        results = [[name, rdtype, *ask(name, rdtype)] for name, rdtype in EXPECTED]
     (out / "validated.json").write_text(json.dumps(results, indent=1))
     return 0
 
