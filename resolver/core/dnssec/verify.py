@@ -237,6 +237,21 @@ def ds_usable(ds: DS) -> bool:
     return ds.algorithm in SUPPORTED_ALGORITHMS and ds.digest_type in DIGESTS
 
 
+def _names_a_non_zone_key(keys: Sequence[DNSKEY], record: DS, zone: dns.name.Name) -> bool:
+    """Whether ``record`` names one of ``keys`` that lacks the Zone Key bit (RFC 4034
+    §2.1.1): the zone is bogus with EDE 11 then (RFC 8914 §4.12), as Unbound 1.17 says
+    "dnskey without ZSK flag". Only reached when no zone key matched, so costs nothing on
+    a good chain."""
+    digest = DIGESTS[record.digest_type]
+    return any(
+        not key.flags & ZONE_KEY_FLAG
+        and key.algorithm == record.algorithm
+        and signature.key_tag(key) == record.key_tag
+        and dns.dnssec.make_ds(zone, key, digest, policy=_ANY, validating=True) == record
+        for key in keys
+    )
+
+
 def verify_dnskeys(
     dnskeys: dns.rrset.RRset,
     sigs: Sequence[RRSIG],
@@ -254,7 +269,8 @@ def verify_dnskeys(
     is insecure (RFC 4035 §5.2, RFC 6840 §5.2: EDE 1; RFC 4509 §3: EDE 2). Of the usable
     digests only the strongest is used (SHA-384 over SHA-256 over SHA-1; RFC 4509 §3, as
     Unbound's ``val_favorite_ds_algo``), so a forged SHA-1 DS cannot stand beside a SHA-256
-    one. No key matching: bogus, EDE 9 (as Unbound, "no keys have a DS"). Neither DS nor
+    one. No key matching: bogus, EDE 9 (as Unbound, "no keys have a DS"), or EDE 11 when the
+    DS names a key without the Zone Key bit. Neither DS nor
     anchor given: bogus (an unsigned delegation is proven by :mod:`.denial`, not here)."""
     if not ds and not trusted_keys:  # a caller's mistake must not read as "insecure"
         return bogus(ExtendedError.DNSSEC_BOGUS, f"no DS and no trust anchor for {zone}")
@@ -293,6 +309,11 @@ def verify_dnskeys(
         # for work, EDE 6, as Unbound 1.17 answers keytrap.lab.
         return out_of_work(zone, f"{crowded} DNSKEYs share the key tag of its DS")
     if not matched:
+        if any(_names_a_non_zone_key(keys, record, zone) for record in usable):
+            return bogus(  # RFC 4034 §2.1.1: not a zone key, so it cannot verify RRSIGs
+                ExtendedError.NO_ZONE_KEY_BIT_SET,
+                f"the DNSKEY its DS names has no Zone Key bit in {zone}",
+            )
         return bogus(ExtendedError.DNSKEY_MISSING, f"no DNSKEY of {zone} matches its DS")
     verdict = verify_rrset(dnskeys, sigs, matched, zone, now=now, work=work)
     if verdict.state is Security.BOGUS and verdict.code is ExtendedError.DNSKEY_MISSING:
