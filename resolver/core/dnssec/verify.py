@@ -148,6 +148,18 @@ class _What:
         return f"{self.rrset.name} {self.rrset.rdtype.name} in zone {self.zone}"
 
 
+SKEW_MIN_S = 120
+SKEW_MAX_S = 86400
+
+
+def clock_skew(sig: RRSIG) -> int:
+    """Seconds a signature is still taken before its inception or after its expiration:
+    a tenth of its validity window, at least 2 minutes and at most a day (Unbound's
+    ``val-sig-skew-min``/``val-sig-skew-max`` defaults). Resolver and signer clocks
+    differ (RFC 6781 §4.4.2.2); Unbound 1.17 accepts such a signature, so does Rootwalk."""
+    return min(max((sig.expiration - sig.inception) // 10, SKEW_MIN_S), SKEW_MAX_S)
+
+
 # The EDE a failing RRset gets: the most telling problem seen wins (a signature that does
 # not verify says more than a missing key).
 _PRIORITY = (
@@ -196,10 +208,14 @@ def verify_rrset(
                 ExtendedError.DNSSEC_BOGUS, f"RRSIG algorithm {sig.algorithm} for {what}"
             )
             continue
-        if now > sig.expiration:
+        skew = clock_skew(sig)
+        if sig.inception > sig.expiration:  # no window at all (RFC 4035 §5.3.1)
+            problems.setdefault(ExtendedError.DNSSEC_BOGUS, f"RRSIG for {what} has no window")
+            continue
+        if now > sig.expiration + skew:
             problems.setdefault(ExtendedError.SIGNATURE_EXPIRED, f"RRSIG for {what} expired")
             continue
-        if now < sig.inception:
+        if now < sig.inception - skew:
             problems.setdefault(
                 ExtendedError.SIGNATURE_NOT_YET_VALID, f"RRSIG for {what} not yet valid"
             )
@@ -215,7 +231,8 @@ def verify_rrset(
             if tried >= limits.max_verifications_per_rrset or not work.spend_verification():
                 return out_of_work(zone, f"{tried} signature verifications for {what}")
             tried += 1
-            if not signature.verifies(rrset, sig, key, zone, now):
+            within = min(max(now, sig.inception), sig.expiration)  # the skew, for dnspython
+            if not signature.verifies(rrset, sig, key, zone, within):
                 problems.setdefault(
                     ExtendedError.DNSSEC_BOGUS,
                     f"signature by key tag {sig.key_tag} does not verify {what}",
