@@ -32,22 +32,20 @@ import dns.rdataset
 import dns.rdatatype
 import dns.rrset
 import dns.zone
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from dns.dnssectypes import Algorithm
 from dns.rdtypes.ANY.DNSKEY import DNSKEY
 from dns.rdtypes.ANY.DS import DS
 from dns.rdtypes.ANY.RRSIG import RRSIG
 
 from resolver.lab.chains import add_nsec3_chain, add_nsec_chain, authoritative_names
-from resolver.lab.description import LabDescription, load_lab_description
-
-PrivateKey = (
-    rsa.RSAPrivateKey
-    | ec.EllipticCurvePrivateKey
-    | ed25519.Ed25519PrivateKey
-    | ed448.Ed448PrivateKey
+from resolver.lab.corners import (
+    SignedKey,
+    break_labels,
+    corner_keys,
+    ksk_flags,
+    stored_key,
 )
+from resolver.lab.description import LabDescription, load_lab_description
 
 INCEPTION = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 EXPIRATION = datetime.datetime(2036, 1, 1, tzinfo=datetime.UTC)
@@ -115,69 +113,51 @@ POLICIES: dict[str, Policy] = {
     "ds1.lab.": Policy(Algorithm.ECDSAP256SHA256, ds_digest="SHA1"),
     "dsdowngrade.lab.": Policy(Algorithm.ECDSAP256SHA256, ds_digest="SHA1", broken="dsdowngrade"),
     "dsunknown.lab.": Policy(Algorithm.ECDSAP256SHA256, broken="dsunknown"),
+    # DNSSEC corner cases: see resolver/lab/corners.py
+    "revoked.lab.": Policy(Algorithm.ECDSAP256SHA256, broken="revoked"),
+    "nozonebit.lab.": Policy(Algorithm.ECDSAP256SHA256, broken="nozonebit"),
+    "rollover.lab.": Policy(Algorithm.ECDSAP256SHA256, split=True, broken="rollover"),
+    "algmix.lab.": Policy(Algorithm.ECDSAP256SHA256, broken="algmix"),
+    "labels.lab.": Policy(Algorithm.ECDSAP256SHA256, broken="labels"),
+    "bigkeys.lab.": Policy(Algorithm.RSASHA256, split=True, broken="bigkeys"),
 }
-
-
-def _generate(algorithm: Algorithm) -> PrivateKey:
-    if algorithm in (Algorithm.RSASHA256, Algorithm.RSASHA512):
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    if algorithm == Algorithm.ECDSAP256SHA256:
-        return ec.generate_private_key(ec.SECP256R1())
-    if algorithm == Algorithm.ECDSAP384SHA384:
-        return ec.generate_private_key(ec.SECP384R1())
-    if algorithm == Algorithm.ED25519:
-        return ed25519.Ed25519PrivateKey.generate()
-    if algorithm == Algorithm.ED448:
-        return ed448.Ed448PrivateKey.generate()
-    raise ValueError(f"no key generation for {algorithm}")
-
-
-def _key(path: Path, algorithm: Algorithm) -> PrivateKey:
-    """The key stored at ``path``, made and stored first when missing."""
-    if not path.exists():
-        key = _generate(algorithm)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    assert isinstance(
-        loaded,
-        rsa.RSAPrivateKey
-        | ec.EllipticCurvePrivateKey
-        | ed25519.Ed25519PrivateKey
-        | ed448.Ed448PrivateKey,
-    )
-    return loaded
 
 
 @dataclass(slots=True)
 class ZoneKeys:
-    ksk: tuple[PrivateKey, DNSKEY]
-    zsk: tuple[PrivateKey, DNSKEY]
+    """The zone's KSK and ZSK (one CSK: the same pair twice), every key it publishes, the keys
+    that sign its DNSKEY set and those the parent's DS records point at."""
+
+    ksk: SignedKey
+    zsk: SignedKey
     published: list[DNSKEY]
+    dnskey_signers: list[SignedKey] = field(default_factory=list)
+    ds_keys: list[DNSKEY] = field(default_factory=list)
 
 
 def zone_keys(keys_dir: Path, zone: dns.name.Name, policy: Policy) -> ZoneKeys:
-    """The zone's keys: a KSK (flags 257) and a ZSK (256), or one CSK (257)."""
+    """The zone's keys: a KSK (flags 257) and a ZSK (256), or one CSK (257), and the extra
+    keys of a corner case (:func:`resolver.lab.corners.corner_keys`)."""
     stem = zone.to_text().rstrip(".") or "root"
-    ksk_key = _key(keys_dir / f"{stem}.{'ksk' if policy.split else 'csk'}.pem", policy.algorithm)
-    ksk = (ksk_key, dns.dnssec.make_dnskey(ksk_key.public_key(), policy.algorithm, flags=257))
+    ksk_path = keys_dir / f"{stem}.{'ksk' if policy.split else 'csk'}.pem"
+    ksk_key = stored_key(ksk_path, policy.algorithm)
+    flags = ksk_flags(policy.broken)
+    ksk = (ksk_key, dns.dnssec.make_dnskey(ksk_key.public_key(), policy.algorithm, flags=flags))
     zsk = ksk
     if policy.split:
-        zsk_key = _key(keys_dir / f"{stem}.zsk.pem", policy.algorithm)
+        zsk_key = stored_key(keys_dir / f"{stem}.zsk.pem", policy.algorithm)
         zsk = (zsk_key, dns.dnssec.make_dnskey(zsk_key.public_key(), policy.algorithm, flags=256))
     published = [ksk[1]] if zsk is ksk else [ksk[1], zsk[1]]
-    return ZoneKeys(ksk, zsk, published)
+    extra, dnskey_signers, ds_keys = corner_keys(keys_dir, stem, policy.broken, policy.algorithm)
+    published += [k[1] for k in extra]
+    if policy.broken == "rollover":  # the DS is for the new KSK only
+        return ZoneKeys(ksk, zsk, published, [ksk, *dnskey_signers], [k[1] for k in ds_keys])
+    return ZoneKeys(ksk, zsk, published, [ksk, *dnskey_signers], [ksk[1], *(k[1] for k in ds_keys)])
 
 
 def _sign(
     rrset: dns.rrset.RRset,
-    key: tuple[PrivateKey, DNSKEY],
+    key: SignedKey,
     signer: dns.name.Name,
     window: tuple[datetime.datetime, datetime.datetime],
 ) -> RRSIG:
@@ -203,13 +183,16 @@ def sign_rrsets(zone: dns.zone.Zone, keys: ZoneKeys, policy: Policy) -> None:
                 continue
             rrset = dns.rrset.from_rdata_list(name, rdataset.ttl, list(rdataset))
             if rdataset.rdtype == dns.rdatatype.DNSKEY:
-                rrsig = _sign(rrset, keys.ksk, origin, (INCEPTION, EXPIRATION))
+                rrsigs = [
+                    _sign(rrset, k, origin, (INCEPTION, EXPIRATION)) for k in keys.dnskey_signers
+                ]
             else:
-                rrsig = _sign(rrset, keys.zsk, origin, window)
+                rrsigs = [_sign(rrset, keys.zsk, origin, window)]
             sigs = node.find_rdataset(
                 dns.rdataclass.IN, dns.rdatatype.RRSIG, rdataset.rdtype, create=True
             )
-            sigs.add(rrsig, rdataset.ttl)
+            for rrsig in rrsigs:
+                sigs.add(rrsig, rdataset.ttl)
 
 
 def _signatures(
@@ -275,6 +258,8 @@ def break_zone(zone: dns.zone.Zone, keys: ZoneKeys, policy: Policy) -> None:
         sigs = _signatures(zone, "www", dns.rdatatype.A)
         (rrsig,) = list(sigs)
         _replace(zone, "www", [_garbage_rrsig(rrsig, seed) for seed in range(KEYTRAP_KEYS)])
+    elif policy.broken == "labels":
+        break_labels(zone, keys.zsk, (INCEPTION, EXPIRATION))
 
 
 def _replace(zone: dns.zone.Zone, name: str, rdatas: list[dns.rdata.Rdata]) -> None:
@@ -324,6 +309,8 @@ def ds_for(zone: dns.name.Name, keys: ZoneKeys, policy: Policy) -> list[DS]:
         return [wrong] if policy.broken == "dsmismatch" else [ds, wrong]
     if policy.broken == "dsunknown":
         return [cast(DS, ds.replace(digest_type=DS_UNKNOWN_DIGEST))]
+    if keys.ds_keys != [keys.ksk[1]]:  # a corner case's DS set (resolver/lab/corners.py)
+        return [dns.dnssec.make_ds(zone, k, policy.ds_digest, policy=allow) for k in keys.ds_keys]
     return [ds]
 
 

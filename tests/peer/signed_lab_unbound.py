@@ -103,6 +103,17 @@ EXPECTED: dict[tuple[str, str], tuple[str, bool, int | None]] = {
     # Rootwalk SERVFAIL EDE 9 (RFC 4509 §3: SHA-1 ignored beside SHA-256); see
     # allowed_differences.toml and tests/core/test_validation_peer_bugs.py.
     ("www.dsunknown.lab.", "A"): ("NOERROR", False, None),
+    # DNSSEC corner cases (resolver/lab/corners.py)
+    # www.revoked.lab. is left out: its only key has the REVOKE bit (the DS names it);
+    # Unbound 1.17 uses it (NOERROR AD), Rootwalk does not (RFC 5011 §2.1: SERVFAIL EDE 9);
+    # see allowed_differences.toml and tests/core/test_validation_corners.py.
+    ("www.nozonebit.lab.", "A"): ("SERVFAIL", False, 11),
+    ("www.rollover.lab.", "A"): ("NOERROR", True, None),
+    ("www.algmix.lab.", "A"): ("NOERROR", True, None),
+    ("www.labels.lab.", "A"): ("SERVFAIL", False, 6),
+    ("low.labels.lab.", "A"): ("SERVFAIL", False, 6),
+    ("www.bigkeys.lab.", "A"): ("NOERROR", True, None),
+    ("bigkeys.lab.", "DNSKEY"): ("NOERROR", True, None),
     ("a" * 49 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 63 + ".maxname.lab.", "A"): (
         "NOERROR",
         True,

@@ -73,16 +73,40 @@ def test_a_changed_record_is_bogus(zsk: Key) -> None:
 
 
 def test_an_expired_signature_is_bogus_with_ede_7(zsk: Key) -> None:
-    sig = zsk.sign(WWW, inception=NOW - 7200, expiration=NOW - 1)
+    sig = zsk.sign(WWW, inception=NOW - 7200, expiration=NOW - 3601)  # skew: 3600 s
     verdict = check(WWW, [sig], zsk)
     assert (verdict.state, verdict.code) == (Security.BOGUS, ExtendedError.SIGNATURE_EXPIRED)
-    assert check(WWW, [sig], zsk, now=NOW - 10).is_secure  # the window, not the signature
+    assert check(WWW, [sig], zsk, now=NOW - 3700).is_secure  # the window, not the signature
 
 
 def test_a_signature_not_yet_valid_is_bogus_with_ede_8(zsk: Key) -> None:
-    sig = zsk.sign(WWW, inception=NOW + 60, expiration=NOW + 7200)
+    sig = zsk.sign(WWW, inception=NOW + 3601, expiration=NOW + 7200)  # skew: 3600 s
     verdict = check(WWW, [sig], zsk)
     assert verdict.code is ExtendedError.SIGNATURE_NOT_YET_VALID and verdict.is_bogus
+
+
+@pytest.mark.parametrize(
+    ("inception", "expiration", "secure"),
+    [
+        (NOW + 300, NOW + 20 * 86400, True),  # 5 minutes early, a 20-day window: skew 1 day
+        (NOW + 86400, NOW + 20 * 86400, True),  # at the most skew
+        (NOW + 86401, NOW + 20 * 86400, False),
+        (NOW + 3500, NOW + 4100, True),  # a 10-minute window: an hour at least
+        (NOW + 3601, NOW + 4200, False),
+        (NOW - 4300, NOW - 3700, False),
+        (NOW - 10 * 86400, NOW - 300, True),  # expired 5 minutes ago: skew 1 day
+        (NOW - 10 * 86400, NOW - 86401, False),
+        (NOW + 300, NOW - 300, False),  # inception after expiration: no window
+    ],
+)
+def test_signatures_a_little_outside_their_window_are_taken_as_unbound_does(
+    zsk: Key, inception: int, expiration: int, secure: bool
+) -> None:
+    """Unbound 1.17's clock skew: a tenth of the window, between 3600 s and 86400 s
+    (val-sig-skew-min/max), before the inception and after the expiration (the cases at
+    +5 min, +25 h, +3500 s, -5 min and -3700 s measured on Unbound with the signed lab)."""
+    sig = zsk.sign(WWW, inception=inception, expiration=expiration)
+    assert check(WWW, [sig], zsk).is_secure is secure
 
 
 def test_a_signer_other_than_the_zone_is_bogus(zsk: Key) -> None:

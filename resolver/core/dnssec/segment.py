@@ -139,6 +139,10 @@ def check_segment(
             return verdict
         if verdict.wildcard is not None:
             wild = _check_wildcard(segment, entry, rrset.name, verdict.wildcard, now=now, work=work)
+            if wild.code is ExtendedError.NSEC_MISSING and not wild.is_secure:
+                # The data is there, its wildcard proof is not: EDE 6, as Unbound ("wildcard
+                # proof failed"); EDE 12 is for missing data (RFC 8914 §4.13).
+                return bogus(ExtendedError.DNSSEC_BOGUS, wild.text)
             if not wild.is_secure:
                 return wild
     if segment.negative:

@@ -148,6 +148,19 @@ class _What:
         return f"{self.rrset.name} {self.rrset.rdtype.name} in zone {self.zone}"
 
 
+SKEW_MIN_S = 3600
+SKEW_MAX_S = 86400
+
+
+def clock_skew(sig: RRSIG) -> int:
+    """Seconds a signature is still taken before its inception or after its expiration:
+    a tenth of its validity window, at least an hour and at most a day (Unbound's
+    ``val-sig-skew-min``/``val-sig-skew-max`` defaults, measured on 1.17: signatures 5
+    minutes early or late are taken, 25 hours early or an hour late on a 10-minute window
+    are not). Resolver and signer clocks differ (RFC 6781 §4.4.2.2)."""
+    return min(max((sig.expiration - sig.inception) // 10, SKEW_MIN_S), SKEW_MAX_S)
+
+
 # The EDE a failing RRset gets: the most telling problem seen wins (a signature that does
 # not verify says more than a missing key).
 _PRIORITY = (
@@ -196,10 +209,14 @@ def verify_rrset(
                 ExtendedError.DNSSEC_BOGUS, f"RRSIG algorithm {sig.algorithm} for {what}"
             )
             continue
-        if now > sig.expiration:
+        skew = clock_skew(sig)
+        if sig.inception > sig.expiration:  # no window at all (RFC 4035 §5.3.1)
+            problems.setdefault(ExtendedError.DNSSEC_BOGUS, f"RRSIG for {what} has no window")
+            continue
+        if now > sig.expiration + skew:
             problems.setdefault(ExtendedError.SIGNATURE_EXPIRED, f"RRSIG for {what} expired")
             continue
-        if now < sig.inception:
+        if now < sig.inception - skew:
             problems.setdefault(
                 ExtendedError.SIGNATURE_NOT_YET_VALID, f"RRSIG for {what} not yet valid"
             )
@@ -215,7 +232,8 @@ def verify_rrset(
             if tried >= limits.max_verifications_per_rrset or not work.spend_verification():
                 return out_of_work(zone, f"{tried} signature verifications for {what}")
             tried += 1
-            if not signature.verifies(rrset, sig, key, zone, now):
+            within = min(max(now, sig.inception), sig.expiration)  # the skew, for dnspython
+            if not signature.verifies(rrset, sig, key, zone, within):
                 problems.setdefault(
                     ExtendedError.DNSSEC_BOGUS,
                     f"signature by key tag {sig.key_tag} does not verify {what}",
@@ -237,6 +255,21 @@ def ds_usable(ds: DS) -> bool:
     return ds.algorithm in SUPPORTED_ALGORITHMS and ds.digest_type in DIGESTS
 
 
+def _names_a_non_zone_key(keys: Sequence[DNSKEY], record: DS, zone: dns.name.Name) -> bool:
+    """Whether ``record`` names one of ``keys`` that lacks the Zone Key bit (RFC 4034
+    §2.1.1): the zone is bogus with EDE 11 then (RFC 8914 §4.12), as Unbound 1.17 says
+    "dnskey without ZSK flag". Only reached when no zone key matched, so costs nothing on
+    a good chain."""
+    digest = DIGESTS[record.digest_type]
+    return any(
+        not key.flags & ZONE_KEY_FLAG
+        and key.algorithm == record.algorithm
+        and signature.key_tag(key) == record.key_tag
+        and dns.dnssec.make_ds(zone, key, digest, policy=_ANY, validating=True) == record
+        for key in keys
+    )
+
+
 def verify_dnskeys(
     dnskeys: dns.rrset.RRset,
     sigs: Sequence[RRSIG],
@@ -254,7 +287,8 @@ def verify_dnskeys(
     is insecure (RFC 4035 §5.2, RFC 6840 §5.2: EDE 1; RFC 4509 §3: EDE 2). Of the usable
     digests only the strongest is used (SHA-384 over SHA-256 over SHA-1; RFC 4509 §3, as
     Unbound's ``val_favorite_ds_algo``), so a forged SHA-1 DS cannot stand beside a SHA-256
-    one. No key matching: bogus, EDE 9 (as Unbound, "no keys have a DS"). Neither DS nor
+    one. No key matching: bogus, EDE 9 (as Unbound, "no keys have a DS"), or EDE 11 when the
+    DS names a key without the Zone Key bit. Neither DS nor
     anchor given: bogus (an unsigned delegation is proven by :mod:`.denial`, not here)."""
     if not ds and not trusted_keys:  # a caller's mistake must not read as "insecure"
         return bogus(ExtendedError.DNSSEC_BOGUS, f"no DS and no trust anchor for {zone}")
@@ -293,6 +327,11 @@ def verify_dnskeys(
         # for work, EDE 6, as Unbound 1.17 answers keytrap.lab.
         return out_of_work(zone, f"{crowded} DNSKEYs share the key tag of its DS")
     if not matched:
+        if any(_names_a_non_zone_key(keys, record, zone) for record in usable):
+            return bogus(  # RFC 4034 §2.1.1: not a zone key, so it cannot verify RRSIGs
+                ExtendedError.NO_ZONE_KEY_BIT_SET,
+                f"the DNSKEY its DS names has no Zone Key bit in {zone}",
+            )
         return bogus(ExtendedError.DNSKEY_MISSING, f"no DNSKEY of {zone} matches its DS")
     verdict = verify_rrset(dnskeys, sigs, matched, zone, now=now, work=work)
     if verdict.state is Security.BOGUS and verdict.code is ExtendedError.DNSKEY_MISSING:
