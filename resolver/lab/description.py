@@ -54,6 +54,16 @@ class Faults:
     """Forge: for each query, send this many answers with random IDs (and a few IDs that
     follow the IDs seen before) carrying a wrong address, from the server's own socket, to
     the resolver's recently seen ports and random ports. The forgery test uses it."""
+    no_aa: bool = False
+    """Broken: answer for its own zones with AA=0 (RFC 1035 §4.1.1: an answer from the
+    zone's authority sets AA), as some misconfigured servers and middleboxes do."""
+    swap_case: bool = False
+    """Echo the question name with every letter's case swapped (``WwW.eXaMpLe.``): names
+    compare case-insensitively (RFC 4343 §3), but a resolver that uses 0x20 randomisation
+    (draft-vixie-dnsext-dns0x20) must not take such a reply as its own."""
+    wrong_question: bool = False
+    """Broken: put another name (``wrong.`` before the one asked) in the reply's question
+    section; RFC 5452 §9.1 says a resolver must not take such a reply as the answer."""
     delay_names: tuple[tuple[dns.name.Name, float], ...] = ()
     forge: tuple[tuple[dns.name.Name, str], ...] = ()
     """Lie in a signed zone: answer these names (for the record's type, or ANY) with this

@@ -24,7 +24,7 @@ from resolver.lab.authority import (
     load_zone,
     name_delay_s,
 )
-from resolver.lab.description import LabDescription, ServerSpec, load_lab_description
+from resolver.lab.description import Faults, LabDescription, ServerSpec, load_lab_description
 from resolver.model import Transport
 from resolver.transport.listeners import Listeners
 from resolver.wire import FLAG_TC, set_id
@@ -100,6 +100,8 @@ class LabAuthority:
         response = lab_response(self.zones, faults, query)
         if response is None:
             return None
+        if faults.no_aa or faults.swap_case or faults.wrong_question:
+            misstate(response, faults)
         if transport is Transport.UDP and faults.truncate:
             response.answer.clear()
             response.authority.clear()
@@ -110,6 +112,22 @@ class LabAuthority:
         if faults.wrong_id:
             reply = set_id(reply, query.id ^ 0x5A5A)
         return reply
+
+
+def misstate(response: dns.message.Message, faults: Faults) -> None:
+    """Apply the header and question faults (``no_aa``, ``swap_case``, ``wrong_question``)
+    to a reply about to be sent."""
+    if faults.no_aa:
+        response.flags &= ~dns.flags.AA
+    if not response.question:
+        return
+    question = response.question[0]
+    name = question.name
+    if faults.swap_case:
+        name = dns.name.Name([label.swapcase() for label in name.labels])
+    if faults.wrong_question:
+        name = dns.name.Name([b"wrong", *name.labels])
+    response.question[0] = dns.rrset.RRset(name, question.rdclass, question.rdtype)
 
 
 class Forger:

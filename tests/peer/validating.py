@@ -57,6 +57,11 @@ CD_EVERY = 3
 """Every third question is also asked with CD=1 (a sample: CD answers differ from the
 others only in the bogus zones, whose every question the derivation keeps together)."""
 ASK_BUDGET_S = 60.0
+ITERATOR_ONLY_ZONES = ("awk.example.lab.",)
+"""Subtrees left to the iterator-only run: unsigned awkward cases (lame, truncating and
+misstating servers, parent/child differences) below an insecure delegation, where both
+resolvers answer insecure and the DNSSEC bits this run adds say nothing; asking them here
+too pushed the run past ``ASK_BUDGET_S`` on a busy machine (measured: 62 s)."""
 
 
 def modes_of(index: int) -> list[str]:
@@ -102,7 +107,14 @@ def inside(out: Path) -> int:
     description = load_lab_description(lab_description())
     zones = [zone.to_text() for zone in description.zone_files]
     skipped = random_zones(description)
-    questions = [q for q in derive_questions(description) if zone_of(q, zones) not in skipped]
+    questions = [
+        q
+        for q in derive_questions(description)
+        if zone_of(q, zones) not in skipped
+        and not any(
+            q.name.endswith(f".{subtree}") or q.name == subtree for subtree in ITERATOR_ONLY_ZONES
+        )
+    ]
     env = {**os.environ, QMIN_ENV: "true"} if rootwalk_knows_qmin() else None
     unbound = unbound_path()
     assert unbound is not None
