@@ -209,12 +209,28 @@ def _command_trace(args: argparse.Namespace) -> int:
     results = []
 
     async def run() -> None:
-        results.append(await trace(settings, question))
+        results.append(await trace(settings, question, _print_to_a_reader_that_may_leave))
 
     _run(run())
     if not results:
         return EXIT_FAILED
     return exit_status(results[0].rcode, question.qtype, [r.rdtype for r in results[0].answer])
+
+
+def _stdout_to_devnull() -> None:
+    """After a closed pipe, point stdout at devnull so later writes and the flush at exit do
+    not fail again (Python's advice: library/signal.html, "Note on SIGPIPE")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _print_to_a_reader_that_may_leave(line: str) -> None:
+    """``print`` for ``trace``, whose lines are written from the event loop's callbacks: a
+    reader that stops early (``| head``) ends the output, not the trace, with no traceback."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        _stdout_to_devnull()
 
 
 def _command_check_config(args: argparse.Namespace) -> int:
@@ -227,10 +243,7 @@ def _command_check_config(args: argparse.Namespace) -> int:
         sys.stdout.write(settings_toml(settings, sources))
         sys.stdout.flush()
     except BrokenPipeError:
-        # Python's advice (library/signal.html, "Note on SIGPIPE"): point stdout at devnull
-        # so the flush at exit does not fail again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _stdout_to_devnull()
     return 0
 
 

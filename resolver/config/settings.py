@@ -225,7 +225,7 @@ ENV_PREFIX = "ROOTWALK_"
 NON_SETTING_VARIABLES = frozenset(
     {
         "ROOTWALK_ZONES",  # resolver/paths.py: where the bundled zone files are
-        "ROOTWALK_PEER",  # tests/conftest.py: run the differential test against Unbound
+        "ROOTWALK_PEER",  # tests/conftest.py: 0 leaves out the differential test against Unbound
         "ROOTWALK_BENCH_ONLY",  # benchmarks/cache_benchmark.py: Rootwalk only, no Unbound
         "ROOTWALK_BENCH_PROFILE",  # benchmarks/cache_benchmark.py: py-spy stacks to a file
         "ROOTWALK_BENCH_PROFILE_PHASE",

@@ -247,6 +247,27 @@ def test_trace_shows_the_dnssec_steps_and_the_verdict(stack: Stack) -> None:
     assert "expired" in bogus.stdout
 
 
+def test_trace_survives_a_closed_pipe(stack: Stack) -> None:
+    """``rootwalk trace ... | head``: the trace's lines are written from the event loop's
+    callbacks, where a closed pipe used to print asyncio's traceback; now no traceback, and
+    the status is still the answer's."""
+    root = Path(__file__).parents[2]
+    command = (
+        f"{sys.executable} -m resolver trace www.glueless.lab"
+        f" --root-hints {root / 'zones/lab/root.hints'}"
+        f" --trust-anchors {root / 'zones/lab/trust-anchor.ds'}"
+        f" --outbound-port {LAB_PORT} --outbound-allow 127.0.0.0/8 | head -2;"
+        " echo ${PIPESTATUS[0]}"
+    )
+    piped = subprocess.run(
+        command, shell=True, executable="/bin/bash", capture_output=True, text=True, env=ENV,
+        cwd=root, check=False,
+    )  # fmt: skip
+    assert piped.stdout.splitlines()[-1] == "0", piped.stdout + piped.stderr
+    assert "Traceback" not in piped.stderr, piped.stderr
+    assert "Broken pipe" not in piped.stderr, piped.stderr
+
+
 def test_trace_of_a_lame_zone_says_why(stack: Stack) -> None:
     result = trace_on_lab("www.lame.lab.")
     assert result.returncode == 2
