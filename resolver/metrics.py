@@ -227,6 +227,12 @@ def _upstream_metrics(
         value=upstream.mismatched,
     )
     yield CounterMetricFamily(
+        "rootwalk_upstream_case_tcp_switches",
+        "Upstream questions asked again over TCP because a UDP reply changed the letter case "
+        "of the question name (0x20 on).",
+        value=upstream.case_tcp_switches,
+    )
+    yield CounterMetricFamily(
         "rootwalk_upstream_late_replies",
         "Upstream replies that came after their try had timed out, on its socket kept open.",
         value=upstream.late_replies,

@@ -93,5 +93,8 @@ class UpstreamCounters:
     """Datagrams on a query's socket that did not match its ID and question."""
     forgery_tcp_switches: int = 0
     """Questions moved to TCP after repeated mismatched replies."""
+    case_tcp_switches: int = 0
+    """Questions moved to TCP because, with 0x20 on, a UDP reply matched in all but the
+    letter case of its question name (a server that does not keep the case)."""
     late_replies: int = 0
     """Replies that came after their try had timed out, on its socket kept open."""

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from resolver.core.events import SendQuery
 from resolver.transport.batch import EndOfTurn
-from resolver.wire import HEADER_LENGTH, reply_matches
+from resolver.wire import HEADER_LENGTH, differs_only_in_case, reply_matches
 
 if TYPE_CHECKING:
     from resolver.transport.upstream import OnOutcome, Upstream
@@ -65,7 +65,8 @@ class UdpExchange:
     """One UDP query in flight: its connected socket, its timer, and what it has seen.
 
     Driven by the event loop's reader callback (RFC 5452 §9.1: only a datagram with our ID
-    and question is the reply; others are counted, and too many move the question to TCP).
+    and question is the reply; others are counted, and too many move the question to TCP;
+    with 0x20 on, one with our ID and question in another letter case moves it to TCP at once).
     """
 
     __slots__ = (
@@ -149,9 +150,17 @@ class UdpExchange:
                     upstream.counters.late_replies += 1
                 upstream._received(self._send, data, self._end, self._started, self._on_outcome)
                 return
-            upstream.counters.mismatched += 1
             question = self._question
             assert question is not None
+            if upstream.use_0x20 and differs_only_in_case(data, self._wire, self._end):
+                # Our ID and question but not our letter case: a server that does not keep
+                # the case, or a forger who guessed ID and port. Not used; asked again over
+                # TCP now (no off-path spoofing there) rather than waiting for the timeout.
+                newest = question.exchanges[-1]
+                self._settle()
+                upstream._case_mismatch(newest._send, newest._started, newest._on_outcome)
+                return
+            upstream.counters.mismatched += 1
             question.mismatched += 1
             if question.mismatched >= MISMATCH_LIMIT and not upstream._insecure:
                 # Ask over TCP for the newest try: the one the resolution waits on, if any.

@@ -250,6 +250,13 @@ class Upstream:
         self.counters.tcp_fallbacks += 1
         self._over_tcp(send, started, on_outcome)
 
+    def _case_mismatch(self, send: SendQuery, started: float, on_outcome: OnOutcome) -> None:
+        """A UDP reply echoed our question in another letter case (0x20 on): ask over TCP,
+        where the case is not relied on (draft-vixie-dnsext-dns0x20)."""
+        self.counters.case_tcp_switches += 1
+        self.counters.tcp_fallbacks += 1
+        self._over_tcp(send, started, on_outcome)
+
     def _over_tcp(self, send: SendQuery, started: float, on_outcome: OnOutcome) -> None:
         self.counters.sent_tcp += 1
         task = asyncio.get_running_loop().create_task(self._tcp_outcome(send, started))

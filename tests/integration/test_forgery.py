@@ -5,9 +5,12 @@ not fail."""
 
 from __future__ import annotations
 
+import time
+
 import dns.message
 import dns.name
 import dns.query
+import dns.rcode
 import dns.rdatatype
 
 from resolver.lab.server import FORGED_ADDRESS
@@ -88,5 +91,31 @@ def test_0x20_mixes_the_case_upstream_and_still_resolves(stack: Stack) -> None:
         assert reply.answer[-1][0].to_text() == "192.0.2.20"
         seen = [name for name, _ in stack.lab_server.authority("127.53.4.1").questions]
         assert any(name != name.lower() for name in seen), seen
+    finally:
+        running.stop()
+
+
+def test_0x20_asks_a_server_that_swaps_the_case_again_over_tcp_at_once(stack: Stack) -> None:
+    """ns1.case.awk.example.lab. echoes the question with its letters' case swapped: with
+    0x20 on, that reply is not used, and the question goes to TCP at once instead of waiting
+    out the upstream timeout (2 s here) and failing."""
+    port = free_port()
+    running = Stack(lab_settings(port, use_0x20=True, upstream_timeout_s=2.0)).start()
+    try:
+        started = time.monotonic()
+        reply = dns.query.udp(
+            dns.message.make_query("www.case.awk.example.lab.", "A"),
+            "127.0.0.1",
+            port=port,
+            timeout=5,
+        )
+        took_s = time.monotonic() - started
+        assert reply.rcode() == dns.rcode.NOERROR, reply
+        assert [r.to_text() for r in reply.answer[-1]] == ["192.0.2.111"]
+        assert took_s < 1.0, took_s
+        upstream = running.service.upstream
+        assert upstream is not None
+        assert upstream.counters.case_tcp_switches >= 1
+        assert upstream.counters.timeouts == 0
     finally:
         running.stop()

@@ -72,7 +72,7 @@ def sources(started: bool = True) -> Sources:
                 dnssec_synthesised={"nxdomain": 5},
             )
         ),
-        View(UpstreamCounters(tcp_fallbacks=2, late_replies=1)),
+        View(UpstreamCounters(tcp_fallbacks=2, late_replies=1, case_tcp_switches=1)),
         View(answers),
     )
 
@@ -102,6 +102,7 @@ def test_the_collector_reads_the_stats_views_alone() -> None:
     assert got["rootwalk_upstream_queries_total", (("outcome", "rcode_SERVFAIL"),)] == 1
     assert got["rootwalk_upstream_tcp_fallbacks_total", ()] == 2
     assert got["rootwalk_upstream_late_replies_total", ()] == 1
+    assert got["rootwalk_upstream_case_tcp_switches_total", ()] == 1
     assert got["rootwalk_inflight_resolutions", ()] == 1
     assert got["rootwalk_merged_queries_total", ()] == 6
     assert got["rootwalk_resolutions_started_total", ()] == 11

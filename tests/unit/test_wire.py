@@ -131,3 +131,34 @@ def test_names_the_fast_reader_cuts_short_are_never_cached(name_wire: bytes) -> 
         assert not is_cacheable_question(wire, fast)
     outcome = screen_query(wire, AccessList(LOOPBACK_RULES).decide("127.0.0.1"), fast)
     assert not isinstance(outcome, ClientQuery) or outcome.cache_key is None
+
+
+def test_a_reply_differing_only_in_letter_case_is_told_apart_from_other_mismatches() -> None:
+    """The classifier behind the 0x20 TCP fallback: only a reply with our ID and our
+    question, in another letter case, qualifies; anything else stays a plain mismatch."""
+    from resolver.wire import build_query, differs_only_in_case, randomize_case  # noqa: PLC0415
+
+    name = dns.name.from_text("www.case.awk.example.lab.").to_wire()
+    assert name is not None
+    query = build_query(0x1234, randomize_case(name, 0b1011_0110), 1, 1232)
+    end = 12 + len(name) + 4
+    echo = bytearray(query)
+    echo[2] |= 0x80  # QR
+    swapped = bytes(echo[:12]) + bytes(echo[12 : end - 4]).swapcase() + bytes(echo[end - 4 :])
+    assert differs_only_in_case(swapped, query, end)
+    assert not differs_only_in_case(bytes(echo), query, end)  # the exact echo: a match
+    other_id = b"\x43\x21" + swapped[2:]
+    assert not differs_only_in_case(other_id, query, end)
+    not_a_reply = swapped[:2] + bytes((swapped[2] & 0x7F,)) + swapped[3:]
+    assert not differs_only_in_case(not_a_reply, query, end)
+    other_name = swapped[:13] + b"X" + swapped[14:]  # "w" -> "X": another name, not a case
+    assert not differs_only_in_case(other_name, query, end)
+    # Type 65 (HTTPS) asked, 97 answered: 0x41 and 0x61 differ only by 0x20 yet are no letters.
+    https = build_query(0x1234, name, 65, 1232)
+    https_echo = bytearray(https)
+    https_echo[2] |= 0x80
+    https_echo[end - 3] = 97
+    assert not differs_only_in_case(bytes(https_echo), https, end)
+    assert not differs_only_in_case(swapped[: end - 1], query, end)  # cut short
+    no_question = swapped[:4] + b"\x00\x00" + swapped[6:]
+    assert not differs_only_in_case(no_question, query, end)
