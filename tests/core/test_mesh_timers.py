@@ -319,6 +319,23 @@ def test_fail_all_ends_every_job_with_its_clients_answered() -> None:
     assert_empty(mesh)
 
 
+def drive(mesh: Mesh, effects: list[Effect]) -> list[Completed]:
+    """Answer every Transmit from the in-memory lab until no effect is left; the Completed
+    effects met on the way."""
+    queue, done = deque(effects), []
+    while queue:
+        effect = queue.popleft()
+        if isinstance(effect, Completed):
+            done.append(effect)
+            continue
+        assert isinstance(effect, Transmit)
+        reply = LAB(effect.query.server, dns.message.from_wire(query_wire(effect.query, 0)))
+        assert not isinstance(reply, Failure)
+        event = ReplyReceived(effect.query.ref, read_reply(reply.to_wire()), 0.001)
+        queue.extend(mesh.handle(effect.job_id, event, T0))  # never raises
+    return done
+
+
 def test_the_mesh_fails_a_resolution_whose_step_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     """A bug in a sub-resolution's step (planted: nsg.other.example.'s machine raises on its
     first reply) is the mesh's to handle, not its driver's: :meth:`Mesh.handle` returns the
@@ -334,17 +351,7 @@ def test_the_mesh_fails_a_resolution_whose_step_raises(monkeypatch: pytest.Monke
     mesh = Mesh(root=lab_root(), caches=Caches(), limits=Limits(), rng=random.Random(1))
     question = Question(dns.name.from_text("www.glueless.lab."), dns.rdatatype.A)
     waiter, effects = mesh.start(question, T0, 0.0)
-    queue, done = deque(effects), []
-    while queue:
-        effect = queue.popleft()
-        if isinstance(effect, Completed):
-            done.append(effect)
-            continue
-        assert isinstance(effect, Transmit)
-        reply = LAB(effect.query.server, dns.message.from_wire(query_wire(effect.query, 0)))
-        assert not isinstance(reply, Failure)
-        event = ReplyReceived(effect.query.ref, read_reply(reply.to_wire()), 0.001)
-        queue.extend(mesh.handle(effect.job_id, event, T0))  # never raises
+    done = drive(mesh, effects)
     assert [(c.waiters, c.result.rcode) for c in done] == [((waiter,), dns.rcode.SERVFAIL)]
     assert mesh.counters.bugs == 1
     assert_empty(mesh)
@@ -373,21 +380,6 @@ def test_a_sub_resolution_whose_own_sub_resolution_fails_to_start_is_ended(
         if planted[0] and self.question.qname == nsg:
             return [*actions, StartSubquery(10_000, grandchild)]
         return actions
-
-    def drive(mesh: Mesh, effects: list[Effect]) -> list[Completed]:
-        queue, done = deque(effects), []
-        while queue:
-            effect = queue.popleft()
-            if isinstance(effect, Completed):
-                done.append(effect)
-                continue
-            assert isinstance(effect, Transmit)
-            query = dns.message.from_wire(query_wire(effect.query, 0))
-            reply = LAB(effect.query.server, query)
-            assert not isinstance(reply, Failure)
-            event = ReplyReceived(effect.query.ref, read_reply(reply.to_wire()), 0.001)
-            queue.extend(mesh.handle(effect.job_id, event, T0))  # never raises
-        return done
 
     monkeypatch.setattr(Resolution, "start", broken)
     mesh = Mesh(root=lab_root(), caches=Caches(), limits=Limits(), rng=random.Random(1))

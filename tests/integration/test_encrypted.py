@@ -464,15 +464,10 @@ def test_a_doh_client_past_its_streams_loses_the_connection(
         h2.config.H2Configuration(client_side=True, header_encoding=None)
     )
     client.initiate_connection()
-    headers = [
-        (b":method", b"POST"),
-        (b":scheme", b"https"),
-        (b":authority", NAME.encode()),
-        (b":path", b"/dns-query"),
-        (b"content-type", b"application/dns-message"),
-    ]
     for _ in range(MAX_STREAMS + 1):  # sent before the server's SETTINGS are read
-        client.send_headers(client.get_next_available_stream_id(), headers)  # bodies to come
+        client.send_headers(
+            client.get_next_available_stream_id(), DOH_POST_HEADERS
+        )  # bodies to come
     context = client_context(certificate[0])
     context.set_alpn_protocols(["h2"])
     events: list[h2.events.Event] = []

@@ -265,6 +265,16 @@ def rootwalk_command(port: int) -> list[str]:
     ]  # fmt: skip
 
 
+def lab_resolver_command() -> list[str]:
+    """``rootwalk lab``: the lab's servers on port LAB_PORT of their addresses and its
+    resolver on LAB_RESOLVER_PORT (the peer runs' common start)."""
+    return [
+        sys.executable, "-m", "resolver", "lab", "--lab-port", str(LAB_PORT),
+        "--listen", f"127.0.0.1:{LAB_RESOLVER_PORT}", "--metrics", "off", "--control", "off",
+        "--log-level", "WARNING",
+    ]  # fmt: skip
+
+
 def inside(out: Path) -> int:
     """The namespace side: start everything, ask, write ``results.json``."""
     description = load_lab_description(lab_description())
@@ -274,11 +284,7 @@ def inside(out: Path) -> int:
     qmin_known = rootwalk_knows_qmin()
     unbound = unbound_path()
     assert unbound is not None
-    lab_command = [
-        sys.executable, "-m", "resolver", "lab", "--lab-port", str(LAB_PORT),
-        "--listen", f"127.0.0.1:{LAB_RESOLVER_PORT}", "--metrics", "off", "--control", "off",
-        "--log-level", "WARNING",
-    ]  # fmt: skip
+    lab_command = lab_resolver_command()
     started_at = time.monotonic()
     with started(lab_command, out / "lab.log") as lab:
         wait_for_line(out / "lab.log", "rootwalk lab: resolver on", lab)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,12 +35,11 @@ from tests.peer import harness
 from tests.peer.compare import Asked, load_allowed
 from tests.peer.harness import (
     FIRST_TIMEOUT_S,
-    LAB_PORT,
-    LAB_RESOLVER_PORT,
     QMIN_ENV,
     ZONES_AT_ONCE,
     ask,
     asked_json,
+    lab_resolver_command,
     rootwalk_command,
     rootwalk_knows_qmin,
     started,
@@ -118,11 +116,7 @@ def inside(out: Path) -> int:
     env = {**os.environ, QMIN_ENV: "true"} if rootwalk_knows_qmin() else None
     unbound = unbound_path()
     assert unbound is not None
-    lab_command = [
-        sys.executable, "-m", "resolver", "lab", "--lab-port", str(LAB_PORT),
-        "--listen", f"127.0.0.1:{LAB_RESOLVER_PORT}", "--metrics", "off", "--control", "off",
-        "--log-level", "WARNING",
-    ]  # fmt: skip
+    lab_command = lab_resolver_command()
     config = unbound_config(out, UNBOUND_PORT, True, zones, validating=True)
     started_at = time.monotonic()
     with (

@@ -151,14 +151,21 @@ async def test_handle_is_the_one_call_awaited() -> None:
     assert await frontend.handle(b"\x00", CLIENT, UDP) is None  # no header: dropped
 
 
-async def test_a_hit_late_in_its_ttl_starts_one_prefetch() -> None:
+async def frontend_in_the_last_tenth_of_a_ttl() -> Frontend:
+    """A frontend whose cached www.example.lab. A is in the last tenth of its TTL: the next
+    hit finds a prefetch due."""
     frontend = make_frontend(cached_caches())
     clock = [NOW]
     frontend.clock = lambda: clock[0]
     first = await frontend.handle(query_wire(), CLIENT, UDP)
     assert first is not None
     ttl = min(rr.ttl for rr in dns.message.from_wire(first).answer)
-    clock[0] = NOW + ttl - ttl / 20  # in the last tenth of the TTL
+    clock[0] = NOW + ttl - ttl / 20
+    return frontend
+
+
+async def test_a_hit_late_in_its_ttl_starts_one_prefetch() -> None:
+    frontend = await frontend_in_the_last_tenth_of_a_ttl()
     refreshes: list[Question] = []
     resolve_then = frontend.driver.resolve_then
 
@@ -185,13 +192,7 @@ async def test_the_hit_that_makes_a_prefetch_due_replies_before_any_prefetch_wor
     """The whole prefetch start (the key read back into a question, a dnspython name, and
     the mesh job) runs on the next turn of the loop: the hit that found it due is answered
     with no more work than any hit."""
-    frontend = make_frontend(cached_caches())
-    clock = [NOW]
-    frontend.clock = lambda: clock[0]
-    first = await frontend.handle(query_wire(), CLIENT, UDP)
-    assert first is not None
-    ttl = min(rr.ttl for rr in dns.message.from_wire(first).answer)
-    clock[0] = NOW + ttl - ttl / 20  # in the last tenth of the TTL
+    frontend = await frontend_in_the_last_tenth_of_a_ttl()
     happened: list[str] = []
     read_plain_query = frontend_module.read_plain_query
 
