@@ -317,7 +317,11 @@ def reply_matches(
         return False
     if exact_case:
         return reply[HEADER_LENGTH:end] == query[HEADER_LENGTH:end]
-    return reply[HEADER_LENGTH:end].lower() == query[HEADER_LENGTH:end].lower()
+    name_end = end - 4  # type and class are numbers, compared exactly: 0x41 is no letter
+    return (
+        reply[name_end:end] == query[name_end:end]
+        and reply[HEADER_LENGTH:name_end].lower() == query[HEADER_LENGTH:name_end].lower()
+    )
 
 
 def differs_only_in_case(reply: bytes, query: bytes, query_question_end: int) -> bool:

@@ -162,3 +162,23 @@ def test_a_reply_differing_only_in_letter_case_is_told_apart_from_other_mismatch
     assert not differs_only_in_case(swapped[: end - 1], query, end)  # cut short
     no_question = swapped[:4] + b"\x00\x00" + swapped[6:]
     assert not differs_only_in_case(no_question, query, end)
+
+
+def test_a_reply_for_another_type_whose_number_differs_by_0x20_does_not_match() -> None:
+    """Without 0x20 the name is compared without case, but the type and class are numbers:
+    type 65 (HTTPS, 0x41) asked and 97 (0x61) answered is another question, not a case."""
+    from resolver.wire import build_query, reply_matches  # noqa: PLC0415
+
+    name = dns.name.from_text("www.example.lab.").to_wire()
+    assert name is not None
+    query = build_query(0x1234, name, 65, 1232)
+    reply = bytearray(query)
+    reply[2] |= 0x80
+    assert reply_matches(bytes(reply), query)
+    end = 12 + len(name) + 4
+    reply[end - 3] = 97
+    assert not reply_matches(bytes(reply), query)
+    shouted = bytearray(query)
+    shouted[2] |= 0x80
+    shouted[12 : end - 4] = bytes(shouted[12 : end - 4]).upper()
+    assert reply_matches(bytes(shouted), query)  # the name's case still does not matter
