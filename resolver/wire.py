@@ -326,23 +326,16 @@ def reply_matches(
 
 def differs_only_in_case(reply: bytes, query: bytes, query_question_end: int) -> bool:
     """True when ``reply`` would answer ``query`` but for the letter case of its question
-    name: same ID, QR set, one question whose name, type and class match without case, and
-    not with it. With 0x20 on, such a reply is from a server that does not keep the case
+    name: :func:`reply_matches` without case and not with it (so the type and class are
+    exact). With 0x20 on, such a reply is from a server that does not keep the case
     (or a forger who guessed ID and port): not used as is, but a reason to ask again over
     TCP at once (draft-vixie-dnsext-dns0x20; Unbound's caps fallback for ``use-caps-for-id``
     in spirit).
     Called only for a datagram :func:`reply_matches` has rejected, so replies that match
     pay nothing for it."""
-    if len(reply) < query_question_end or reply[0:2] != query[0:2] or not reply[2] & 0x80:
-        return False
-    if reply[4:6] != b"\x00\x01":
-        return False
-    name_end = query_question_end - 4  # type and class are compared exactly: 0x41 is no letter
-    if reply[name_end:query_question_end] != query[name_end:query_question_end]:
-        return False
-    ours = query[HEADER_LENGTH:name_end]
-    theirs = reply[HEADER_LENGTH:name_end]
-    return theirs != ours and theirs.lower() == ours.lower()
+    return reply_matches(reply, query, query_question_end=query_question_end) and not (
+        reply_matches(reply, query, exact_case=True, query_question_end=query_question_end)
+    )
 
 
 def randomize_case(name_wire: bytes, bits: int) -> bytes:
